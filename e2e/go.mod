@@ -1,0 +1,3 @@
+module github.com/productsmanager/exportplatform/e2e
+
+go 1.26.8

@@ -1,0 +1,3 @@
+module github.com/productsmanager/exportplatform/producer-api
+
+go 1.26.8

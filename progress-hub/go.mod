@@ -1,0 +1,3 @@
+module github.com/productsmanager/exportplatform/progress-hub
+
+go 1.26.8
