@@ -1,0 +1,166 @@
+// Package catalog reads the Products Manager catalog (database products_manager) for exports:
+// the registry of exportable fields per entity, the filters users may apply, and a row cursor
+// that streams matching rows without buffering the result.
+//
+// Invariant: every SQL fragment comes from an allow-list in this package (field expressions,
+// filter templates); user input only ever travels as query arguments.
+//
+// Cells are returned as text, already formatted for export (numbers as plain decimals,
+// timestamps as RFC 3339 UTC, JSON as JSON), with nil for NULL; Field.Type tells writers how
+// to type them.
+package catalog
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Type is how a field's text is to be read.
+type Type string
+
+// Field types.
+const (
+	TypeText      Type = "text"
+	TypeInteger   Type = "integer"
+	TypeDecimal   Type = "decimal"
+	TypeBoolean   Type = "boolean"
+	TypeTimestamp Type = "timestamp"
+	TypeJSON      Type = "json"
+)
+
+// Field is one exportable column.
+type Field struct {
+	Name        string `json:"name"`
+	Type        Type   `json:"type"`
+	Description string `json:"description"`
+	Default     bool   `json:"default"`
+	expr        string
+}
+
+// Entity is an exportable kind of record.
+type Entity struct {
+	Name   string
+	Fields []Field
+	from   string // FROM clause with its joins
+	order  string // keyset order: a unique column
+	alias  string
+}
+
+// ErrUnknownField is wrapped by Resolve's error; the message names the field.
+type ErrUnknownField struct{ Name string }
+
+func (e ErrUnknownField) Error() string { return fmt.Sprintf("unknown field %q", e.Name) }
+
+const ts = `to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`
+
+func tsExpr(col string) string { return fmt.Sprintf(ts, col) }
+
+// Products is the products entity: one row per product with its category and primary supplier.
+var Products = &Entity{
+	Name:  "products",
+	alias: "p",
+	from: `products p
+		LEFT JOIN categories c ON c.id = p.category_id
+		LEFT JOIN product_suppliers ps ON ps.product_id = p.id AND ps.is_primary
+		LEFT JOIN suppliers s ON s.id = ps.supplier_id`,
+	order: "p.id",
+	Fields: []Field{
+		{"id", TypeInteger, "Product identifier", true, "p.id::text"},
+		{"sku", TypeText, "Stock keeping unit, unique", true, "p.sku"},
+		{"name", TypeText, "Product name", true, "p.name"},
+		{"description", TypeText, "Long description", true, "p.description"},
+		{"brand", TypeText, "Brand", true, "p.brand"},
+		{"ean", TypeText, "EAN-13 barcode", true, "p.ean"},
+		{"price", TypeDecimal, "Selling price, two decimals", true, "p.price::text"},
+		{"currency", TypeText, "ISO 4217 currency code", true, "p.currency"},
+		{"stock", TypeInteger, "Units in stock", true, "p.stock::text"},
+		{"status", TypeText, "active, draft or archived", true, "p.status"},
+		{"category_id", TypeInteger, "Category identifier", true, "p.category_id::text"},
+		{"category_name", TypeText, "Category name", true, "c.name"},
+		{"category_path", TypeText, "Category path from the root (Home > Audio)", false, "c.path"},
+		{"supplier_id", TypeInteger, "Primary supplier identifier", true, "s.id::text"},
+		{"supplier_name", TypeText, "Primary supplier name", true, "s.name"},
+		{"weight_grams", TypeInteger, "Weight in grams", false, "p.weight_grams::text"},
+		{"attributes", TypeJSON, "Free attributes (JSON object)", false, "p.attributes::text"},
+		{"created_at", TypeTimestamp, "Creation time, UTC", true, tsExpr("p.created_at")},
+		{"updated_at", TypeTimestamp, "Last update time, UTC", true, tsExpr("p.updated_at")},
+	},
+}
+
+// Suppliers is the suppliers entity.
+var Suppliers = &Entity{
+	Name:  "suppliers",
+	alias: "s",
+	from:  `suppliers s`,
+	order: "s.id",
+	Fields: []Field{
+		{"id", TypeInteger, "Supplier identifier", true, "s.id::text"},
+		{"code", TypeText, "Supplier code, unique", true, "s.code"},
+		{"name", TypeText, "Supplier name", true, "s.name"},
+		{"email", TypeText, "Contact e-mail", true, "s.email"},
+		{"phone", TypeText, "Contact phone", true, "s.phone"},
+		{"country", TypeText, "ISO 3166-1 alpha-2 country", true, "s.country"},
+		{"city", TypeText, "City", true, "s.city"},
+		{"active", TypeBoolean, "Whether the supplier is active", true, "s.active::text"},
+		{"created_at", TypeTimestamp, "Creation time, UTC", true, tsExpr("s.created_at")},
+		{"updated_at", TypeTimestamp, "Last update time, UTC", true, tsExpr("s.updated_at")},
+	},
+}
+
+var entities = map[string]*Entity{Products.Name: Products, Suppliers.Name: Suppliers}
+
+// Lookup returns the entity named name.
+func Lookup(name string) (*Entity, bool) {
+	e, ok := entities[name]
+	return e, ok
+}
+
+// EntityNames lists the exportable entities.
+func EntityNames() []string { return []string{Products.Name, Suppliers.Name} }
+
+// Field returns the field named name.
+func (e *Entity) Field(name string) (Field, bool) {
+	for _, f := range e.Fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// Resolve turns a request's fields and exclude_fields into the columns to export, in order:
+// fields (or the default set when empty) minus exclude_fields. An unknown or repeated name is
+// an error naming it.
+func (e *Entity) Resolve(fields, exclude []string) ([]Field, error) {
+	var out []Field
+	if len(fields) == 0 {
+		for _, f := range e.Fields {
+			if f.Default {
+				out = append(out, f)
+			}
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, name := range fields {
+			f, ok := e.Field(name)
+			if !ok {
+				return nil, ErrUnknownField{Name: name}
+			}
+			if seen[name] {
+				return nil, fmt.Errorf("field %q listed twice", name)
+			}
+			seen[name] = true
+			out = append(out, f)
+		}
+	}
+	for _, name := range exclude {
+		if _, ok := e.Field(name); !ok {
+			return nil, ErrUnknownField{Name: name}
+		}
+		out = slices.DeleteFunc(out, func(f Field) bool { return f.Name == name })
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no field left to export")
+	}
+	return out, nil
+}

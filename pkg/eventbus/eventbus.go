@@ -1,0 +1,133 @@
+// Package eventbus is the franz-go glue of the platform: client options (slog logging, kprom
+// metrics), a Publisher of events as CloudEvents binary-mode records, and a Consumer loop whose
+// handlers see events.Envelope, never *kgo.Record.
+//
+// Delivery is at least once: a record's offset is marked for commit only after its handler
+// returned nil (or the record was poison and logged), so a crash repeats work, never loses it.
+// Handlers must therefore be idempotent; events carry a stable ce_id for that.
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/productsmanager/exportplatform/pkg/events"
+)
+
+// Config is what every Kafka client needs.
+type Config struct {
+	Brokers  []string
+	ClientID string
+}
+
+// ParseBrokers splits a comma-separated KAFKA_BROKERS value.
+func ParseBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// NewClient builds a franz-go client logging through log and exporting metrics to reg (nil: no
+// metrics). Producing is idempotent with acks=all (franz-go's defaults, kept on purpose).
+func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...kgo.Opt) (*kgo.Client, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("kafka: no brokers configured")
+	}
+	base := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.WithLogger(kslog.New(log.With("component", "kafka"))),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	}
+	if cfg.ClientID != "" {
+		base = append(base, kgo.ClientID(cfg.ClientID))
+	}
+	if reg != nil {
+		m := kprom.NewMetrics("kafka", kprom.Registerer(reg), kprom.WithClientLabel())
+		base = append(base, kgo.WithHooks(m))
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka client: %w", err)
+	}
+	return cl, nil
+}
+
+// ConsumerOpts are the options of a group consumer reading committed records from the start of
+// topics it has never seen, committing only what handlers have finished.
+func ConsumerOpts(group string, topics ...string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topics...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AutoCommitMarks(),
+	}
+}
+
+// Record turns an envelope into a Kafka record for topic.
+func Record(topic string, env events.Envelope) *kgo.Record {
+	r := &kgo.Record{Topic: topic, Key: []byte(env.Key), Value: env.Data}
+	for _, h := range env.Headers() {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	return r
+}
+
+// Envelope reads the CloudEvents envelope of a record.
+func Envelope(r *kgo.Record) (events.Envelope, error) {
+	hs := make([]events.Header, len(r.Headers))
+	for i, h := range r.Headers {
+		hs[i] = events.Header{Key: h.Key, Value: h.Value}
+	}
+	return events.Parse(r.Key, hs, r.Value)
+}
+
+// Publisher produces events and waits for the broker's acknowledgement.
+type Publisher struct {
+	cl *kgo.Client
+}
+
+// NewPublisher wraps a client.
+func NewPublisher(cl *kgo.Client) *Publisher { return &Publisher{cl: cl} }
+
+// Publish wraps and produces evs to topic, returning once all are acknowledged.
+func (p *Publisher) Publish(ctx context.Context, topic string, evs ...events.Event) error {
+	envs := make([]events.Envelope, 0, len(evs))
+	for _, ev := range evs {
+		env, err := events.Wrap(ev)
+		if err != nil {
+			return err
+		}
+		envs = append(envs, env)
+	}
+	return p.PublishEnvelopes(ctx, topic, envs...)
+}
+
+// PublishEnvelopes produces already wrapped events to topic.
+func (p *Publisher) PublishEnvelopes(ctx context.Context, topic string, envs ...events.Envelope) error {
+	recs := make([]*kgo.Record, len(envs))
+	for i, env := range envs {
+		recs[i] = Record(topic, env)
+	}
+	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("producing %d record(s) to %s: %w", len(recs), topic, err)
+	}
+	return nil
+}
+
+// Ping checks that a broker answers.
+func Ping(cl *kgo.Client) func(context.Context) error {
+	return func(ctx context.Context) error { return cl.Ping(ctx) }
+}

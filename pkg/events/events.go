@@ -1,0 +1,207 @@
+package events
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"time"
+)
+
+// Topics.
+const (
+	TopicRequested = "exports.requested"
+	TopicEvents    = "exports.events"
+)
+
+// Source is the ce_source of every event the platform emits.
+const Source = "/productsmanager/export-platform"
+
+// Type is a ce_type.
+type Type string
+
+// The event types, versioned.
+const (
+	TypeRequested Type = "com.productsmanager.export.requested.v1"
+	TypeStarted   Type = "com.productsmanager.export.started.v1"
+	TypeProgress  Type = "com.productsmanager.export.progress.v1"
+	TypeCompleted Type = "com.productsmanager.export.completed.v1"
+	TypeFailed    Type = "com.productsmanager.export.failed.v1"
+	TypeCancelled Type = "com.productsmanager.export.cancelled.v1"
+)
+
+// Event is implemented by every event's data.
+type Event interface {
+	// EventType is the ce_type.
+	EventType() Type
+	// Key is the Kafka record key: the job id.
+	Key() string
+	// Discriminator distinguishes logical events of one type within a job ("" when a job has at
+	// most one). It feeds the stable ce_id.
+	Discriminator() string
+	// OccurredAt is the ce_time.
+	OccurredAt() time.Time
+}
+
+// Object is where a finished export's file lives.
+type Object struct {
+	Bucket      string `json:"bucket"`
+	Key         string `json:"key"`
+	SizeBytes   int64  `json:"size_bytes"`
+	SHA256      string `json:"sha256"`
+	ContentType string `json:"content_type"`
+	FileName    string `json:"file_name"`
+}
+
+// ExportRequested asks an exporter to run a job. It carries the whole request so the exporter
+// needs nothing else to run it.
+type ExportRequested struct {
+	JobID         string         `json:"job_id"`
+	Entity        string         `json:"entity"`
+	Format        string         `json:"format"`
+	Fields        []string       `json:"fields,omitempty"`
+	ExcludeFields []string       `json:"exclude_fields,omitempty"`
+	Filters       map[string]any `json:"filters,omitempty"`
+	Options       map[string]any `json:"options,omitempty"`
+	FileName      string         `json:"file_name,omitempty"`
+	RequestedBy   string         `json:"requested_by"`
+	RequesterName string         `json:"requester_name,omitempty"`
+	ScheduleID    *string        `json:"schedule_id"`
+	PlatformID    *string        `json:"platform_id"`
+	RequestedAt   time.Time      `json:"requested_at"`
+}
+
+// ExportStarted says a worker began (or, after a crash, resumed from scratch) a job.
+type ExportStarted struct {
+	JobID     string    `json:"job_id"`
+	Entity    string    `json:"entity"`
+	Format    string    `json:"format"`
+	Worker    string    `json:"worker"`
+	Attempt   int       `json:"attempt"`
+	RowsTotal int64     `json:"rows_total"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// ExportProgress is a throttled progress report.
+type ExportProgress struct {
+	JobID        string    `json:"job_id"`
+	Attempt      int       `json:"attempt"`
+	RowsDone     int64     `json:"rows_done"`
+	RowsTotal    int64     `json:"rows_total"`
+	Progress     float64   `json:"progress"`
+	BytesWritten int64     `json:"bytes_written"`
+	At           time.Time `json:"at"`
+}
+
+// ExportCompleted says a job's file is stored and complete.
+type ExportCompleted struct {
+	JobID       string    `json:"job_id"`
+	Entity      string    `json:"entity"`
+	Format      string    `json:"format"`
+	Rows        int64     `json:"rows"`
+	Object      Object    `json:"object"`
+	RequestedBy string    `json:"requested_by"`
+	ScheduleID  *string   `json:"schedule_id"`
+	PlatformID  *string   `json:"platform_id"`
+	StartedAt   time.Time `json:"started_at"`
+	FinishedAt  time.Time `json:"finished_at"`
+	DurationMS  int64     `json:"duration_ms"`
+}
+
+// ExportFailed says a job ended without a file.
+type ExportFailed struct {
+	JobID       string    `json:"job_id"`
+	Entity      string    `json:"entity"`
+	Format      string    `json:"format"`
+	Code        string    `json:"code"`
+	Message     string    `json:"message"`
+	Attempt     int       `json:"attempt"`
+	RequestedBy string    `json:"requested_by"`
+	FailedAt    time.Time `json:"failed_at"`
+}
+
+// ExportCancelled says a job was stopped on a user's request.
+type ExportCancelled struct {
+	JobID       string    `json:"job_id"`
+	Reason      string    `json:"reason,omitempty"`
+	CancelledBy string    `json:"cancelled_by,omitempty"`
+	CancelledAt time.Time `json:"cancelled_at"`
+}
+
+func (e ExportRequested) EventType() Type       { return TypeRequested }
+func (e ExportRequested) Key() string           { return e.JobID }
+func (e ExportRequested) Discriminator() string { return "" }
+func (e ExportRequested) OccurredAt() time.Time { return e.RequestedAt }
+
+func (e ExportStarted) EventType() Type       { return TypeStarted }
+func (e ExportStarted) Key() string           { return e.JobID }
+func (e ExportStarted) Discriminator() string { return itoa(int64(e.Attempt)) }
+func (e ExportStarted) OccurredAt() time.Time { return e.StartedAt }
+
+func (e ExportProgress) EventType() Type { return TypeProgress }
+func (e ExportProgress) Key() string     { return e.JobID }
+func (e ExportProgress) Discriminator() string {
+	return itoa(int64(e.Attempt)) + "/" + itoa(e.RowsDone)
+}
+func (e ExportProgress) OccurredAt() time.Time { return e.At }
+
+func (e ExportCompleted) EventType() Type       { return TypeCompleted }
+func (e ExportCompleted) Key() string           { return e.JobID }
+func (e ExportCompleted) Discriminator() string { return "" }
+func (e ExportCompleted) OccurredAt() time.Time { return e.FinishedAt }
+
+func (e ExportFailed) EventType() Type       { return TypeFailed }
+func (e ExportFailed) Key() string           { return e.JobID }
+func (e ExportFailed) Discriminator() string { return "" }
+func (e ExportFailed) OccurredAt() time.Time { return e.FailedAt }
+
+func (e ExportCancelled) EventType() Type       { return TypeCancelled }
+func (e ExportCancelled) Key() string           { return e.JobID }
+func (e ExportCancelled) Discriminator() string { return "" }
+func (e ExportCancelled) OccurredAt() time.Time { return e.CancelledAt }
+
+// ID is the stable ce_id of an event: a name-based (SHA-1, version 5 layout) UUID of its job
+// id, type and discriminator.
+func ID(e Event) string {
+	h := sha1.New()
+	h.Write([]byte(e.Key()))
+	h.Write([]byte{0})
+	h.Write([]byte(e.EventType()))
+	h.Write([]byte{0})
+	h.Write([]byte(e.Discriminator()))
+	var u [16]byte
+	copy(u[:], h.Sum(nil))
+	u[6] = (u[6] & 0x0f) | 0x50
+	u[8] = (u[8] & 0x3f) | 0x80
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}

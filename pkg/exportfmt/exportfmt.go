@@ -1,0 +1,34 @@
+// Package exportfmt writes export files: one Writer per format, each streaming onto any
+// io.Writer (WriteHeader once, WriteRow per row, Close to finalise), so the same code serves
+// an HTTP stream and a file stored in S3. It knows only the standard library (and excelize for
+// XLSX), never a database or a service.
+//
+// Rows arrive as text cells (nil for NULL) with a Kind per column telling how to type them.
+package exportfmt
+
+// Kind is how a column's text is to be read; the names match catalog.Type.
+type Kind string
+
+// Column kinds.
+const (
+	KindText      Kind = "text"
+	KindInteger   Kind = "integer"
+	KindDecimal   Kind = "decimal"
+	KindBoolean   Kind = "boolean"
+	KindTimestamp Kind = "timestamp"
+	KindJSON      Kind = "json"
+)
+
+// Column is one output column.
+type Column struct {
+	Name string
+	Kind Kind
+}
+
+// Writer writes one export file.
+type Writer interface {
+	WriteHeader(cols []Column) error
+	WriteRow(cells [][]byte) error
+	// Close finishes the file (trailers, buffers); it does not close the underlying writer.
+	Close() error
+}

@@ -1,0 +1,339 @@
+// Package jobstore is the platform's own database (`exports`): the jobs table with its lease,
+// the transactional outbox, and the idempotent fold of job events into job state.
+//
+// Invariants:
+//   - a job row and the event announcing it are written in one transaction (Create);
+//   - at most one worker holds a job's lease at a time (Claim, Renew; an expired lease can be
+//     claimed again, which is how a crashed worker's job gets finished);
+//   - Apply never moves a job backwards: terminal states are final, and progress only grows
+//     within an attempt (a newer attempt may restart it).
+package jobstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/productsmanager/exportplatform/pkg/events"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Status is a job status.
+type Status string
+
+// Job statuses.
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+	StatusExpired   Status = "expired"
+)
+
+// Terminal reports whether no further state change is expected.
+func (s Status) Terminal() bool { return s != StatusQueued && s != StatusRunning }
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusQueued, StatusRunning, StatusCompleted, StatusFailed, StatusCancelled, StatusExpired:
+		return true
+	}
+	return false
+}
+
+// ErrNotFound is returned for an unknown (or deleted) job.
+var ErrNotFound = errors.New("job not found")
+
+// JobError is why a job failed.
+type JobError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Job is one export job as users see it.
+type Job struct {
+	ID            string         `json:"id"`
+	TaskID        string         `json:"task_id"`
+	Entity        string         `json:"entity"`
+	Format        string         `json:"format"`
+	Status        Status         `json:"status"`
+	Progress      float64        `json:"progress"`
+	RowsDone      int64          `json:"rows_done"`
+	RowsTotal     *int64         `json:"rows_total"`
+	BytesWritten  int64          `json:"bytes_written"`
+	Fields        []string       `json:"fields"`
+	ExcludeFields []string       `json:"exclude_fields"`
+	Filters       map[string]any `json:"filters"`
+	Options       map[string]any `json:"options"`
+	FileName      string         `json:"file_name"`
+	RequestedBy   string         `json:"requested_by"`
+	RequesterName string         `json:"requester_name,omitempty"`
+	ScheduleID    *string        `json:"schedule_id"`
+	PlatformID    *string        `json:"platform_id"`
+	CreatedAt     time.Time      `json:"created_at"`
+	StartedAt     *time.Time     `json:"started_at"`
+	FinishedAt    *time.Time     `json:"finished_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+	Error         *JobError      `json:"error"`
+	File          *events.Object `json:"file,omitempty"`
+	Attempt       int            `json:"attempt"`
+	LeaseOwner    *string        `json:"-"`
+}
+
+// Request rebuilds the ExportRequested event of a job (for a worker that rescues it).
+func (j Job) Request() events.ExportRequested {
+	return events.ExportRequested{
+		JobID: j.ID, Entity: j.Entity, Format: j.Format, Fields: j.Fields, ExcludeFields: j.ExcludeFields,
+		Filters: j.Filters, Options: j.Options, FileName: j.FileName, RequestedBy: j.RequestedBy,
+		RequesterName: j.RequesterName, ScheduleID: j.ScheduleID, PlatformID: j.PlatformID,
+		RequestedAt: j.CreatedAt,
+	}
+}
+
+// Store is the exports database.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// New wraps a pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, now: time.Now} }
+
+// Migrate applies the embedded migrations, holding an advisory lock so services starting
+// together migrate once.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	return migrate(ctx, db)
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	dir, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, dir, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrating exports database: %w", err)
+	}
+	return nil
+}
+
+const jobColumns = `id::text, entity, format, status, progress, rows_done, rows_total, bytes_written,
+	fields, exclude_fields, filters, options, file_name, requested_by, requester_name, schedule_id,
+	platform_id, created_at, started_at, finished_at, updated_at, error_code, error_message, file,
+	attempt, lease_owner`
+
+func scanJob(row pgx.Row) (Job, error) {
+	var j Job
+	var errCode, errMsg *string
+	var file []byte
+	err := row.Scan(&j.ID, &j.Entity, &j.Format, &j.Status, &j.Progress, &j.RowsDone, &j.RowsTotal,
+		&j.BytesWritten, &j.Fields, &j.ExcludeFields, &j.Filters, &j.Options, &j.FileName, &j.RequestedBy,
+		&j.RequesterName, &j.ScheduleID, &j.PlatformID, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
+		&j.UpdatedAt, &errCode, &errMsg, &file, &j.Attempt, &j.LeaseOwner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, ErrNotFound
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("scanning job: %w", err)
+	}
+	j.TaskID = j.ID
+	if errCode != nil {
+		j.Error = &JobError{Code: *errCode, Message: deref(errMsg)}
+	}
+	if len(file) > 0 {
+		var o events.Object
+		if err := json.Unmarshal(file, &o); err != nil {
+			return Job{}, fmt.Errorf("decoding job %s file: %w", j.ID, err)
+		}
+		j.File = &o
+	}
+	if j.Fields == nil {
+		j.Fields = []string{}
+	}
+	if j.ExcludeFields == nil {
+		j.ExcludeFields = []string{}
+	}
+	return j, nil
+}
+
+// Create inserts a queued job and its ExportRequested into the outbox in one transaction.
+func (s *Store) Create(ctx context.Context, req events.ExportRequested) (Job, error) {
+	env, err := events.Wrap(req)
+	if err != nil {
+		return Job{}, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Job{}, fmt.Errorf("creating job: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	job, err := scanJob(tx.QueryRow(ctx, `INSERT INTO jobs (id, entity, format, fields, exclude_fields,
+		filters, options, file_name, requested_by, requester_name, schedule_id, platform_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+		RETURNING `+jobColumns,
+		req.JobID, req.Entity, req.Format, nonNil(req.Fields), nonNil(req.ExcludeFields), nonNilMap(req.Filters),
+		nonNilMap(req.Options), req.FileName, req.RequestedBy, req.RequesterName, req.ScheduleID, req.PlatformID,
+		req.RequestedAt))
+	if err != nil {
+		return Job{}, fmt.Errorf("inserting job %s: %w", req.JobID, err)
+	}
+	if err := insertOutbox(ctx, tx, events.TopicRequested, env); err != nil {
+		return Job{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Job{}, fmt.Errorf("committing job %s: %w", req.JobID, err)
+	}
+	return job, nil
+}
+
+// Get returns one job that has not been deleted.
+func (s *Store) Get(ctx context.Context, id string) (Job, error) {
+	if !looksLikeUUID(id) {
+		return Job{}, ErrNotFound
+	}
+	return scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND deleted_at IS NULL`, id))
+}
+
+// ListFilter selects jobs for List.
+type ListFilter struct {
+	Status Status
+	Limit  int
+	Cursor string
+}
+
+// ErrBadCursor is returned for a cursor List did not make.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// List returns jobs newest first, and the cursor of the next page ("" at the end). The cursor
+// is the (created_at, id) of the last job returned, so pages stay stable while jobs are created.
+func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	args := []any{limit + 1}
+	where := []string{"deleted_at IS NULL"}
+	if f.Status != "" {
+		args = append(args, string(f.Status))
+		where = append(where, fmt.Sprintf("status = $%d", len(args)))
+	}
+	if f.Cursor != "" {
+		t, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, t, id)
+		where = append(where, fmt.Sprintf("(created_at, id) < ($%d, $%d)", len(args)-1, len(args)))
+	}
+	// where holds only the fixed fragments above; values travel as arguments.
+	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY created_at DESC, id DESC LIMIT $1`, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing jobs: %w", err)
+	}
+	defer rows.Close()
+	jobs := []Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("listing jobs: %w", err)
+	}
+	next := ""
+	if len(jobs) > limit {
+		jobs = jobs[:limit]
+		last := jobs[len(jobs)-1]
+		next = encodeCursor(last.CreatedAt, last.ID)
+	}
+	return jobs, next, nil
+}
+
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	if !ok || !looksLikeUUID(id) {
+		return time.Time{}, "", ErrBadCursor
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	return t, id, nil
+}
+
+func looksLikeUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}

@@ -1,0 +1,140 @@
+package objectstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// MinioConfig locates an S3-compatible bucket.
+type MinioConfig struct {
+	Endpoint  string // host:port
+	AccessKey string
+	SecretKey string
+	Bucket    string
+	UseTLS    bool
+	// PartSize is the multipart chunk: memory use of one upload is about this much.
+	// Left at zero, minio-go would guess from an unknown size and buffer hundreds of MiB.
+	PartSize uint64
+}
+
+// Minio is the Store of an S3-compatible server.
+type Minio struct {
+	cl       *minio.Client
+	bucket   string
+	partSize uint64
+}
+
+// NewMinio builds the adapter (no network call).
+func NewMinio(cfg MinioConfig) (*Minio, error) {
+	cl, err := minio.New(cfg.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure: cfg.UseTLS,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 client for %s: %w", cfg.Endpoint, err)
+	}
+	ps := cfg.PartSize
+	if ps == 0 {
+		ps = 16 << 20
+	}
+	return &Minio{cl: cl, bucket: cfg.Bucket, partSize: ps}, nil
+}
+
+// Put streams r as a multipart upload of PartSize parts. minio-go aborts the upload when it
+// fails, and nothing is visible before CompleteMultipartUpload.
+func (m *Minio) Put(ctx context.Context, key string, r io.Reader, contentType string) (Info, error) {
+	ui, err := m.cl.PutObject(ctx, m.bucket, key, r, -1, minio.PutObjectOptions{
+		ContentType:    contentType,
+		PartSize:       m.partSize,
+		NumThreads:     1,
+		SendContentMd5: false,
+	})
+	if err != nil {
+		return Info{}, fmt.Errorf("uploading %s: %w", key, err)
+	}
+	return Info{Key: key, Size: ui.Size, ContentType: contentType, LastModified: ui.LastModified}, nil
+}
+
+// Get opens key.
+func (m *Minio) Get(ctx context.Context, key string) (io.ReadCloser, Info, error) {
+	info, err := m.Stat(ctx, key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	obj, err := m.cl.GetObject(ctx, m.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("downloading %s: %w", key, mapErr(err))
+	}
+	return obj, info, nil
+}
+
+// Stat describes key.
+func (m *Minio) Stat(ctx context.Context, key string) (Info, error) {
+	oi, err := m.cl.StatObject(ctx, m.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return Info{}, fmt.Errorf("stat %s: %w", key, mapErr(err))
+	}
+	return Info{Key: key, Size: oi.Size, ContentType: oi.ContentType, LastModified: oi.LastModified}, nil
+}
+
+// Delete removes key.
+func (m *Minio) Delete(ctx context.Context, key string) error {
+	if err := m.cl.RemoveObject(ctx, m.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		if errors.Is(mapErr(err), ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("deleting %s: %w", key, err)
+	}
+	return nil
+}
+
+// List returns the keys under prefix.
+func (m *Minio) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	for oi := range m.cl.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if oi.Err != nil {
+			return nil, fmt.Errorf("listing %s: %w", prefix, oi.Err)
+		}
+		keys = append(keys, oi.Key)
+	}
+	return keys, nil
+}
+
+// IncompleteUploads lists the keys of multipart uploads started under prefix and never
+// completed nor aborted.
+func (m *Minio) IncompleteUploads(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	for u := range m.cl.ListIncompleteUploads(ctx, m.bucket, prefix, true) {
+		if u.Err != nil {
+			return nil, fmt.Errorf("listing incomplete uploads under %s: %w", prefix, u.Err)
+		}
+		keys = append(keys, u.Key)
+	}
+	return keys, nil
+}
+
+// Ping checks that the bucket exists.
+func (m *Minio) Ping(ctx context.Context) error {
+	ok, err := m.cl.BucketExists(ctx, m.bucket)
+	if err != nil {
+		return fmt.Errorf("s3 bucket %s: %w", m.bucket, err)
+	}
+	if !ok {
+		return fmt.Errorf("s3 bucket %s does not exist", m.bucket)
+	}
+	return nil
+}
+
+func mapErr(err error) error {
+	resp := minio.ToErrorResponse(err)
+	if resp.StatusCode == http.StatusNotFound || resp.Code == "NoSuchKey" {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return err
+}

@@ -1,0 +1,41 @@
+// Package pgdb opens pgx pools the same way in every service: parsed URL, bounded pool, a ping
+// before returning, so a service that starts is a service that can reach its database.
+package pgdb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Open connects a pool to url and pings it.
+func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing database url: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", redact(cfg.ConnConfig.Host, cfg.ConnConfig.Database), err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pinging %s: %w", redact(cfg.ConnConfig.Host, cfg.ConnConfig.Database), err)
+	}
+	return pool, nil
+}
+
+// Check is a readiness check for a pool.
+func Check(pool *pgxpool.Pool) func(context.Context) error {
+	return func(ctx context.Context) error { return pool.Ping(ctx) }
+}
+
+func redact(host, db string) string { return "postgres://" + host + "/" + db }
