@@ -1,3 +1,22 @@
 module github.com/productsmanager/exportplatform/e2e
 
 go 1.26.8
+
+require (
+	github.com/gorilla/websocket v1.5.3
+	github.com/jackc/pgx/v5 v5.12.0
+	github.com/productsmanager/exportplatform/pkg v0.0.0
+	github.com/twmb/franz-go v1.22.3
+)
+
+require (
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
+	golang.org/x/text v0.44.0 // indirect
+)
+
+replace github.com/productsmanager/exportplatform/pkg => ../pkg

@@ -94,13 +94,29 @@ func Envelope(r *kgo.Record) (events.Envelope, error) {
 	return events.Parse(r.Key, hs, r.Value)
 }
 
-// Publisher produces events and waits for the broker's acknowledgement.
+// Publisher produces events: Publish waits for the broker's acknowledgement, Send does not.
 type Publisher struct {
-	cl *kgo.Client
+	cl  *kgo.Client
+	log *slog.Logger
 }
 
-// NewPublisher wraps a client.
-func NewPublisher(cl *kgo.Client) *Publisher { return &Publisher{cl: cl} }
+// NewPublisher wraps a client; log receives the failures of Send.
+func NewPublisher(cl *kgo.Client, log *slog.Logger) *Publisher { return &Publisher{cl: cl, log: log} }
+
+// Send produces ev without waiting, for events whose loss is harmless (progress): a failure is
+// logged. Records of one key keep their order with those sent by Publish.
+func (p *Publisher) Send(ctx context.Context, topic string, ev events.Event) {
+	env, err := events.Wrap(ev)
+	if err != nil {
+		p.log.Warn("encoding event", "ce_type", ev.EventType(), "err", err)
+		return
+	}
+	p.cl.Produce(ctx, Record(topic, env), func(r *kgo.Record, err error) {
+		if err != nil {
+			p.log.Warn("sending event failed", "ce_type", env.Type, "job_id", env.Key, "err", err)
+		}
+	})
+}
 
 // Publish wraps and produces evs to topic, returning once all are acknowledged.
 func (p *Publisher) Publish(ctx context.Context, topic string, evs ...events.Event) error {

@@ -1,0 +1,283 @@
+// Package runner runs one export job under its lease: count the rows, stream them through the
+// format writer into a multipart upload while hashing, and report Started, throttled Progress,
+// and Completed or Failed events. The lease is renewed while the job runs; losing it cancels
+// the job, and a cancelled or failed upload leaves no object behind.
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/productsmanager/exportplatform/pkg/catalog"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/objectstore"
+)
+
+// Leases is the lease side of the job store.
+type Leases interface {
+	Renew(ctx context.Context, l jobstore.Lease, ttl time.Duration) error
+	Release(ctx context.Context, l jobstore.Lease) error
+	Apply(ctx context.Context, ev events.Event) (bool, error)
+}
+
+// Publisher sends events; Publish waits for the broker, Send does not.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, evs ...events.Event) error
+	Send(ctx context.Context, topic string, ev events.Event)
+}
+
+// Config tunes the runner.
+type Config struct {
+	Worker           string
+	Bucket           string
+	LeaseTTL         time.Duration
+	ProgressInterval time.Duration
+	MaxAttempts      int
+}
+
+// Runner runs jobs.
+type Runner struct {
+	cfg     Config
+	catalog catalog.Querier
+	objects objectstore.Store
+	leases  Leases
+	pub     Publisher
+	log     *slog.Logger
+	metrics *Metrics
+}
+
+// New builds a runner.
+func New(cfg Config, cat catalog.Querier, objects objectstore.Store, leases Leases, pub Publisher, log *slog.Logger, m *Metrics) *Runner {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	return &Runner{cfg: cfg, catalog: cat, objects: objects, leases: leases, pub: pub, log: log, metrics: m}
+}
+
+// errPermanent marks failures a retry cannot fix (a request that no longer validates).
+var errPermanent = errors.New("permanent")
+
+// ErrLeaseLost is the cause of a job's cancellation when its lease could not be renewed.
+var ErrLeaseLost = errors.New("lease lost")
+
+// Run runs one attempt of job under lease. It returns when the job completed, failed, was given
+// back (shutdown, transient failure) or its lease was lost; it never returns an error because
+// the outcome is recorded in events and the lease.
+func (r *Runner) Run(ctx context.Context, job jobstore.Job, lease jobstore.Lease) {
+	log := r.log.With("job_id", job.ID, "attempt", lease.Attempt)
+	r.metrics.running.Inc()
+	defer r.metrics.running.Dec()
+
+	jctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var hb sync.WaitGroup
+	hb.Add(1)
+	go func() { defer hb.Done(); r.heartbeat(jctx, cancel, lease, log) }()
+
+	started := time.Now()
+	completed, err := r.export(jctx, job, lease, log)
+	cancel(nil)
+	hb.Wait()
+
+	// What follows must happen even while shutting down.
+	bg := context.WithoutCancel(ctx)
+	switch {
+	case err == nil:
+		r.finish(ctx, bg, completed, lease, log)
+		r.metrics.jobs.WithLabelValues("completed").Inc()
+		r.metrics.duration.Observe(time.Since(started).Seconds())
+	case errors.Is(context.Cause(jctx), ErrLeaseLost):
+		log.Warn("lease lost; another worker owns the job now", "err", err)
+		r.metrics.jobs.WithLabelValues("lease_lost").Inc()
+	case ctx.Err() != nil:
+		log.Info("shutting down mid-job; giving the lease back", "err", err)
+		r.release(bg, lease, log)
+		r.metrics.jobs.WithLabelValues("released").Inc()
+	case errors.Is(err, errPermanent) || lease.Attempt >= r.cfg.MaxAttempts:
+		log.Error("export failed", "err", err)
+		r.fail(bg, job, lease, err, log)
+		r.metrics.jobs.WithLabelValues("failed").Inc()
+	default:
+		log.Warn("export attempt failed; it will be retried", "err", err)
+		r.release(bg, lease, log)
+		r.metrics.jobs.WithLabelValues("retried").Inc()
+	}
+}
+
+func (r *Runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, lease jobstore.Lease, log *slog.Logger) {
+	t := time.NewTicker(r.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := r.leases.Renew(ctx, lease, r.cfg.LeaseTTL)
+			switch {
+			case errors.Is(err, jobstore.ErrLeaseLost):
+				cancel(ErrLeaseLost)
+				return
+			case err != nil && ctx.Err() == nil:
+				// The database may be back before the lease runs out; keep trying.
+				log.Warn("renewing lease failed", "err", err)
+			}
+		}
+	}
+}
+
+func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Lease, log *slog.Logger) (events.ExportCompleted, error) {
+	req := job.Request()
+	spec, err := export.Prepare(export.Request{
+		Entity: req.Entity, Format: req.Format, Fields: req.Fields, ExcludeFields: req.ExcludeFields,
+		Filters: req.Filters, Options: req.Options, FileName: req.FileName,
+	})
+	if err != nil {
+		return events.ExportCompleted{}, fmt.Errorf("%w: invalid request: %w", errPermanent, err)
+	}
+	total, err := spec.Query.Count(ctx, r.catalog)
+	if err != nil {
+		return events.ExportCompleted{}, err
+	}
+	startedAt := time.Now().UTC()
+	if err := r.pub.Publish(ctx, events.TopicEvents, events.ExportStarted{
+		JobID: job.ID, Entity: job.Entity, Format: job.Format, Worker: r.cfg.Worker,
+		Attempt: lease.Attempt, RowsTotal: total, StartedAt: startedAt,
+	}); err != nil {
+		return events.ExportCompleted{}, fmt.Errorf("announcing start: %w", err)
+	}
+	log.Info("export started", "rows_total", total)
+
+	key := fmt.Sprintf("%s/%s/%s", job.Entity, job.ID, spec.FileName)
+	pr, pw := io.Pipe()
+	type putResult struct {
+		info objectstore.Info
+		err  error
+	}
+	putc := make(chan putResult, 1)
+	go func() {
+		info, err := r.objects.Put(ctx, key, pr, spec.ContentType)
+		pr.CloseWithError(err) // unblock the writer if the upload gave up
+		putc <- putResult{info, err}
+	}()
+
+	hash := sha256.New()
+	counter := &countingWriter{}
+	out := io.MultiWriter(pw, hash, counter)
+	var lastSent time.Time
+	rows, err := export.Run(ctx, r.catalog, spec, out, func(done int64) {
+		if time.Since(lastSent) < r.cfg.ProgressInterval {
+			return
+		}
+		lastSent = time.Now()
+		r.pub.Send(ctx, events.TopicEvents, events.ExportProgress{
+			JobID: job.ID, Attempt: lease.Attempt, RowsDone: done, RowsTotal: total,
+			Progress: percent(done, total), BytesWritten: counter.n.Load(), At: lastSent.UTC(),
+		})
+	})
+	if err != nil {
+		pw.CloseWithError(err)
+		<-putc
+		return events.ExportCompleted{}, fmt.Errorf("writing %s: %w", key, err)
+	}
+	pw.Close()
+	res := <-putc
+	if res.err != nil {
+		return events.ExportCompleted{}, res.err
+	}
+	if res.info.Size != counter.n.Load() {
+		return events.ExportCompleted{}, fmt.Errorf("uploaded %d bytes of %s, wrote %d", res.info.Size, key, counter.n.Load())
+	}
+	r.metrics.rows.Add(float64(rows))
+	finished := time.Now().UTC()
+	return events.ExportCompleted{
+		JobID: job.ID, Entity: job.Entity, Format: job.Format, Rows: rows,
+		Object: events.Object{
+			Bucket: r.cfg.Bucket, Key: key, SizeBytes: res.info.Size, SHA256: hex.EncodeToString(hash.Sum(nil)),
+			ContentType: spec.ContentType, FileName: spec.FileName,
+		},
+		RequestedBy: job.RequestedBy, ScheduleID: job.ScheduleID, PlatformID: job.PlatformID,
+		StartedAt: startedAt, FinishedAt: finished, DurationMS: finished.Sub(startedAt).Milliseconds(),
+	}, nil
+}
+
+// finish publishes ExportCompleted (retrying until Kafka takes it, while the lease is kept
+// alive) and then records it in the job row. Publishing first means a crash in between repeats
+// the event (same ce_id), never loses it.
+func (r *Runner) finish(ctx, bg context.Context, ev events.ExportCompleted, lease jobstore.Lease, log *slog.Logger) {
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(bg, 10*time.Second)
+		err := r.pub.Publish(pctx, events.TopicEvents, ev)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			log.Warn("shutting down before ExportCompleted was acknowledged; the job will be redone", "err", err)
+			r.release(bg, lease, log)
+			return
+		}
+		log.Warn("publishing ExportCompleted failed; retrying", "attempt", attempt, "err", err)
+		if err := r.leases.Renew(bg, lease, r.cfg.LeaseTTL); errors.Is(err, jobstore.ErrLeaseLost) {
+			return
+		}
+		time.Sleep(min(time.Duration(attempt)*time.Second, 5*time.Second))
+	}
+	if _, err := r.leases.Apply(bg, ev); err != nil {
+		// The hub folds the same event from Kafka, so the row still ends completed.
+		log.Warn("recording completion in the job row failed", "err", err)
+	}
+	log.Info("export completed", "rows", ev.Rows, "size_bytes", ev.Object.SizeBytes, "key", ev.Object.Key, "duration_ms", ev.DurationMS)
+}
+
+func (r *Runner) fail(ctx context.Context, job jobstore.Job, lease jobstore.Lease, cause error, log *slog.Logger) {
+	code := "export_failed"
+	if errors.Is(cause, errPermanent) {
+		code = "invalid_request"
+	}
+	ev := events.ExportFailed{
+		JobID: job.ID, Entity: job.Entity, Format: job.Format, Code: code, Message: cause.Error(),
+		Attempt: lease.Attempt, RequestedBy: job.RequestedBy, FailedAt: time.Now().UTC(),
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.pub.Publish(pctx, events.TopicEvents, ev); err != nil {
+		log.Error("publishing ExportFailed failed; releasing the lease so the job is retried", "err", err)
+		r.release(ctx, lease, log)
+		return
+	}
+	if _, err := r.leases.Apply(ctx, ev); err != nil {
+		log.Warn("recording failure in the job row failed", "err", err)
+	}
+}
+
+func (r *Runner) release(ctx context.Context, lease jobstore.Lease, log *slog.Logger) {
+	if err := r.leases.Release(ctx, lease); err != nil {
+		log.Warn("releasing lease failed; it will expire by itself", "err", err)
+	}
+}
+
+func percent(done, total int64) float64 {
+	if total <= 0 {
+		return 0
+	}
+	p := float64(done) * 100 / float64(total)
+	return math.Min(99.9, math.Round(p*10)/10) // 100 only once the file is stored
+}
+
+type countingWriter struct{ n atomic.Int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/productsmanager/exportplatform/exporter/internal/intake"
+	"github.com/productsmanager/exportplatform/exporter/internal/runner"
+	"github.com/productsmanager/exportplatform/pkg/eventbus"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/logging"
+	"github.com/productsmanager/exportplatform/pkg/objectstore"
+	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/server"
+)
+
+// Config is the exporter's settings, from the environment.
+type Config struct {
+	Addr             string
+	CatalogDB        string
+	ExportsDB        string
+	Brokers          []string
+	Group            string
+	S3               objectstore.MinioConfig
+	WorkerID         string
+	Concurrency      int
+	LeaseTTL         time.Duration
+	RescueInterval   time.Duration
+	ProgressInterval time.Duration
+	MaxAttempts      int
+	LogLevel         string
+}
+
+// LoadConfig reads the settings with their defaults.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	host, _ := os.Hostname()
+	c := Config{
+		Addr:      env("EXPORTER_ADDR", "127.0.0.1:8082"),
+		CatalogDB: env("CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/products_manager?sslmode=disable"),
+		ExportsDB: env("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		Brokers:   eventbus.ParseBrokers(env("KAFKA_BROKERS", "127.0.0.1:9092")),
+		Group:     env("EXPORTER_GROUP", "exporter"),
+		S3: objectstore.MinioConfig{
+			Endpoint: env("S3_ENDPOINT", "127.0.0.1:9000"), AccessKey: env("S3_ACCESS_KEY", "minioadmin"),
+			SecretKey: env("S3_SECRET_KEY", "minioadmin"), Bucket: env("S3_BUCKET", "exports"),
+			UseTLS: env("S3_USE_TLS", "false") == "true",
+		},
+		WorkerID: env("EXPORTER_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
+		LogLevel: env("LOG_LEVEL", "info"),
+	}
+	var errs []error
+	intEnv := func(k, def string, dst *int) {
+		n, err := strconv.Atoi(env(k, def))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+		*dst = n
+	}
+	durEnv := func(k, def string, dst *time.Duration) {
+		d, err := time.ParseDuration(env(k, def))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+		*dst = d
+	}
+	intEnv("EXPORTER_CONCURRENCY", "2", &c.Concurrency)
+	intEnv("EXPORTER_MAX_ATTEMPTS", "3", &c.MaxAttempts)
+	durEnv("EXPORTER_LEASE_TTL", "15s", &c.LeaseTTL)
+	durEnv("EXPORTER_RESCUE_INTERVAL", "2s", &c.RescueInterval)
+	durEnv("EXPORTER_PROGRESS_INTERVAL", "250ms", &c.ProgressInterval)
+	var partMiB int
+	intEnv("EXPORTER_PART_SIZE_MIB", "16", &partMiB)
+	c.S3.PartSize = uint64(partMiB) << 20
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		errs = append(errs, errors.New("EXPORTER_CONCURRENCY must be 1..64"))
+	}
+	if c.LeaseTTL < time.Second {
+		errs = append(errs, errors.New("EXPORTER_LEASE_TTL must be at least 1s"))
+	}
+	if c.S3.PartSize < 5<<20 {
+		errs = append(errs, errors.New("EXPORTER_PART_SIZE_MIB must be at least 5 (the S3 minimum)"))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, errors.New("EXPORTER_MAX_ATTEMPTS must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := logging.New(stdout, cfg.LogLevel, "exporter").With("worker", cfg.WorkerID)
+	reg := server.NewRegistry()
+
+	exportsPool, err := pgdb.Open(ctx, cfg.ExportsDB, int32(cfg.Concurrency*2+4))
+	if err != nil {
+		return err
+	}
+	defer exportsPool.Close()
+	if err := jobstore.Migrate(ctx, exportsPool); err != nil {
+		return err
+	}
+	catalogPool, err := pgdb.Open(ctx, cfg.CatalogDB, int32(cfg.Concurrency+2))
+	if err != nil {
+		return err
+	}
+	defer catalogPool.Close()
+	store := jobstore.New(exportsPool)
+
+	objects, err := objectstore.NewMinio(cfg.S3)
+	if err != nil {
+		return err
+	}
+	producer, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "exporter-producer"}, log, reg)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	consumerCl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "exporter"}, log, nil,
+		eventbus.ConsumerOpts(cfg.Group, events.TopicRequested)...)
+	if err != nil {
+		return err
+	}
+
+	// Jobs outlive the intake's context: at shutdown intake stops first, then jobs are
+	// cancelled (their uploads aborted and leases released), then the clients close.
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	rn := runner.New(runner.Config{
+		Worker: cfg.WorkerID, Bucket: cfg.S3.Bucket, LeaseTTL: cfg.LeaseTTL,
+		ProgressInterval: cfg.ProgressInterval, MaxAttempts: cfg.MaxAttempts,
+	}, catalogPool, objects, store, eventbus.NewPublisher(producer, log), log.With("component", "runner"), runner.NewMetrics(reg))
+	in := intake.New(jobCtx, store, rn.Run, cfg.WorkerID, cfg.LeaseTTL, cfg.Concurrency, cfg.RescueInterval, log.With("component", "intake"))
+	consumer := eventbus.NewConsumer(consumerCl, log.With("component", "consumer"), in.Handle)
+
+	mux := http.NewServeMux()
+	server.Ops(mux, reg, map[string]server.Check{
+		"postgres_exports": pgdb.Check(exportsPool),
+		"postgres_catalog": pgdb.Check(catalogPool),
+		"kafka":            eventbus.Ping(producer),
+		"s3":               objects.Ping,
+	})
+	srv := server.New(cfg.Addr, mux)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return server.Run(gctx, srv, log, 5*time.Second) })
+	g.Go(func() error {
+		err := consumer.Run(gctx)
+		consumerCl.Close() // leave the group now, so partitions move to other instances
+		return err
+	})
+	g.Go(func() error { return in.Rescue(gctx) })
+	log.Info("exporter started", "concurrency", cfg.Concurrency, "lease_ttl", cfg.LeaseTTL.String())
+	err = g.Wait()
+	cancelJobs()
+	in.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}

@@ -1,0 +1,53 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/objectstore"
+	"github.com/productsmanager/exportplatform/pkg/server"
+)
+
+// download streams a completed job's file from the object store.
+func (a *api) download(w http.ResponseWriter, r *http.Request) {
+	job, ok := a.lookup(w, r, mux.Vars(r)["task_id"])
+	if !ok {
+		return
+	}
+	switch {
+	case job.Status == jobstore.StatusExpired:
+		server.WriteError(w, http.StatusGone, "expired", "the file of this export has expired", "")
+		return
+	case job.Status != jobstore.StatusCompleted || job.File == nil:
+		server.WriteError(w, http.StatusConflict, "not_ready",
+			fmt.Sprintf("export is %s; the file is available once it is completed", job.Status), "")
+		return
+	}
+	body, info, err := a.Objects.Get(r.Context(), job.File.Key)
+	if errors.Is(err, objectstore.ErrNotFound) {
+		server.WriteError(w, http.StatusGone, "file_missing", "the file of this export is no longer stored", "")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "opening the export file", err)
+		return
+	}
+	defer body.Close()
+	h := w.Header()
+	h.Set("Content-Type", job.File.ContentType)
+	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": job.File.FileName}))
+	h.Set("X-Content-SHA256", job.File.SHA256)
+	h.Set("Cache-Control", "private, no-store")
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, body); err != nil {
+		a.Log.Warn("download interrupted", "job_id", job.ID, "err", err)
+	}
+}

@@ -1,0 +1,253 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/server"
+)
+
+// exportBody is the export request body of CONTRACT §4.
+type exportBody struct {
+	Entity        string         `json:"entity"`
+	Format        string         `json:"format"`
+	Fields        []string       `json:"fields"`
+	ExcludeFields []string       `json:"exclude_fields"`
+	Filters       map[string]any `json:"filters"`
+	Options       map[string]any `json:"options"`
+	PlatformID    *string        `json:"platform_id"`
+	FileName      string         `json:"file_name"`
+}
+
+type links struct {
+	Self     string `json:"self"`
+	Progress string `json:"progress"`
+	Download string `json:"download"`
+}
+
+type accepted struct {
+	TaskID string          `json:"task_id"`
+	JobID  string          `json:"job_id"`
+	Status jobstore.Status `json:"status"`
+	Links  links           `json:"links"`
+	Job    jobstore.Job    `json:"job"`
+}
+
+func (a *api) createFromPath(w http.ResponseWriter, r *http.Request) {
+	var body exportBody
+	if !a.decode(w, r, &body, true) {
+		return
+	}
+	vars := mux.Vars(r)
+	body.Format, body.Entity = vars["format"], vars["entity"]
+	a.create(w, r, body)
+}
+
+func (a *api) createFromBody(w http.ResponseWriter, r *http.Request) {
+	var body exportBody
+	if !a.decode(w, r, &body, false) {
+		return
+	}
+	if body.Entity == "" {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "entity is required", "entity")
+		return
+	}
+	if body.Format == "" {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "format is required", "format")
+		return
+	}
+	a.create(w, r, body)
+}
+
+func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
+	if body.PlatformID != nil {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+			fmt.Sprintf("unknown platform %q", *body.PlatformID), "platform_id")
+		return
+	}
+	spec, err := export.Prepare(export.Request{
+		Entity: body.Entity, Format: body.Format, Fields: body.Fields, ExcludeFields: body.ExcludeFields,
+		Filters: body.Filters, Options: body.Options, FileName: body.FileName,
+	})
+	var ve *export.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", ve.Message, ve.Field)
+		return
+	case errors.Is(err, export.ErrUnsupported):
+		server.WriteError(w, http.StatusBadRequest, "unsupported_format",
+			fmt.Sprintf("format %s is not available yet; use csv", body.Format), "format")
+		return
+	case err != nil:
+		a.internal(w, r, "validating export request", err)
+		return
+	}
+	p, _ := auth.FromContext(r.Context())
+	id, err := uuid.NewV7()
+	if err != nil {
+		a.internal(w, r, "generating job id", err)
+		return
+	}
+	job, err := a.Jobs.Create(r.Context(), events.ExportRequested{
+		JobID: id.String(), Entity: spec.Entity, Format: spec.Format,
+		Fields: body.Fields, ExcludeFields: body.ExcludeFields, Filters: body.Filters, Options: body.Options,
+		FileName: spec.FileName, RequestedBy: p.Subject, RequesterName: p.Name,
+		RequestedAt: time.Now().UTC().Truncate(time.Microsecond),
+	})
+	if err != nil {
+		a.internal(w, r, "recording job", err)
+		return
+	}
+	a.Notify()
+	a.metrics.jobsRequested.WithLabelValues(spec.Entity, spec.Format).Inc()
+	a.Log.Info("export requested", "job_id", job.ID, "entity", job.Entity, "format", job.Format, "requested_by", job.RequestedBy)
+	base := "/api/v1/exports/"
+	w.Header().Set("Location", base+job.ID)
+	server.WriteJSON(w, http.StatusAccepted, accepted{
+		TaskID: job.ID, JobID: job.ID, Status: job.Status, Job: job,
+		Links: links{Self: base + job.ID, Progress: base + "progress/" + job.ID, Download: base + "download/" + job.ID},
+	})
+}
+
+// decode reads a JSON body, size-limited, rejecting unknown keys with a 400 naming them. An
+// empty body is allowed when optional.
+func (a *api) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.MaxBodySize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			server.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large",
+				fmt.Sprintf("request body is larger than %d bytes", a.MaxBodySize), "")
+			return false
+		}
+		server.WriteError(w, http.StatusBadRequest, "invalid_body", "could not read the request body", "")
+		return false
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		if optional {
+			return true
+		}
+		server.WriteError(w, http.StatusBadRequest, "invalid_body", "a JSON body is required", "")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg, field := describeJSONError(err)
+		server.WriteError(w, http.StatusBadRequest, "invalid_body", msg, field)
+		return false
+	}
+	if dec.More() {
+		server.WriteError(w, http.StatusBadRequest, "invalid_body", "unexpected data after the JSON object", "")
+		return false
+	}
+	return true
+}
+
+func describeJSONError(err error) (string, string) {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset), ""
+	case errors.As(err, &te):
+		return fmt.Sprintf("%s must be a %s", te.Field, te.Type.String()), te.Field
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return fmt.Sprintf("unknown key %q", name), name
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON body", ""
+	}
+	return "invalid JSON body", ""
+}
+
+func (a *api) getJob(w http.ResponseWriter, r *http.Request) {
+	job, ok := a.lookup(w, r, mux.Vars(r)["id"])
+	if !ok {
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, job)
+}
+
+type progressBody struct {
+	TaskID    string             `json:"task_id"`
+	Status    jobstore.Status    `json:"status"`
+	Progress  float64            `json:"progress"`
+	RowsDone  int64              `json:"rows_done"`
+	RowsTotal *int64             `json:"rows_total"`
+	Bytes     int64              `json:"bytes_written"`
+	UpdatedAt time.Time          `json:"updated_at"`
+	Error     *jobstore.JobError `json:"error"`
+}
+
+func (a *api) progress(w http.ResponseWriter, r *http.Request) {
+	job, ok := a.lookup(w, r, mux.Vars(r)["task_id"])
+	if !ok {
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, progressBody{
+		TaskID: job.ID, Status: job.Status, Progress: job.Progress, RowsDone: job.RowsDone,
+		RowsTotal: job.RowsTotal, Bytes: job.BytesWritten, UpdatedAt: job.UpdatedAt, Error: job.Error,
+	})
+}
+
+func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := jobstore.ListFilter{Status: jobstore.Status(q.Get("status")), Cursor: q.Get("cursor"), Limit: 50}
+	if f.Status != "" && !f.Status.Valid() {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+			fmt.Sprintf("unknown status %q (one of queued, running, completed, failed, cancelled, expired)", f.Status), "status")
+		return
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument", "limit must be an integer from 1 to 500", "limit")
+			return
+		}
+		f.Limit = n
+	}
+	jobs, next, err := a.Jobs.List(r.Context(), f)
+	if errors.Is(err, jobstore.ErrBadCursor) {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "cursor is not one this API returned", "cursor")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "listing jobs", err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"items": jobs, "next_cursor": next})
+}
+
+func (a *api) lookup(w http.ResponseWriter, r *http.Request, id string) (jobstore.Job, bool) {
+	job, err := a.Jobs.Get(r.Context(), id)
+	if errors.Is(err, jobstore.ErrNotFound) {
+		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no export job %q", id), "")
+		return job, false
+	}
+	if err != nil {
+		a.internal(w, r, "reading job", err)
+		return job, false
+	}
+	return job, true
+}
+
+// internal logs err and answers 500 without leaking it.
+func (a *api) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	a.Log.Error(what, "err", err, "path", r.URL.Path)
+	server.WriteError(w, http.StatusInternalServerError, "internal", "internal error while "+what+"; it has been logged", "")
+}
