@@ -1,0 +1,210 @@
+package audit_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/productsmanager/exportplatform/audit-sink/internal/audit"
+	"github.com/productsmanager/exportplatform/audit-sink/internal/audit/audittest"
+	"github.com/productsmanager/exportplatform/pkg/events"
+)
+
+var (
+	t0       = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	schedule = "sched-1"
+)
+
+func wrap(t *testing.T, ev events.Event) events.Envelope {
+	t.Helper()
+	env, err := events.Wrap(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func int64p(n int64) *int64 { return &n }
+
+func TestMap(t *testing.T) {
+	t.Parallel()
+	requested := events.ExportRequested{
+		JobID: "job-1", Entity: "products", Format: "csv",
+		Fields:  []string{"sku", "name"},
+		Filters: map[string]any{"status": "active", "price_min": 10.0},
+		Options: map[string]any{"delimiter": ";"}, FileName: "catalog.csv",
+		RequestedBy: "alice", RequesterName: "Alice Martin", ScheduleID: &schedule,
+		RequestedAt: t0.In(time.FixedZone("CET", 3600)),
+	}
+	completed := events.ExportCompleted{
+		JobID: "job-1", Entity: "products", Format: "csv", Rows: 1234,
+		Object:      events.Object{Bucket: "exports", Key: "job-1/catalog.csv", SizeBytes: 99, SHA256: "ab", ContentType: "text/csv", FileName: "catalog.csv"},
+		RequestedBy: "alice", StartedAt: t0, FinishedAt: t0.Add(time.Minute), DurationMS: 60000,
+	}
+	failed := events.ExportFailed{
+		JobID: "job-2", Entity: "suppliers", Format: "excel", Code: "catalog_unavailable",
+		Message: "connection refused", Attempt: 3, RequestedBy: "bob", FailedAt: t0.Add(2 * time.Minute),
+	}
+	noTime := wrap(t, events.ExportFailed{JobID: "job-3", Code: "x"})
+	noTime.Time = t0.Add(time.Hour)
+
+	tests := []struct {
+		name    string
+		env     events.Envelope
+		want    audit.Record
+		wantOK  bool
+		wantErr error
+	}{
+		{
+			name: "requested", env: wrap(t, requested), wantOK: true,
+			want: audit.Record{
+				EventID: events.ID(requested), EventType: events.TypeRequested, OccurredAt: t0,
+				Action: audit.ActionRequested, ActorID: "alice", ActorName: "Alice Martin",
+				ResourceID: "job-1", Entity: "products", Format: "csv",
+				Filters:   map[string]any{"status": "active", "price_min": 10.0},
+				RiskLevel: audit.RiskMedium,
+				Details: map[string]any{
+					"fields": []string{"sku", "name"}, "options": map[string]any{"delimiter": ";"},
+					"file_name": "catalog.csv", "schedule_id": &schedule,
+				},
+			},
+		},
+		{
+			name: "completed", env: wrap(t, completed), wantOK: true,
+			want: audit.Record{
+				EventID: events.ID(completed), EventType: events.TypeCompleted, OccurredAt: t0.Add(time.Minute),
+				Action: audit.ActionCompleted, ActorID: "alice", ResourceID: "job-1",
+				Entity: "products", Format: "csv", RowCount: int64p(1234), RiskLevel: audit.RiskMedium,
+				Details: map[string]any{"object": completed.Object, "duration_ms": int64(60000), "started_at": t0},
+			},
+		},
+		{
+			name: "failed", env: wrap(t, failed), wantOK: true,
+			want: audit.Record{
+				EventID: events.ID(failed), EventType: events.TypeFailed, OccurredAt: t0.Add(2 * time.Minute),
+				Action: audit.ActionFailed, ActorID: "bob", ResourceID: "job-2",
+				Entity: "suppliers", Format: "excel", RiskLevel: audit.RiskMedium,
+				Details: map[string]any{"code": "catalog_unavailable", "message": "connection refused", "attempt": 3},
+			},
+		},
+		{
+			name: "failed without a time in its data takes ce_time", env: noTime, wantOK: true,
+			want: audit.Record{
+				EventID: noTime.ID, EventType: events.TypeFailed, OccurredAt: t0.Add(time.Hour),
+				Action: audit.ActionFailed, ResourceID: "job-3", RiskLevel: audit.RiskMedium,
+				Details: map[string]any{"code": "x", "attempt": 0},
+			},
+		},
+		{name: "started is not audited", env: wrap(t, events.ExportStarted{JobID: "job-1", Attempt: 1})},
+		{name: "progress is not audited", env: wrap(t, events.ExportProgress{JobID: "job-1", RowsDone: 5})},
+		{name: "cancelled is not audited", env: wrap(t, events.ExportCancelled{JobID: "job-1"})},
+		{name: "unknown type is not audited", env: events.Envelope{ID: "x", Type: "com.example.other.v1", Data: []byte(`{}`)}},
+		{
+			name:    "audited type with bad data is malformed",
+			env:     events.Envelope{ID: "x", Type: events.TypeCompleted, Data: []byte(`{"rows": "many"}`)},
+			wantErr: audit.ErrMalformed,
+		},
+		{
+			name:    "audited type without job id is malformed",
+			env:     events.Envelope{ID: "x", Type: events.TypeRequested, Data: []byte(`{"entity": "products"}`)},
+			wantErr: audit.ErrMalformed,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok, err := audit.Map(tt.env)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr != nil && err == nil) {
+				t.Fatalf("Map() error = %v, want %v", err, tt.wantErr)
+			}
+			if ok != tt.wantOK {
+				t.Fatalf("Map() ok = %v, want %v", ok, tt.wantOK)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				gj, _ := json.MarshalIndent(got, "", " ")
+				wj, _ := json.MarshalIndent(tt.want, "", " ")
+				t.Errorf("Map() =\n%s\nwant\n%s", gj, wj)
+			}
+		})
+	}
+}
+
+// TestMapRepeat: every copy of an event maps to the same record, so the Recorder can drop
+// the repeats by EventID.
+func TestMapRepeat(t *testing.T) {
+	t.Parallel()
+	ev := events.ExportCompleted{JobID: "job-9", Rows: 1, FinishedAt: t0}
+	a, _, _ := audit.Map(wrap(t, ev))
+	b, _, _ := audit.Map(wrap(t, ev))
+	if !reflect.DeepEqual(a, b) || a.EventID == "" {
+		t.Fatalf("two copies map differently:\n%+v\n%+v", a, b)
+	}
+}
+
+type failingRecorder struct{ err error }
+
+func (f failingRecorder) Record(context.Context, audit.Record) (bool, error) { return false, f.err }
+
+func TestSinkHandle(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	mem := &audittest.Memory{}
+	sink := audit.NewSink(mem, audit.NewMetrics(reg))
+	ctx := t.Context()
+
+	req := wrap(t, events.ExportRequested{JobID: "job-1", RequestedBy: "alice", RequestedAt: t0})
+	done := wrap(t, events.ExportCompleted{JobID: "job-1", Rows: 3, FinishedAt: t0})
+	envs := []events.Envelope{
+		req, req, // a repeat
+		wrap(t, events.ExportProgress{JobID: "job-1", RowsDone: 1}),
+		done,
+	}
+	for i, env := range envs {
+		if err := sink.Handle(ctx, env); err != nil {
+			t.Fatalf("Handle #%d: %v", i, err)
+		}
+	}
+	bad := events.Envelope{ID: "x", Type: events.TypeFailed, Data: []byte(`[`)}
+	if err := sink.Handle(ctx, bad); !errors.Is(err, audit.ErrMalformed) {
+		t.Fatalf("Handle(bad) = %v, want ErrMalformed", err)
+	}
+
+	got := mem.Records()
+	if len(got) != 2 || got[0].Action != audit.ActionRequested || got[1].Action != audit.ActionCompleted {
+		t.Fatalf("records = %+v, want requested then completed", got)
+	}
+	want := `
+# HELP audit_events_total Events seen by the audit sink, by ce_type and outcome (recorded, duplicate, ignored, malformed).
+# TYPE audit_events_total counter
+audit_events_total{ce_type="com.productsmanager.export.completed.v1",outcome="recorded"} 1
+audit_events_total{ce_type="com.productsmanager.export.failed.v1",outcome="malformed"} 1
+audit_events_total{ce_type="com.productsmanager.export.progress.v1",outcome="ignored"} 1
+audit_events_total{ce_type="com.productsmanager.export.requested.v1",outcome="duplicate"} 1
+audit_events_total{ce_type="com.productsmanager.export.requested.v1",outcome="recorded"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "audit_events_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSinkHandleRecorderError(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("connection reset")
+	sink := audit.NewSink(failingRecorder{boom}, nil)
+	err := sink.Handle(t.Context(), wrap(t, events.ExportFailed{JobID: "job-1"}))
+	if !errors.Is(err, boom) || errors.Is(err, audit.ErrMalformed) {
+		t.Fatalf("Handle = %v, want a retryable error wrapping %v", err, boom)
+	}
+}
+
+func TestMemoryRecorder(t *testing.T) {
+	t.Parallel()
+	audittest.RecorderSuite(t, func(*testing.T) audit.Recorder { return &audittest.Memory{} })
+}

@@ -1,0 +1,27 @@
+-- db_analytics.audit_logs (CONTRACT §7): one row per audited event. Applied at every start of
+-- audit-sink, so every statement is idempotent; a change to an existing column needs a real
+-- migration, not an edit here.
+CREATE TABLE IF NOT EXISTS audit_logs (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id    text        NOT NULL,
+    event_type  text        NOT NULL,
+    occurred_at timestamptz,
+    action      text        NOT NULL,
+    actor_id    text,
+    actor_name  text,
+    resource_id text        NOT NULL,
+    entity      text,
+    format      text,
+    filters     jsonb,
+    row_count   bigint,
+    risk_level  text        NOT NULL,
+    details     jsonb,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT audit_logs_event_id_key UNIQUE (event_id)
+);
+
+CREATE INDEX IF NOT EXISTS audit_logs_resource_id_idx ON audit_logs (resource_id, occurred_at);
+CREATE INDEX IF NOT EXISTS audit_logs_actor_id_idx ON audit_logs (actor_id, occurred_at);
+CREATE INDEX IF NOT EXISTS audit_logs_occurred_at_idx ON audit_logs (occurred_at);
+
+COMMENT ON TABLE audit_logs IS 'One row per audited export event; event_id is the CloudEvents ce_id, so repeats are dropped.';
