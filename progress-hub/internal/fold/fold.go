@@ -1,0 +1,122 @@
+// Package fold provides the progress-hub's Kafka handler: it folds each job event of
+// exports.events into the job row (jobstore's idempotent, monotonic Apply) and hands the job's
+// new state to the WebSocket hub. ExportRequested (exports.requested) folds into nothing, since
+// the row was written with it, but is pushed while the job is still queued, so clients
+// following every job see new ones appear.
+//
+// Delivery is at least once, so the handler is idempotent: a repeat changes nothing in the
+// database. It pushes when the job row reflects the event, whether this handler's Apply changed
+// the row or someone else folded the same event first (another hub replica, a writer updating
+// the row with its outbox event, or this handler before a retry). A stale event (one a later
+// event superseded) is folded into nothing and pushed to no one.
+package fold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/productsmanager/exportplatform/pkg/eventbus"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
+)
+
+// Store is the part of the job store the handler needs; *jobstore.Store implements it.
+type Store interface {
+	Apply(ctx context.Context, ev events.Event) (bool, error)
+	Get(ctx context.Context, id string) (jobstore.Job, error)
+}
+
+// Pusher delivers an update to the subscribed clients; the WebSocket hub implements it.
+type Pusher interface {
+	Push(ctx context.Context, u progress.Update) error
+}
+
+// Handler folds events and pushes the resulting job states.
+type Handler struct {
+	store  Store
+	push   Pusher
+	log    *slog.Logger
+	folded *prometheus.CounterVec
+}
+
+// New builds a handler; its metrics go to reg (nil: none).
+func New(store Store, push Pusher, log *slog.Logger, reg prometheus.Registerer) *Handler {
+	folded := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "progress_hub_events_total",
+		Help: "Job events handled, by ce_type and outcome (changed, unchanged, pushed_unchanged, undecodable).",
+	}, []string{"type", "outcome"})
+	if reg != nil {
+		reg.MustRegister(folded)
+	}
+	return &Handler{store: store, push: push, log: log, folded: folded}
+}
+
+// Handle is the eventbus.Handler. Undecodable data is permanent (retrying cannot help); a
+// database error is returned for a retry.
+func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
+	ev, err := events.DecodeAny(env)
+	if err != nil {
+		h.folded.WithLabelValues(string(env.Type), "undecodable").Inc()
+		return eventbus.Permanent(fmt.Errorf("decoding event %s: %w", env.ID, err))
+	}
+	var changed bool
+	if _, ok := ev.(events.ExportRequested); !ok { // Create wrote the row of a requested job
+		if changed, err = h.store.Apply(ctx, ev); err != nil {
+			return fmt.Errorf("folding %s of job %s: %w", env.Type, ev.Key(), err)
+		}
+	}
+	job, err := h.store.Get(ctx, ev.Key())
+	if errors.Is(err, jobstore.ErrNotFound) {
+		// Unknown or deleted job: nobody can be subscribed to it.
+		h.folded.WithLabelValues(string(env.Type), outcome(changed, false)).Inc()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading job %s after %s: %w", ev.Key(), env.Type, err)
+	}
+	push := changed || reflects(job, ev)
+	h.folded.WithLabelValues(string(env.Type), outcome(changed, push)).Inc()
+	if !push {
+		h.log.Debug("stale event, nothing to push", "job_id", job.ID, "ce_id", env.ID, "ce_type", env.Type)
+		return nil
+	}
+	if err := h.push.Push(ctx, progress.FromJob(job)); err != nil {
+		return fmt.Errorf("pushing job %s: %w", job.ID, err)
+	}
+	return nil
+}
+
+func outcome(changed, pushed bool) string {
+	switch {
+	case changed:
+		return "changed"
+	case pushed:
+		return "pushed_unchanged"
+	}
+	return "unchanged"
+}
+
+// reflects reports whether job is in the state ev leads to, so an event that someone else
+// already folded is still pushed, while a superseded one is not.
+func reflects(job jobstore.Job, ev events.Event) bool {
+	switch e := ev.(type) {
+	case events.ExportRequested:
+		return job.Status == jobstore.StatusQueued
+	case events.ExportStarted:
+		return job.Status == jobstore.StatusRunning && job.RowsDone == 0
+	case events.ExportProgress:
+		return job.Status == jobstore.StatusRunning && job.RowsDone == e.RowsDone
+	case events.ExportCompleted:
+		return job.Status == jobstore.StatusCompleted
+	case events.ExportFailed:
+		return job.Status == jobstore.StatusFailed
+	case events.ExportCancelled:
+		return job.Status == jobstore.StatusCancelled
+	}
+	return false
+}

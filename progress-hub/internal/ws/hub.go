@@ -1,0 +1,419 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
+)
+
+// client is one connection as the hub sees it. send is written and closed by the hub goroutine
+// only; the connection's writer goroutine drains it. Every other field but id and subject is
+// owned by the hub goroutine.
+type client struct {
+	id      uint64
+	subject string
+	send    chan []byte
+
+	// closeCode and closeText are set by the hub before it closes send; the writer reads them
+	// after seeing send closed (the close orders the accesses).
+	closeCode int
+	closeText string
+
+	all     bool
+	ids     map[string]struct{}
+	pending *pending
+}
+
+func newClient(id uint64, subject string, buffer int) *client {
+	return &client{id: id, subject: subject, send: make(chan []byte, buffer), ids: map[string]struct{}{}}
+}
+
+func (c *client) subscribed(jobID string) bool {
+	if c.all {
+		return true
+	}
+	_, ok := c.ids[jobID]
+	return ok
+}
+
+// pending is a subscription whose snapshots are being read. Updates for it are held back
+// until the snapshots are queued, so a client never sees a snapshot older than an update it
+// already received, and never misses an update that landed while the snapshot was read.
+type pending struct {
+	all bool
+	ids map[string]struct{}
+	buf []heldUpdate
+}
+
+func (p *pending) covers(jobID string) bool {
+	if p == nil {
+		return false
+	}
+	if p.all {
+		return true
+	}
+	_, ok := p.ids[jobID]
+	return ok
+}
+
+type heldUpdate struct {
+	jobID     string
+	updatedAt time.Time
+	msg       []byte
+}
+
+// beginReq starts a pending subscription; the hub closes ready once updates for it are held,
+// so the snapshot read that follows cannot miss one.
+type beginReq struct {
+	c     *client
+	ids   []string
+	all   bool
+	ready chan struct{}
+}
+
+// completeReq ends a pending subscription: msgs (snapshots and errors, in order) are queued,
+// held updates newer than their job's snapshot follow, then ids (or all) become live.
+type completeReq struct {
+	c         *client
+	msgs      [][]byte
+	snapshots map[string]time.Time // job id → updated_at of the snapshot sent
+	ids       []string
+	all       bool
+}
+
+type unsubscribeReq struct {
+	c   *client
+	ids []string
+	all bool
+}
+
+type replyReq struct {
+	c   *client
+	msg []byte
+}
+
+// Hub owns every subscription. One goroutine (Run) changes the maps; connections and the
+// Kafka handler talk to it through channels. It never waits for a client: a client whose send
+// buffer is full is dropped.
+type Hub struct {
+	log *slog.Logger
+	m   *Metrics
+
+	register    chan *client
+	unregister  chan *client
+	begin       chan beginReq
+	complete    chan completeReq
+	unsubscribe chan unsubscribeReq
+	reply       chan replyReq
+	updates     chan progress.Update
+
+	shutdownOnce sync.Once
+	shutdown     chan struct{}
+	done         chan struct{}
+
+	// Owned by Run.
+	clients  map[*client]struct{}
+	all      map[*client]struct{}
+	byJob    map[string]map[*client]struct{}
+	pendings map[*client]struct{}
+	closing  bool
+}
+
+// NewHub builds a hub; Run must be started for it to do anything.
+func NewHub(log *slog.Logger, m *Metrics) *Hub {
+	return &Hub{
+		log:         log,
+		m:           m,
+		register:    make(chan *client),
+		unregister:  make(chan *client),
+		begin:       make(chan beginReq),
+		complete:    make(chan completeReq),
+		unsubscribe: make(chan unsubscribeReq),
+		reply:       make(chan replyReq),
+		updates:     make(chan progress.Update, 64),
+		shutdown:    make(chan struct{}),
+		done:        make(chan struct{}),
+		clients:     map[*client]struct{}{},
+		all:         map[*client]struct{}{},
+		byJob:       map[string]map[*client]struct{}{},
+		pendings:    map[*client]struct{}{},
+	}
+}
+
+// Run serves the hub until ctx is cancelled, then closes every client.
+func (h *Hub) Run(ctx context.Context) error {
+	defer close(h.done)
+	defer h.closeAll(websocket.CloseGoingAway, "server shutting down")
+	shutdown := h.shutdown
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-shutdown:
+			shutdown = nil
+			h.closing = true
+			h.closeAll(websocket.CloseGoingAway, "server shutting down")
+		case c := <-h.register:
+			h.add(c)
+		case c := <-h.unregister:
+			h.remove(c, websocket.CloseNormalClosure, "")
+		case r := <-h.begin:
+			h.drainUpdates()
+			h.holdUpdates(r)
+		case r := <-h.complete:
+			h.drainUpdates()
+			h.completeSubscription(r)
+		case r := <-h.unsubscribe:
+			h.drainUpdates()
+			h.unsubscribeClient(r)
+		case r := <-h.reply:
+			h.drainUpdates()
+			if _, ok := h.clients[r.c]; ok {
+				h.deliver(r.c, r.msg)
+			}
+		case u := <-h.updates:
+			h.broadcast(u)
+		}
+	}
+}
+
+// Shutdown closes every connection and refuses new ones, while Run keeps accepting updates.
+// It does not wait; it suits http.Server.RegisterOnShutdown.
+func (h *Hub) Shutdown() {
+	h.shutdownOnce.Do(func() { close(h.shutdown) })
+}
+
+// Push hands an update to the hub. It returns nil once the hub has it, or when the hub has
+// stopped (nobody is connected any more), and ctx's error if ctx ends first.
+func (h *Hub) Push(ctx context.Context, u progress.Update) error {
+	select {
+	case h.updates <- u:
+		return nil
+	case <-h.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// beginSubscription asks the hub to hold updates for ids (or all) and waits until it does;
+// false when the hub has stopped.
+func (h *Hub) beginSubscription(c *client, ids []string, all bool) bool {
+	r := beginReq{c: c, ids: ids, all: all, ready: make(chan struct{})}
+	if !send(h, h.begin, r) {
+		return false
+	}
+	select {
+	case <-r.ready:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+// send passes a request to the hub goroutine; false when the hub has stopped.
+func send[T any](h *Hub, ch chan<- T, v T) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+// drainUpdates broadcasts the updates already queued before a client's request is handled, so
+// that every update whose Push returned first is handled first: select picks among ready
+// channels at random, and an update left queued behind a snapshot could be older than it.
+func (h *Hub) drainUpdates() {
+	for n := len(h.updates); n > 0; n-- {
+		h.broadcast(<-h.updates)
+	}
+}
+
+func (h *Hub) add(c *client) {
+	if h.closing {
+		h.closeClient(c, websocket.CloseGoingAway, "server shutting down")
+		return
+	}
+	h.clients[c] = struct{}{}
+	h.m.clients.Inc()
+}
+
+// remove forgets c and closes its send channel, which ends its writer. Removing a client
+// twice is harmless.
+func (h *Hub) remove(c *client, code int, text string) {
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
+	delete(h.clients, c)
+	delete(h.all, c)
+	delete(h.pendings, c)
+	for id := range c.ids {
+		h.unindex(id, c)
+	}
+	h.m.clients.Dec()
+	h.closeClient(c, code, text)
+}
+
+func (h *Hub) closeClient(c *client, code int, text string) {
+	c.closeCode, c.closeText = code, text
+	close(c.send)
+}
+
+func (h *Hub) closeAll(code int, text string) {
+	for c := range h.clients {
+		h.remove(c, code, text)
+	}
+}
+
+func (h *Hub) unindex(id string, c *client) {
+	if subs := h.byJob[id]; subs != nil {
+		delete(subs, c)
+		if len(subs) == 0 {
+			delete(h.byJob, id)
+		}
+	}
+}
+
+// deliver queues msg for c without waiting; a full buffer drops the client. It reports whether
+// c is still connected.
+func (h *Hub) deliver(c *client, msg []byte) bool {
+	select {
+	case c.send <- msg:
+		return true
+	default:
+		h.drop(c)
+		return false
+	}
+}
+
+func (h *Hub) drop(c *client) {
+	h.m.dropped.Inc()
+	h.log.Warn("dropping slow client", "client_id", c.id, "sub", c.subject, "buffer", cap(c.send))
+	h.remove(c, websocket.CloseTryAgainLater, "too slow: send buffer full")
+}
+
+func (h *Hub) holdUpdates(r beginReq) {
+	defer close(r.ready)
+	if _, ok := h.clients[r.c]; !ok {
+		return
+	}
+	p := &pending{all: r.all, ids: make(map[string]struct{}, len(r.ids))}
+	for _, id := range r.ids {
+		p.ids[id] = struct{}{}
+	}
+	r.c.pending = p
+	h.pendings[r.c] = struct{}{}
+}
+
+func (h *Hub) completeSubscription(r completeReq) {
+	c := r.c
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
+	held := c.pending
+	c.pending = nil
+	delete(h.pendings, c)
+	for _, msg := range r.msgs {
+		if !h.deliver(c, msg) {
+			return
+		}
+	}
+	if r.all && !c.all {
+		c.all = true
+		h.all[c] = struct{}{}
+	}
+	for _, id := range r.ids {
+		if _, ok := c.ids[id]; ok {
+			continue
+		}
+		c.ids[id] = struct{}{}
+		subs := h.byJob[id]
+		if subs == nil {
+			subs = map[*client]struct{}{}
+			h.byJob[id] = subs
+		}
+		subs[c] = struct{}{}
+	}
+	if held == nil {
+		return
+	}
+	for _, u := range held.buf {
+		if at, ok := r.snapshots[u.jobID]; ok && !u.updatedAt.After(at) {
+			continue // the snapshot already shows it
+		}
+		if !c.subscribed(u.jobID) {
+			continue
+		}
+		if !h.deliver(c, u.msg) {
+			return
+		}
+		h.m.pushed.Inc()
+	}
+}
+
+func (h *Hub) unsubscribeClient(r unsubscribeReq) {
+	c := r.c
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
+	if r.all {
+		c.all = false
+		delete(h.all, c)
+		for id := range c.ids {
+			h.unindex(id, c)
+		}
+		clear(c.ids)
+	}
+	for _, id := range r.ids {
+		delete(c.ids, id)
+		h.unindex(id, c)
+	}
+	h.deliver(c, encode(unsubscribedMessage{Type: typeUnsubscribed, TaskIDs: r.ids, All: r.all}))
+}
+
+func (h *Hub) broadcast(u progress.Update) {
+	msg := encode(u)
+	for c := range h.pendings {
+		if !c.pending.covers(u.JobID) {
+			continue
+		}
+		if len(c.pending.buf) >= cap(c.send) {
+			h.drop(c)
+			continue
+		}
+		c.pending.buf = append(c.pending.buf, heldUpdate{jobID: u.JobID, updatedAt: u.UpdatedAt, msg: msg})
+	}
+	for c := range h.all {
+		if c.pending.covers(u.JobID) {
+			continue
+		}
+		if h.deliver(c, msg) {
+			h.m.pushed.Inc()
+		}
+	}
+	for c := range h.byJob[u.JobID] {
+		if c.all || c.pending.covers(u.JobID) {
+			continue // delivered above, or held
+		}
+		if h.deliver(c, msg) {
+			h.m.pushed.Inc()
+		}
+	}
+}
+
+// encode marshals a message the hub built from known types; those cannot fail to encode.
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Unreachable for the message types of this package; keep the connection useful anyway.
+		b, _ = json.Marshal(errorMessage{Type: typeError, Error: errorBody{Code: "internal", Message: "encoding failed"}})
+	}
+	return b
+}

@@ -1,0 +1,143 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
+)
+
+// runHub starts a hub with no network in front of it.
+func runHub(t *testing.T) *Hub {
+	t.Helper()
+	h := NewHub(testLogger(t), NewMetrics(nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return h
+}
+
+// fakeClient registers a client with no connection and subscribes it to every job.
+func fakeClient(t *testing.T, h *Hub, id uint64, buffer int) *client {
+	t.Helper()
+	c := newClient(id, "alice", buffer)
+	if !send(h, h.register, c) ||
+		!h.beginSubscription(c, nil, true) ||
+		!send(h, h.complete, completeReq{c: c, all: true}) {
+		t.Fatal("hub stopped")
+	}
+	return c
+}
+
+func recv(t *testing.T, c *client) (progress.Update, bool) {
+	t.Helper()
+	select {
+	case msg, ok := <-c.send:
+		if !ok {
+			return progress.Update{}, false
+		}
+		var u progress.Update
+		if err := json.Unmarshal(msg, &u); err != nil {
+			t.Fatal(err)
+		}
+		return u, true
+	case <-time.After(waitFor):
+		t.Fatal("no message")
+	}
+	return progress.Update{}, false
+}
+
+func TestHubDropsSlowClientKeepsFastOne(t *testing.T) {
+	t.Parallel()
+	h := runHub(t)
+	const buffer = 4
+	fast := fakeClient(t, h, 1, buffer)
+	slow := fakeClient(t, h, 2, buffer)
+	for i := range int64(3 * buffer) {
+		if err := h.Push(t.Context(), update("job-a", i)); err != nil {
+			t.Fatal(err)
+		}
+		u, ok := recv(t, fast)
+		if !ok || u.RowsDone != i {
+			t.Fatalf("fast client got %+v (open %v), want rows_done %d", u, ok, i)
+		}
+	}
+	// The slow client got the first messages into its buffer, then was dropped.
+	for i := range int64(buffer) {
+		if u, ok := recv(t, slow); !ok || u.RowsDone != i {
+			t.Fatalf("slow client message %d: %+v (open %v)", i, u, ok)
+		}
+	}
+	if _, ok := recv(t, slow); ok {
+		t.Fatal("slow client still open")
+	}
+	if slow.closeCode != websocket.CloseTryAgainLater {
+		t.Errorf("close code %d, want %d", slow.closeCode, websocket.CloseTryAgainLater)
+	}
+	if got := testutil.ToFloat64(h.m.dropped); got != 1 {
+		t.Errorf("dropped = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(h.m.clients); got != 1 {
+		t.Errorf("clients = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(h.m.pushed); got != 3*buffer+buffer {
+		t.Errorf("pushed = %v, want %d", got, 3*buffer+buffer)
+	}
+}
+
+func TestHubPushAfterStopReturns(t *testing.T) {
+	t.Parallel()
+	h := NewHub(testLogger(t), NewMetrics(nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.Run(ctx)
+	}()
+	c := fakeClient(t, h, 1, 8)
+	cancel()
+	<-done
+	if _, ok := recv(t, c); ok {
+		t.Fatal("client not closed when the hub stopped")
+	}
+	if c.closeCode != websocket.CloseGoingAway {
+		t.Errorf("close code %d, want %d", c.closeCode, websocket.CloseGoingAway)
+	}
+	// Nobody is connected any more: Push neither blocks nor fails, whatever the buffer holds.
+	for i := range int64(200) {
+		if err := h.Push(t.Context(), update("job-a", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestHubShutdownRefusesNewClients(t *testing.T) {
+	t.Parallel()
+	h := runHub(t)
+	before := fakeClient(t, h, 1, 8)
+	h.Shutdown()
+	if _, ok := recv(t, before); ok {
+		t.Fatal("client not closed on shutdown")
+	}
+	after := newClient(2, "alice", 8)
+	send(h, h.register, after)
+	if _, ok := recv(t, after); ok {
+		t.Fatal("client registered after shutdown")
+	}
+	// Updates are still accepted while the hub runs.
+	if err := h.Push(t.Context(), update("job-a", 1)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,226 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/server"
+)
+
+// Jobs reads jobs for snapshots; *jobstore.Store implements it.
+type Jobs interface {
+	Get(ctx context.Context, id string) (jobstore.Job, error)
+	List(ctx context.Context, f jobstore.ListFilter) ([]jobstore.Job, string, error)
+}
+
+// Verifier checks bearer tokens; *auth.Verifier implements it.
+type Verifier interface {
+	Verify(token string) (auth.Principal, error)
+}
+
+// Options tune the connections; zero values take the defaults.
+type Options struct {
+	// AllowedOrigins are the browser origins ("http://127.0.0.1:8080") allowed to connect;
+	// "*" allows any. A request without an Origin header (not a browser) is always allowed.
+	AllowedOrigins []string
+	SendBuffer     int           // messages queued per client before it is dropped; 256
+	ReadLimit      int64         // largest client message in bytes; 64 KiB
+	PingInterval   time.Duration // between server pings; 25 s
+	PongWait       time.Duration // silence after which a client is gone; 60 s
+	WriteWait      time.Duration // budget of one write; 10 s
+	ReadTimeout    time.Duration // budget of one snapshot read from the database; 5 s
+	MaxSubscribed  int           // task ids one connection may follow; 1000
+	MaxIDs         int           // task ids in one message; 100
+	AllSnapshots   int           // jobs in the snapshot of {"all": true}; 50
+}
+
+func (o *Options) defaults() {
+	set := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	setInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	setInt(&o.SendBuffer, 256)
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = 64 << 10
+	}
+	set(&o.PingInterval, 25*time.Second)
+	set(&o.PongWait, 60*time.Second)
+	set(&o.WriteWait, 10*time.Second)
+	set(&o.ReadTimeout, 5*time.Second)
+	setInt(&o.MaxSubscribed, 1000)
+	setInt(&o.MaxIDs, 100)
+	setInt(&o.AllSnapshots, 50)
+}
+
+// Server is the WebSocket endpoint: an http.Handler for GET /api/v1/exports/ws.
+type Server struct {
+	hub      *Hub
+	jobs     Jobs
+	verifier Verifier
+	log      *slog.Logger
+	m        *Metrics
+	opts     Options
+	upgrader websocket.Upgrader
+
+	anyOrigin bool
+	origins   map[string]struct{}
+
+	nextID atomic.Uint64
+	mu     sync.Mutex
+	closed bool
+	conns  sync.WaitGroup
+}
+
+// NewServer builds the endpoint. It rejects an allowed origin that is not a URL.
+func NewServer(hub *Hub, jobs Jobs, verifier Verifier, log *slog.Logger, m *Metrics, opts Options) (*Server, error) {
+	opts.defaults()
+	s := &Server{hub: hub, jobs: jobs, verifier: verifier, log: log, m: m, opts: opts, origins: map[string]struct{}{}}
+	for _, o := range opts.AllowedOrigins {
+		if o == "*" {
+			s.anyOrigin = true
+			continue
+		}
+		n, err := NormalizeOrigin(o)
+		if err != nil {
+			return nil, err
+		}
+		s.origins[n] = struct{}{}
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		// Checked before upgrading (so the refusal is JSON); checked again here in case the
+		// handler's order ever changes.
+		CheckOrigin: s.originAllowed,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			server.WriteError(w, status, "bad_handshake", reason.Error(), "")
+		},
+	}
+	return s, nil
+}
+
+// NormalizeOrigin returns origin as browsers send it: lower-case scheme://host[:port].
+func NormalizeOrigin(origin string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(origin))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return "", fmt.Errorf("origin %q is not scheme://host[:port]", origin)
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.anyOrigin {
+		return true
+	}
+	n, err := NormalizeOrigin(origin)
+	if err != nil {
+		return false
+	}
+	_, ok := s.origins[n]
+	return ok
+}
+
+// ServeHTTP checks the method, the Origin, the token and READ_EXPORTS, answering refusals with
+// the JSON error shape before any upgrade, then serves the connection until it ends.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		s.refuse(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET with a WebSocket upgrade", "method")
+		return
+	}
+	if !s.originAllowed(r) {
+		s.refuse(w, http.StatusForbidden, "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed", "origin")
+		return
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		challenge, msg := `Bearer realm="exports"`, "missing bearer token"
+		if !errors.Is(err, auth.ErrMissingToken) {
+			challenge += `, error="invalid_token"`
+			msg = "invalid token"
+			s.log.Debug("token refused", "err", err)
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		s.refuse(w, http.StatusUnauthorized, auth.CodeUnauthenticated, msg, "unauthenticated")
+		return
+	}
+	if !p.Has(auth.PermReadExports) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="exports", error="insufficient_scope"`)
+		s.refuse(w, http.StatusForbidden, auth.CodePermissionDenied, "missing permission "+auth.PermReadExports, "permission_denied")
+		return
+	}
+	if !s.track() {
+		s.refuse(w, http.StatusServiceUnavailable, codeUnavailable, "server shutting down", "shutting_down")
+		return
+	}
+	defer s.conns.Done()
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.m.rejected.WithLabelValues("bad_handshake").Inc()
+		s.log.Debug("upgrade failed", "err", err)
+		return // the upgrader answered
+	}
+	s.serve(r.Context(), conn, p)
+}
+
+func (s *Server) refuse(w http.ResponseWriter, status int, code, msg, reason string) {
+	s.m.rejected.WithLabelValues(reason).Inc()
+	server.WriteError(w, status, code, msg, "")
+}
+
+func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
+	token, err := auth.TokenFromRequest(r, true)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	return s.verifier.Verify(token)
+}
+
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns.Add(1)
+	return true
+}
+
+// Wait refuses new connections and waits until every connection's goroutines have ended (the
+// hub closes them on shutdown), or ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for websocket connections: %w", ctx.Err())
+	}
+}

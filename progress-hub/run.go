@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/eventbus"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/logging"
+	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/server"
+	"github.com/productsmanager/exportplatform/progress-hub/internal/fold"
+	"github.com/productsmanager/exportplatform/progress-hub/internal/ws"
+)
+
+// Config is the progress-hub's settings, from the environment.
+type Config struct {
+	Addr           string   // HUB_ADDR
+	ExportsDB      string   // EXPORTS_DATABASE_URL
+	Brokers        []string // KAFKA_BROKERS, comma-separated
+	JWTSecret      string   // JWT_SECRET
+	AllowedOrigins []string // HUB_ALLOWED_ORIGINS, comma-separated; "*" allows any
+	ConsumerGroup  string   // HUB_CONSUMER_GROUP
+	LogLevel       string   // LOG_LEVEL
+}
+
+// LoadConfig reads the settings with their defaults and validates them.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	env := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		Addr:      env("HUB_ADDR", "127.0.0.1:8081"),
+		ExportsDB: env("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		Brokers:   eventbus.ParseBrokers(env("KAFKA_BROKERS", "127.0.0.1:9092")),
+		JWTSecret: env("JWT_SECRET", "local-dev-secret"),
+		AllowedOrigins: splitList(env("HUB_ALLOWED_ORIGINS",
+			"http://127.0.0.1:8080,http://localhost:8080,http://127.0.0.1:8081,http://localhost:8081")),
+		ConsumerGroup: env("HUB_CONSUMER_GROUP", "progress-hub"),
+		LogLevel:      env("LOG_LEVEL", "info"),
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings, naming every variable at fault.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("HUB_ADDR %q is not host:port", c.Addr))
+	}
+	if u, err := url.Parse(c.ExportsDB); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, errors.New("EXPORTS_DATABASE_URL is not a postgres:// URL"))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
+	}
+	if c.JWTSecret == "" {
+		errs = append(errs, errors.New("JWT_SECRET is empty"))
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if _, err := ws.NormalizeOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("HUB_ALLOWED_ORIGINS: %w", err))
+		}
+	}
+	if c.ConsumerGroup == "" {
+		errs = append(errs, errors.New("HUB_CONSUMER_GROUP is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue keeps secrets out of logs: the JWT secret is never shown, the database password is
+// masked.
+func (c Config) LogValue() slog.Value {
+	db := "(invalid url)"
+	if u, err := url.Parse(c.ExportsDB); err == nil {
+		db = u.Redacted()
+	}
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("exports_database_url", db),
+		slog.String("kafka_brokers", strings.Join(c.Brokers, ",")),
+		slog.String("jwt_secret", "[redacted]"),
+		slog.String("allowed_origins", strings.Join(c.AllowedOrigins, ",")),
+		slog.String("consumer_group", c.ConsumerGroup),
+		slog.String("log_level", c.LogLevel),
+	)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Budgets of the shutdown steps.
+const (
+	httpGrace = 10 * time.Second
+	wsGrace   = 5 * time.Second
+)
+
+// run wires the hub and serves until ctx is cancelled. Shutdown order: the listener stops and
+// the hub closes every WebSocket (srv.RegisterOnShutdown), the consumer commits what it
+// handled, then the Kafka client and the pool close (deferred, in reverse order of opening).
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := logging.New(stdout, cfg.LogLevel, "progress-hub")
+	log.Info("starting", "config", cfg)
+	reg := server.NewRegistry()
+
+	pool, err := pgdb.Open(ctx, cfg.ExportsDB, 10)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := jobstore.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	store := jobstore.New(pool)
+
+	kcl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "progress-hub"},
+		log, reg, eventbus.ConsumerOpts(cfg.ConsumerGroup, events.TopicEvents, events.TopicRequested)...)
+	if err != nil {
+		return err
+	}
+	defer kcl.Close()
+
+	verifier, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret))
+	if err != nil {
+		return fmt.Errorf("token verifier: %w", err)
+	}
+	metrics := ws.NewMetrics(reg)
+	hub := ws.NewHub(log.With("component", "hub"), metrics)
+	wsSrv, err := ws.NewServer(hub, store, verifier, log.With("component", "ws"), metrics,
+		ws.Options{AllowedOrigins: cfg.AllowedOrigins})
+	if err != nil {
+		return err
+	}
+	handler := fold.New(store, hub, log.With("component", "fold"), reg)
+	consumer := eventbus.NewConsumer(kcl, log.With("component", "consumer"), handler.Handle)
+
+	srv := server.New(cfg.Addr, routes(wsSrv, reg, map[string]server.Check{
+		"postgres": pgdb.Check(pool),
+		"kafka":    eventbus.Ping(kcl),
+	}))
+	// Server.Shutdown does not close hijacked connections: the hub does.
+	srv.RegisterOnShutdown(hub.Shutdown)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return hub.Run(gctx) })
+	g.Go(func() error { return server.Run(gctx, srv, log.With("component", "http"), httpGrace) })
+	g.Go(func() error {
+		if err := consumer.Run(gctx); err != nil {
+			return fmt.Errorf("consuming job events: %w", err)
+		}
+		return nil
+	})
+	err = g.Wait()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wsGrace)
+	defer cancel()
+	if werr := wsSrv.Wait(wctx); werr != nil {
+		log.Warn("websockets still open at exit", "err", werr)
+	}
+	log.Info("stopped", "err", err)
+	return err
+}
+
+// routes maps the hub's HTTP surface: the WebSocket (and its /ws alias), the ops endpoints, and
+// JSON 404s for the rest.
+func routes(wsSrv http.Handler, reg *prometheus.Registry, checks map[string]server.Check) http.Handler {
+	mux := http.NewServeMux()
+	server.Ops(mux, reg, checks)
+	// No method in the pattern: the WebSocket handler answers other methods with a JSON 405.
+	mux.Handle("/api/v1/exports/ws", wsSrv)
+	mux.Handle("/ws", wsSrv)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		server.WriteError(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path, "")
+	})
+	return mux
+}
