@@ -1,0 +1,69 @@
+# shellcheck shell=bash
+# Settings of the local stack (CONTRACT §2). Source it: `. dev/env.sh`.
+# Every variable keeps a value that is already set, so a caller can override any of them.
+# Works in bash and zsh; dev/stack.sh, dev/run.sh and the Makefile source it.
+
+# Locate the repository root from this file's own path.
+if [ -n "${BASH_SOURCE:-}" ]; then
+  _ep_env_file=${BASH_SOURCE[0]}
+elif [ -n "${ZSH_VERSION:-}" ]; then
+  eval '_ep_env_file=${(%):-%x}'
+else
+  _ep_env_file=$PWD/dev/env.sh # plain sh cannot tell: source it from the repository root
+fi
+_ep_root=$(cd "$(dirname "$_ep_env_file")/.." && pwd -P)
+if [ "${EXPORTPLATFORM_ROOT:-}" != "$_ep_root" ]; then
+  # Sourced before from another checkout: its default STACK_DIR is not ours.
+  if [ -n "${EXPORTPLATFORM_ROOT:-}" ] && [ "${STACK_DIR:-}" = "$EXPORTPLATFORM_ROOT/.stack" ]; then
+    unset STACK_DIR
+  fi
+  EXPORTPLATFORM_ROOT=$_ep_root
+fi
+export EXPORTPLATFORM_ROOT
+unset _ep_env_file _ep_root
+
+: "${STACK_DIR:=$EXPORTPLATFORM_ROOT/.stack}"
+: "${PG_BIN:=/usr/lib/postgresql/15/bin}"
+export STACK_DIR PG_BIN
+
+# Databases (PostgreSQL on 127.0.0.1:55432, user postgres, trust auth).
+: "${PGPORT_STACK:=55432}"
+: "${CATALOG_DATABASE_URL:=postgres://postgres@127.0.0.1:${PGPORT_STACK}/products_manager?sslmode=disable}"
+: "${EXPORTS_DATABASE_URL:=postgres://postgres@127.0.0.1:${PGPORT_STACK}/exports?sslmode=disable}"
+: "${ANALYTICS_DATABASE_URL:=postgres://postgres@127.0.0.1:${PGPORT_STACK}/db_analytics?sslmode=disable}"
+export PGPORT_STACK CATALOG_DATABASE_URL EXPORTS_DATABASE_URL ANALYTICS_DATABASE_URL
+# libpq defaults, so that a bare `psql -d exports` reaches the stack's server.
+: "${PGHOST:=127.0.0.1}"
+: "${PGPORT:=$PGPORT_STACK}"
+: "${PGUSER:=postgres}"
+export PGHOST PGPORT PGUSER
+
+# Kafka.
+: "${KAFKA_BROKERS:=127.0.0.1:9092}"
+export KAFKA_BROKERS
+
+# S3 server (versitygw).
+: "${S3_ENDPOINT:=127.0.0.1:9000}"
+: "${S3_ACCESS_KEY:=minioadmin}"
+: "${S3_SECRET_KEY:=minioadmin}"
+: "${S3_BUCKET:=exports}"
+: "${S3_USE_TLS:=false}"
+export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_USE_TLS
+
+# Token signing.
+: "${JWT_SECRET:=local-dev-secret}"
+export JWT_SECRET
+
+# Service addresses.
+: "${API_ADDR:=127.0.0.1:8080}"
+: "${HUB_ADDR:=127.0.0.1:8081}"
+: "${HUB_URL:=http://127.0.0.1:8081}"
+: "${EXPORTER_ADDR:=127.0.0.1:8082}"
+: "${SCHEDULER_ADDR:=127.0.0.1:8083}"
+: "${AUDIT_ADDR:=127.0.0.1:8084}"
+export API_ADDR HUB_ADDR HUB_URL EXPORTER_ADDR SCHEDULER_ADDR AUDIT_ADDR
+
+# Built tools and binaries first, then the PostgreSQL client/server binaries.
+case ":$PATH:" in *":$STACK_DIR/bin:"*) ;; *) PATH=$STACK_DIR/bin:$PATH ;; esac
+case ":$PATH:" in *":$PG_BIN:"*) ;; *) PATH=$PATH:$PG_BIN ;; esac
+export PATH

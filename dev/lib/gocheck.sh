@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Go checks over every module of go.work, for the Makefile:
+#
+#   dev/lib/gocheck.sh test   the stack up, go vet, go test -race (all modules but e2e),
+#                             then the end-to-end tests (e2e) one package at a time
+#   dev/lib/gocheck.sh lint   gofmt -l (must print nothing) and go vet
+#
+# Modules that have no package yet, or no test files, are not failures. Every stage runs even
+# when an earlier one failed, so one run shows every failure; the exit status is non-zero if
+# any stage failed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+# shellcheck source=dev/env.sh
+. "$ROOT/dev/env.sh"
+# shellcheck source=dev/lib/common.sh
+. "$ROOT/dev/lib/common.sh"
+cd "$ROOT"
+
+FAILED=()
+
+# module_dirs: the workspace's modules as ./relative paths (go list -m reads go.work).
+module_dirs() {
+  local d
+  while read -r d; do
+    echo "./${d#"$ROOT"/}"
+  done < <(go list -m -f '{{.Dir}}')
+}
+
+# packages DIR...: the packages under those module dirs (-e keeps broken ones, so that their
+# errors show up in vet/test instead of the package silently disappearing).
+packages() {
+  local d
+  for d in "$@"; do go list -e "$d/..." 2>/dev/null || true; done
+}
+
+# stage NAME CMD...: runs one stage, remembers a failure and goes on.
+stage() {
+  local name=$1 t0 rc=0 words=() a
+  shift
+  # Show the command without its (long) list of package paths.
+  for a in "$@"; do [[ $a == github.com/* ]] || words+=("$a"); done
+  t0=$(now_ms)
+  if (($# > ${#words[@]})); then
+    log "$name: ${words[*]} ($(($# - ${#words[@]})) packages)"
+  else
+    log "$name: ${words[*]}"
+  fi
+  "$@" || rc=$?
+  if ((rc == 0)); then
+    log "$name: ok in $(fmt_ms "$(since_ms "$t0")")"
+  else
+    log "$name: FAILED (exit $rc) after $(fmt_ms "$(since_ms "$t0")")"
+    FAILED+=("$name")
+  fi
+}
+
+finish() {
+  if ((${#FAILED[@]})); then
+    log "FAILED: ${FAILED[*]}"
+    exit 1
+  fi
+  log "all checks passed"
+}
+
+cmd_lint() {
+  local dirs unformatted pkgs
+  mapfile -t dirs < <(module_dirs)
+  unformatted=$(gofmt -l "${dirs[@]}")
+  if [[ -n $unformatted ]]; then
+    log "gofmt: these files need gofmt -w:"
+    printf '  %s\n' "$unformatted" >&2
+    FAILED+=(gofmt)
+  else
+    log "gofmt: ok"
+  fi
+  mapfile -t pkgs < <(packages "${dirs[@]}")
+  if ((${#pkgs[@]})); then stage vet go vet "${pkgs[@]}"; fi
+  finish
+}
+
+cmd_test() {
+  local dirs=() d unit=() e2e=()
+  "$ROOT/dev/stack.sh" up || {
+    log "the stack did not come up: not running the tests"
+    exit 1
+  }
+  # The end-to-end tests drive .stack/bin/seed and friends: they must build.
+  "$ROOT/dev/stack.sh" tools || exit 1
+  mapfile -t dirs < <(module_dirs)
+  for d in "${dirs[@]}"; do
+    if [[ $d == ./e2e ]]; then
+      mapfile -t e2e < <(packages "$d")
+    else
+      mapfile -t -O "${#unit[@]}" unit < <(packages "$d")
+    fi
+  done
+  # -race needs cgo, hence a C compiler.
+  need_cmd gcc gcc
+  if ((${#unit[@]} + ${#e2e[@]})); then stage vet go vet "${unit[@]}" "${e2e[@]}"; fi
+  if ((${#unit[@]})); then
+    stage unit go test -race -count=1 "${unit[@]}"
+  else
+    log "unit: no packages yet"
+  fi
+  if ((${#e2e[@]})); then
+    stage e2e go test -count=1 -p 1 -timeout 40m -v ./e2e/...
+  else
+    log "e2e: no packages yet"
+  fi
+  finish
+}
+
+case ${1:-test} in
+  test) cmd_test ;;
+  lint) cmd_lint ;;
+  *)
+    echo "usage: $0 test|lint" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `make run`: the whole local stack with a demo catalog, in the foreground. Prints the URLs and
+# a ready-to-use token, then waits; Ctrl-C (SIGINT) or SIGTERM stops everything cleanly.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# shellcheck source=dev/env.sh
+. "$ROOT/dev/env.sh"
+# shellcheck source=dev/lib/common.sh
+. "$ROOT/dev/lib/common.sh"
+STACK=$ROOT/dev/stack.sh
+DEMO_PRODUCTS=${PRODUCTS:-100000}
+
+# On Ctrl-C/SIGTERM: stop the stack once (ignore further signals while it stops).
+shutdown() {
+  trap '' INT TERM
+  echo >&2
+  log "stopping the stack..."
+  "$STACK" down || true
+  exit 0
+}
+trap shutdown INT TERM
+
+if ! "$STACK" up || ! "$STACK" tools; then
+  warn "the stack did not come up; stopping what started (logs stay in $STACK_DIR/logs)"
+  "$STACK" down || true
+  exit 1
+fi
+
+if [[ -x $STACK_DIR/bin/seed ]]; then
+  "$STACK_DIR/bin/seed" -products "$DEMO_PRODUCTS" -if-empty
+else
+  warn "no seed tool yet (dev/cmd/seed): catalog not seeded"
+fi
+
+TOKEN=
+if [[ -x $STACK_DIR/bin/token ]]; then
+  TOKEN=$("$STACK_DIR/bin/token" -sub demo -name "Demo User" -perms READ_EXPORTS,WRITE_EXPORTS)
+else
+  warn "no token tool yet (dev/cmd/token)"
+fi
+
+cat <<EOF
+
+Export Platform is running (state in $STACK_DIR).
+
+  Web UI        http://$API_ADDR/
+  REST API      http://$API_ADDR/api/v1/exports
+  WebSocket     ws://$API_ADDR/api/v1/exports/ws
+  progress-hub  $HUB_URL
+  metrics       http://$API_ADDR/metrics, http://$HUB_ADDR/metrics, http://$EXPORTER_ADDR/metrics,
+                http://$SCHEDULER_ADDR/metrics, http://$AUDIT_ADDR/metrics
+  PostgreSQL    $CATALOG_DATABASE_URL (also exports, db_analytics)
+  Kafka         $KAFKA_BROKERS
+  S3            http://$S3_ENDPOINT  bucket $S3_BUCKET  keys $S3_ACCESS_KEY / $S3_SECRET_KEY
+
+Token (sub demo, READ_EXPORTS,WRITE_EXPORTS):
+  ${TOKEN:-<none>}
+
+  curl -H "Authorization: Bearer \$TOKEN" http://$API_ADDR/api/v1/exports
+  logs: dev/stack.sh logs <part>     status: make status     another token: make token
+
+Ctrl-C stops everything.
+EOF
+
+# Wait in the foreground. `sleep & wait` (rather than a plain sleep) lets the trap run as soon
+# as a signal arrives. Meanwhile report, once, any part that died on its own.
+declare -A reported=()
+while :; do
+  sleep 5 &
+  wait $! || true
+  for f in "$STACK_DIR"/pids/*.pid; do
+    [[ -e $f ]] || continue
+    pid=$(<"$f")
+    name=$(basename "$f" .pid)
+    if ! pid_alive "$pid" && [[ -z ${reported[$name]:-} ]]; then
+      warn "$name (pid $pid) is no longer running; see dev/stack.sh logs $name"
+      reported[$name]=1
+    fi
+  done
+done
