@@ -44,7 +44,8 @@ cat <<EOF
 
 Export Platform is running (state in $STACK_DIR).
 
-  Web UI        http://$API_ADDR/
+  Web UI        http://$API_ADDR/#token=${TOKEN}
+                (the link logs you in; or paste the token below into the page)
   REST API      http://$API_ADDR/api/v1/exports
   WebSocket     ws://$API_ADDR/api/v1/exports/ws
   progress-hub  $HUB_URL
