@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/audit-sink/internal/audit"
 	"github.com/productsmanager/exportplatform/audit-sink/internal/store"
+	"github.com/productsmanager/exportplatform/pkg/config"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/logging"
@@ -42,19 +41,17 @@ const (
 
 // LoadConfig reads the settings with their defaults and validates them.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	env := func(k, def string) string {
-		if v := strings.TrimSpace(getenv(k)); v != "" {
-			return v
-		}
-		return def
-	}
+	env := config.New(getenv)
 	c := Config{
-		Addr:        env("AUDIT_ADDR", "127.0.0.1:8084"),
-		AnalyticsDB: env("ANALYTICS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/db_analytics?sslmode=disable"),
-		Brokers:     eventbus.ParseBrokers(env("KAFKA_BROKERS", "127.0.0.1:9092")),
-		Group:       env("AUDIT_GROUP", "audit-sink"),
-		Topics:      splitList(env("AUDIT_TOPICS", events.TopicRequested+","+events.TopicEvents)),
-		LogLevel:    env("LOG_LEVEL", "info"),
+		Addr:        env.String("AUDIT_ADDR", "127.0.0.1:8084"),
+		AnalyticsDB: env.String("ANALYTICS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/db_analytics?sslmode=disable"),
+		Brokers:     env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
+		Group:       env.String("AUDIT_GROUP", "audit-sink"),
+		Topics:      env.List("AUDIT_TOPICS", events.TopicRequested+","+events.TopicEvents),
+		LogLevel:    env.String("LOG_LEVEL", "info"),
+	}
+	if err := env.Err(); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }
@@ -65,7 +62,7 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("AUDIT_ADDR %q: %w", c.Addr, err))
 	}
-	if err := validDatabaseURL(c.AnalyticsDB); err != nil {
+	if err := pgdb.ValidateURL(c.AnalyticsDB); err != nil {
 		errs = append(errs, fmt.Errorf("ANALYTICS_DATABASE_URL: %w", err))
 	}
 	if len(c.Brokers) == 0 {
@@ -84,45 +81,12 @@ func (c Config) Validate() error {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
-		slog.String("analytics_database_url", redactURL(c.AnalyticsDB)),
+		slog.String("analytics_database_url", pgdb.RedactURL(c.AnalyticsDB)),
 		slog.Any("brokers", c.Brokers),
 		slog.String("group", c.Group),
 		slog.Any("topics", c.Topics),
 		slog.String("log_level", c.LogLevel),
 	)
-}
-
-func validDatabaseURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL") // url's error would echo the password
-	}
-	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return fmt.Errorf("scheme %q, want postgres://", u.Scheme)
-	}
-	if u.Host == "" || strings.Trim(u.Path, "/") == "" {
-		return errors.New("needs a host and a database")
-	}
-	return nil
-}
-
-// splitList splits a comma-separated value, dropping blanks.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
-	}
-	return u.Redacted()
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

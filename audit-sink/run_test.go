@@ -19,9 +19,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
-	"github.com/productsmanager/exportplatform/audit-sink/internal/pgtest"
+	"github.com/productsmanager/exportplatform/pkg/config"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -125,7 +126,7 @@ func TestRunFailsOnBadConfig(t *testing.T) {
 // committed, clean stop.
 func TestRunAuditsEvents(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewDatabase(t, "audittest")
+	dbURL := pgdbtest.NewDatabaseURL(t, "audittest")
 	brokers := kafkaBrokers(t)
 	suffix := randomHex(t)
 	topicReq, topicEv, group := "audittest.requested."+suffix, "audittest.events."+suffix, "audittest-"+suffix
@@ -219,7 +220,7 @@ func TestRunAuditsEvents(t *testing.T) {
 // kafkaBrokers are the brokers of the local stack, or a skip (a failure under CI).
 func kafkaBrokers(t *testing.T) []string {
 	t.Helper()
-	brokers := eventbus.ParseBrokers(os.Getenv("KAFKA_BROKERS"))
+	brokers := config.SplitList(os.Getenv("KAFKA_BROKERS"))
 	if len(brokers) == 0 {
 		brokers = []string{"127.0.0.1:9092"}
 	}

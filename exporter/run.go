@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/productsmanager/exportplatform/exporter/internal/intake"
 	"github.com/productsmanager/exportplatform/exporter/internal/runner"
+	"github.com/productsmanager/exportplatform/pkg/config"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
@@ -42,52 +42,31 @@ type Config struct {
 
 // LoadConfig reads the settings with their defaults.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	env := func(k, def string) string {
-		if v := getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
+	env := config.New(getenv)
 	host, _ := os.Hostname()
 	c := Config{
-		Addr:      env("EXPORTER_ADDR", "127.0.0.1:8082"),
-		CatalogDB: env("CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/products_manager?sslmode=disable"),
-		ExportsDB: env("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
-		Brokers:   eventbus.ParseBrokers(env("KAFKA_BROKERS", "127.0.0.1:9092")),
-		Group:     env("EXPORTER_GROUP", "exporter"),
+		Addr:      env.String("EXPORTER_ADDR", "127.0.0.1:8082"),
+		CatalogDB: env.String("CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/products_manager?sslmode=disable"),
+		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
+		Group:     env.String("EXPORTER_GROUP", "exporter"),
 		S3: objectstore.MinioConfig{
-			Endpoint: env("S3_ENDPOINT", "127.0.0.1:9000"), AccessKey: env("S3_ACCESS_KEY", "minioadmin"),
-			SecretKey: env("S3_SECRET_KEY", "minioadmin"), Bucket: env("S3_BUCKET", "exports"),
-			UseTLS: env("S3_USE_TLS", "false") == "true",
+			Endpoint: env.String("S3_ENDPOINT", "127.0.0.1:9000"), AccessKey: env.String("S3_ACCESS_KEY", "minioadmin"),
+			SecretKey: env.String("S3_SECRET_KEY", "minioadmin"), Bucket: env.String("S3_BUCKET", "exports"),
+			UseTLS:   env.Bool("S3_USE_TLS", false),
+			PartSize: uint64(env.Int("EXPORTER_PART_SIZE_MIB", 16)) << 20,
 		},
-		WorkerID: env("EXPORTER_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
-		LogLevel: env("LOG_LEVEL", "info"),
+		// The id names the lease owner: host and pid, so an operator can find the process.
+		WorkerID:         env.String("EXPORTER_ID", fmt.Sprintf("%s-%d", host, os.Getpid())),
+		Concurrency:      env.Int("EXPORTER_CONCURRENCY", 2),
+		MaxAttempts:      env.Int("EXPORTER_MAX_ATTEMPTS", 3),
+		LeaseTTL:         env.Duration("EXPORTER_LEASE_TTL", 15*time.Second),
+		RescueInterval:   env.Duration("EXPORTER_RESCUE_INTERVAL", 2*time.Second),
+		ProgressInterval: env.Duration("EXPORTER_PROGRESS_INTERVAL", 250*time.Millisecond),
+		LogLevel:         env.String("LOG_LEVEL", "info"),
 	}
-	var errs []error
-	intEnv := func(k, def string, dst *int) {
-		n, err := strconv.Atoi(env(k, def))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
-		*dst = n
-	}
-	durEnv := func(k, def string, dst *time.Duration) {
-		d, err := time.ParseDuration(env(k, def))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
-		*dst = d
-	}
-	intEnv("EXPORTER_CONCURRENCY", "2", &c.Concurrency)
-	intEnv("EXPORTER_MAX_ATTEMPTS", "3", &c.MaxAttempts)
-	durEnv("EXPORTER_LEASE_TTL", "15s", &c.LeaseTTL)
-	durEnv("EXPORTER_RESCUE_INTERVAL", "2s", &c.RescueInterval)
-	durEnv("EXPORTER_PROGRESS_INTERVAL", "250ms", &c.ProgressInterval)
-	var partMiB int
-	intEnv("EXPORTER_PART_SIZE_MIB", "16", &partMiB)
-	c.S3.PartSize = uint64(partMiB) << 20
-	if len(errs) > 0 {
-		return c, errors.Join(errs...)
+	if err := env.Err(); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }
@@ -106,6 +85,14 @@ func (c Config) Validate() error {
 	}
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
+	}
+	for name, u := range map[string]string{"CATALOG_DATABASE_URL": c.CatalogDB, "EXPORTS_DATABASE_URL": c.ExportsDB} {
+		if err := pgdb.ValidateURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if c.RescueInterval <= 0 || c.ProgressInterval <= 0 {
+		errs = append(errs, errors.New("EXPORTER_RESCUE_INTERVAL and EXPORTER_PROGRESS_INTERVAL must be positive"))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("EXPORTER_MAX_ATTEMPTS must be at least 1"))

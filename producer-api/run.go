@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/config"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/logging"
@@ -36,28 +36,23 @@ type Config struct {
 
 // LoadConfig reads the settings with their defaults.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	env := func(k, def string) string {
-		if v := getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
+	env := config.New(getenv)
 	c := Config{
-		Addr:      env("API_ADDR", "127.0.0.1:8080"),
-		ExportsDB: env("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
-		Brokers:   eventbus.ParseBrokers(env("KAFKA_BROKERS", "127.0.0.1:9092")),
-		JWTSecret: env("JWT_SECRET", "local-dev-secret"),
-		HubURL:    env("HUB_URL", "http://127.0.0.1:8081"),
+		Addr:      env.String("API_ADDR", "127.0.0.1:8080"),
+		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
+		JWTSecret: env.String("JWT_SECRET", "local-dev-secret"),
+		HubURL:    env.String("HUB_URL", "http://127.0.0.1:8081"),
 		S3: objectstore.MinioConfig{
-			Endpoint: env("S3_ENDPOINT", "127.0.0.1:9000"), AccessKey: env("S3_ACCESS_KEY", "minioadmin"),
-			SecretKey: env("S3_SECRET_KEY", "minioadmin"), Bucket: env("S3_BUCKET", "exports"),
-			UseTLS: env("S3_USE_TLS", "false") == "true",
+			Endpoint: env.String("S3_ENDPOINT", "127.0.0.1:9000"), AccessKey: env.String("S3_ACCESS_KEY", "minioadmin"),
+			SecretKey: env.String("S3_SECRET_KEY", "minioadmin"), Bucket: env.String("S3_BUCKET", "exports"),
+			UseTLS: env.Bool("S3_USE_TLS", false),
 		},
-		LogLevel: env("LOG_LEVEL", "info"),
+		MaxBodySize: int64(env.Int("API_MAX_BODY_BYTES", 1<<20)),
+		LogLevel:    env.String("LOG_LEVEL", "info"),
 	}
-	var err error
-	if c.MaxBodySize, err = strconv.ParseInt(env("API_MAX_BODY_BYTES", "1048576"), 10, 64); err != nil {
-		return c, fmt.Errorf("API_MAX_BODY_BYTES: %w", err)
+	if err := env.Err(); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }
@@ -73,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.JWTSecret == "" {
 		errs = append(errs, errors.New("JWT_SECRET is empty"))
+	}
+	if err := pgdb.ValidateURL(c.ExportsDB); err != nil {
+		errs = append(errs, fmt.Errorf("EXPORTS_DATABASE_URL: %w", err))
 	}
 	if u, err := url.Parse(c.HubURL); err != nil || u.Host == "" {
 		errs = append(errs, fmt.Errorf("HUB_URL %q is not a URL", c.HubURL))

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/config"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
@@ -39,21 +39,19 @@ type Config struct {
 
 // LoadConfig reads the settings with their defaults and validates them.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	env := func(k, def string) string {
-		if v := strings.TrimSpace(getenv(k)); v != "" {
-			return v
-		}
-		return def
-	}
+	env := config.New(getenv)
 	c := Config{
-		Addr:      env("HUB_ADDR", "127.0.0.1:8081"),
-		ExportsDB: env("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
-		Brokers:   eventbus.ParseBrokers(env("KAFKA_BROKERS", "127.0.0.1:9092")),
-		JWTSecret: env("JWT_SECRET", "local-dev-secret"),
-		AllowedOrigins: splitList(env("HUB_ALLOWED_ORIGINS",
-			"http://127.0.0.1:8080,http://localhost:8080,http://127.0.0.1:8081,http://localhost:8081")),
-		ConsumerGroup: env("HUB_CONSUMER_GROUP", "progress-hub"),
-		LogLevel:      env("LOG_LEVEL", "info"),
+		Addr:      env.String("HUB_ADDR", "127.0.0.1:8081"),
+		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
+		JWTSecret: env.String("JWT_SECRET", "local-dev-secret"),
+		AllowedOrigins: env.List("HUB_ALLOWED_ORIGINS",
+			"http://127.0.0.1:8080,http://localhost:8080,http://127.0.0.1:8081,http://localhost:8081"),
+		ConsumerGroup: env.String("HUB_CONSUMER_GROUP", "progress-hub"),
+		LogLevel:      env.String("LOG_LEVEL", "info"),
+	}
+	if err := env.Err(); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }
@@ -64,8 +62,8 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("HUB_ADDR %q is not host:port", c.Addr))
 	}
-	if u, err := url.Parse(c.ExportsDB); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		errs = append(errs, errors.New("EXPORTS_DATABASE_URL is not a postgres:// URL"))
+	if err := pgdb.ValidateURL(c.ExportsDB); err != nil {
+		errs = append(errs, fmt.Errorf("EXPORTS_DATABASE_URL: %w", err))
 	}
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
@@ -90,29 +88,15 @@ func (c Config) Validate() error {
 // LogValue keeps secrets out of logs: the JWT secret is never shown, the database password is
 // masked.
 func (c Config) LogValue() slog.Value {
-	db := "(invalid url)"
-	if u, err := url.Parse(c.ExportsDB); err == nil {
-		db = u.Redacted()
-	}
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
-		slog.String("exports_database_url", db),
+		slog.String("exports_database_url", pgdb.RedactURL(c.ExportsDB)),
 		slog.String("kafka_brokers", strings.Join(c.Brokers, ",")),
 		slog.String("jwt_secret", "[redacted]"),
 		slog.String("allowed_origins", strings.Join(c.AllowedOrigins, ",")),
 		slog.String("consumer_group", c.ConsumerGroup),
 		slog.String("log_level", c.LogLevel),
 	)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // Budgets of the shutdown steps.

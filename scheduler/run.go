@@ -8,12 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/productsmanager/exportplatform/pkg/config"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
@@ -36,17 +35,15 @@ const (
 
 // LoadConfig reads the settings with their defaults and validates them.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	env := func(k, def string) string {
-		if v := strings.TrimSpace(getenv(k)); v != "" {
-			return v
-		}
-		return def
-	}
+	env := config.New(getenv)
 	c := Config{
-		Addr:      env("SCHEDULER_ADDR", "127.0.0.1:8083"),
-		ExportsDB: env("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
-		Brokers:   eventbus.ParseBrokers(env("KAFKA_BROKERS", "127.0.0.1:9092")),
-		LogLevel:  env("LOG_LEVEL", "info"),
+		Addr:      env.String("SCHEDULER_ADDR", "127.0.0.1:8083"),
+		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
+		LogLevel:  env.String("LOG_LEVEL", "info"),
+	}
+	if err := env.Err(); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }
@@ -57,7 +54,7 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("SCHEDULER_ADDR %q: %w", c.Addr, err))
 	}
-	if err := validDatabaseURL(c.ExportsDB); err != nil {
+	if err := pgdb.ValidateURL(c.ExportsDB); err != nil {
 		errs = append(errs, fmt.Errorf("EXPORTS_DATABASE_URL: %w", err))
 	}
 	if len(c.Brokers) == 0 {
@@ -70,32 +67,10 @@ func (c Config) Validate() error {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
-		slog.String("exports_database_url", redactURL(c.ExportsDB)),
+		slog.String("exports_database_url", pgdb.RedactURL(c.ExportsDB)),
 		slog.Any("brokers", c.Brokers),
 		slog.String("log_level", c.LogLevel),
 	)
-}
-
-func validDatabaseURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL") // url's error would echo the password
-	}
-	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return fmt.Errorf("scheme %q, want postgres://", u.Scheme)
-	}
-	if u.Host == "" || strings.Trim(u.Path, "/") == "" {
-		return errors.New("needs a host and a database")
-	}
-	return nil
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
-	}
-	return u.Redacted()
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

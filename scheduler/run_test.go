@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
-	"github.com/productsmanager/exportplatform/pkg/eventbus"
+	"github.com/productsmanager/exportplatform/pkg/config"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -173,7 +173,7 @@ func stack(t *testing.T) (string, []string) {
 	if dbURL == "" {
 		dbURL = "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"
 	}
-	brokers := eventbus.ParseBrokers(os.Getenv("KAFKA_BROKERS"))
+	brokers := config.SplitList(os.Getenv("KAFKA_BROKERS"))
 	if len(brokers) == 0 {
 		brokers = []string{"127.0.0.1:9092"}
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -26,17 +25,6 @@ import (
 type Config struct {
 	Brokers  []string
 	ClientID string
-}
-
-// ParseBrokers splits a comma-separated KAFKA_BROKERS value.
-func ParseBrokers(s string) []string {
-	var out []string
-	for _, b := range strings.Split(s, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
 }
 
 // NewClient builds a franz-go client logging through log and exporting metrics to reg (nil: no

@@ -4,7 +4,10 @@ package pgdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,3 +42,28 @@ func Check(pool *pgxpool.Pool) func(context.Context) error {
 }
 
 func redact(host, db string) string { return "postgres://" + host + "/" + db }
+
+// ValidateURL checks that s is a postgres:// URL naming a host and a database, without echoing
+// s (it may hold a password).
+func ValidateURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return fmt.Errorf("scheme %q, want postgres://", u.Scheme)
+	}
+	if u.Host == "" || strings.Trim(u.Path, "/") == "" {
+		return errors.New("needs a host and a database")
+	}
+	return nil
+}
+
+// RedactURL is s with its password hidden, for logs.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}

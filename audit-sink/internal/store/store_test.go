@@ -10,15 +10,15 @@ import (
 
 	"github.com/productsmanager/exportplatform/audit-sink/internal/audit"
 	"github.com/productsmanager/exportplatform/audit-sink/internal/audit/audittest"
-	"github.com/productsmanager/exportplatform/audit-sink/internal/pgtest"
 	"github.com/productsmanager/exportplatform/audit-sink/internal/store"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
 )
 
 // newStore is a migrated store on a database of its own.
 func newStore(t *testing.T) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
-	pool := pgtest.NewPool(t, "audittest")
+	pool := pgdbtest.NewDatabase(t, "audittest")
 	s := store.New(pool)
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestRecorderConformance(t *testing.T) {
 // TestMigrateIsIdempotent: instances starting together, then restarting, all succeed.
 func TestMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()
-	s := store.New(pgtest.NewPool(t, "audittest"))
+	s := store.New(pgdbtest.NewDatabase(t, "audittest"))
 	errs := make(chan error, 4)
 	for range cap(errs) {
 		go func() { errs <- s.Migrate(t.Context()) }()

@@ -231,7 +231,10 @@ func (r *Runner) finish(ctx, bg context.Context, ev events.ExportCompleted, leas
 		if err := r.leases.Renew(bg, lease, r.cfg.LeaseTTL); errors.Is(err, jobstore.ErrLeaseLost) {
 			return
 		}
-		time.Sleep(min(time.Duration(attempt)*time.Second, 5*time.Second))
+		select {
+		case <-ctx.Done(): // shutting down: the next loop turn gives the lease back
+		case <-time.After(min(time.Duration(attempt)*time.Second, 5*time.Second)):
+		}
 	}
 	if _, err := r.leases.Apply(bg, ev); err != nil {
 		// The hub folds the same event from Kafka, so the row still ends completed.

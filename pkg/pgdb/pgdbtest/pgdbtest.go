@@ -7,8 +7,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,52 +16,91 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// AdminURL is the server's maintenance database URL.
-func AdminURL() string {
-	if u := os.Getenv("PGDBTEST_ADMIN_URL"); u != "" {
+// DefaultServerURL is the local stack's server (CONTRACT §2); PGDBTEST_URL overrides it.
+const DefaultServerURL = "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
+
+// ServerURL is the URL of the server the tests use (its maintenance database).
+func ServerURL() string {
+	if u := os.Getenv("PGDBTEST_URL"); u != "" {
 		return u
 	}
-	return "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
+	return DefaultServerURL
 }
 
-// NewDatabase creates a database named after prefix and returns a pool on it.
-func NewDatabase(t testing.TB, prefix string) *pgxpool.Pool {
+// NewDatabaseURL creates a database named prefix_<random> and returns its URL; t.Cleanup drops
+// it, closing whatever connections are left.
+func NewDatabaseURL(t testing.TB, prefix string) string {
 	t.Helper()
+	admin := withDatabase(t, ServerURL(), "postgres")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, AdminURL())
+	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL of the local stack unreachable in CI: %v", err)
-		}
-		t.Skipf("no PostgreSQL (run make up): %v", err)
+		unreachable(t, err)
 	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := prefix + "_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		admin.Close(ctx)
+	defer conn.Close(context.Background())
+
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := prefix + "_" + hex.EncodeToString(b[:])
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		t.Fatalf("creating database %s: %v", name, err)
 	}
-	admin.Close(ctx)
-	url := strings.Replace(AdminURL(), "/postgres?", "/"+name+"?", 1)
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		pool.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		admin, err := pgx.Connect(ctx, AdminURL())
+		conn, err := pgx.Connect(ctx, admin)
 		if err != nil {
-			t.Errorf("dropping %s: %v", name, err)
+			t.Errorf("dropping database %s: %v", name, err)
 			return
 		}
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("dropping %s: %v", name, err)
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
 		}
 	})
+	return withDatabase(t, ServerURL(), name)
+}
+
+// NewDatabase is NewDatabaseURL with a pool on it, closed before the database is dropped.
+func NewDatabase(t testing.TB, prefix string) *pgxpool.Pool {
+	t.Helper()
+	u := NewDatabaseURL(t, prefix)
+	pool, err := pgxpool.New(context.Background(), u)
+	if err != nil {
+		t.Fatalf("opening %s: %v", prefix, err)
+	}
+	t.Cleanup(pool.Close) // cleanups run last-in first-out: before the drop
 	return pool
+}
+
+// Reachable skips (or, under CI, fails) the test when the server does not answer.
+func Reachable(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		unreachable(t, err)
+	}
+	_ = conn.Close(ctx)
+}
+
+func unreachable(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("PostgreSQL of the local stack unreachable with CI set: %v", err)
+	}
+	t.Skipf("PostgreSQL of the local stack unreachable (start it with make up): %v", err)
+}
+
+func withDatabase(t testing.TB, raw, db string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("parsing database url: %v", err)
+	}
+	u.Path = "/" + db
+	return u.String()
 }
