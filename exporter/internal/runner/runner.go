@@ -92,12 +92,19 @@ func (r *Runner) Run(ctx context.Context, job jobstore.Job, lease jobstore.Lease
 
 	// What follows must happen even while shutting down.
 	bg := context.WithoutCancel(ctx)
+	if err == nil {
+		// Fence: only the current lease holder may complete the job; a worker whose lease
+		// expired during the upload must not announce a file another attempt now owns.
+		if rerr := r.leases.Renew(bg, lease, r.cfg.LeaseTTL); errors.Is(rerr, jobstore.ErrLeaseLost) {
+			err = rerr
+		}
+	}
 	switch {
 	case err == nil:
 		r.finish(ctx, bg, completed, lease, log)
 		r.metrics.jobs.WithLabelValues("completed").Inc()
 		r.metrics.duration.Observe(time.Since(started).Seconds())
-	case errors.Is(context.Cause(jctx), ErrLeaseLost):
+	case errors.Is(context.Cause(jctx), ErrLeaseLost), errors.Is(err, jobstore.ErrLeaseLost):
 		log.Warn("lease lost; another worker owns the job now", "err", err)
 		r.metrics.jobs.WithLabelValues("lease_lost").Inc()
 	case ctx.Err() != nil:
