@@ -337,3 +337,23 @@ func nonNilMap(m map[string]any) map[string]any {
 	}
 	return m
 }
+
+// fileJSON is a job's file as the API shows it: CONTRACT §4 names the key `object_key`; `key`
+// and `bucket` stay for clients of the event shape.
+type fileJSON struct {
+	events.Object
+	ObjectKey string `json:"object_key"`
+}
+
+// MarshalJSON writes the job with its file in the contract's shape.
+func (j Job) MarshalJSON() ([]byte, error) {
+	type alias Job
+	var f *fileJSON
+	if j.File != nil {
+		f = &fileJSON{Object: *j.File, ObjectKey: j.File.Key}
+	}
+	return json.Marshal(struct {
+		alias
+		File *fileJSON `json:"file,omitempty"`
+	}{alias(j), f})
+}
