@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
+	"github.com/productsmanager/exportplatform/pkg/server/servertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -139,12 +138,12 @@ func TestRunAuditsEvents(t *testing.T) {
 		"AUDIT_GROUP":            group,
 		"AUDIT_TOPICS":           topicReq + "," + topicEv,
 	}
-	logs := newLogWatch(t)
+	logs := servertest.NewLogWatch(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, func(k string) string { return env[k] }, logs) }()
-	addr := logs.addr(t, done)
+	addr := logs.Addr(t, done)
 
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	req := events.ExportRequested{JobID: "job-" + suffix, Entity: "products", Format: "csv",
@@ -179,7 +178,7 @@ func TestRunAuditsEvents(t *testing.T) {
 		"/readyz":  `"ready"`,
 		"/metrics": `audit_events_total{ce_type="com.productsmanager.export.requested.v1",outcome="duplicate"} 1`,
 	} {
-		code, body := get(t, "http://"+addr+path)
+		code, body := servertest.Get(t, "http://"+addr+path)
 		if code != http.StatusOK || !strings.Contains(body, wantBody) {
 			t.Errorf("GET %s = %d, want 200 containing %s; body:\n%.2000s", path, code, wantBody, body)
 		}
@@ -310,74 +309,6 @@ func eventually(t *testing.T, within time.Duration, cond func() (bool, string)) 
 		}
 	}
 	t.Fatalf("condition not met within %v: %s", within, last)
-}
-
-func get(t *testing.T, u string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// logWatch is run's stdout in a test: each line goes to t.Log, and the address the HTTP
-// server listens on is picked out of its log line (the test asks for port 0).
-type logWatch struct {
-	w      *io.PipeWriter
-	addrc  chan string
-	closed sync.WaitGroup
-}
-
-func newLogWatch(t *testing.T) *logWatch {
-	pr, pw := io.Pipe()
-	lw := &logWatch{w: pw, addrc: make(chan string, 1)}
-	lw.closed.Add(1)
-	go func() {
-		defer lw.closed.Done()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			t.Log(line)
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "http server listening" {
-				select {
-				case lw.addrc <- rec.Addr:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		pw.Close()
-		lw.closed.Wait()
-	})
-	return lw
-}
-
-func (lw *logWatch) Write(p []byte) (int, error) { return lw.w.Write(p) }
-
-// addr waits for the listening address, failing if run returns first.
-func (lw *logWatch) addr(t *testing.T, done <-chan error) string {
-	t.Helper()
-	select {
-	case a := <-lw.addrc:
-		return a
-	case err := <-done:
-		t.Fatalf("run() returned before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run() did not start listening within 30s")
-	}
-	return ""
 }
 
 func randomHex(t *testing.T) string {

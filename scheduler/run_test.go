@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/productsmanager/exportplatform/pkg/config"
+	"github.com/productsmanager/exportplatform/pkg/server/servertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -136,19 +135,19 @@ func TestRunStartsAndStops(t *testing.T) {
 		"EXPORTS_DATABASE_URL": dbURL,
 		"KAFKA_BROKERS":        strings.Join(brokers, ","),
 	}
-	logs := newLogWatch(t)
+	logs := servertest.NewLogWatch(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, func(k string) string { return env[k] }, logs) }()
-	addr := logs.addr(t, done)
+	addr := logs.Addr(t, done)
 
 	for path, want := range map[string]string{
 		"/healthz": `"ok"`,
 		"/readyz":  `"ready"`,
 		"/metrics": "go_goroutines",
 	} {
-		code, body := get(t, "http://"+addr+path)
+		code, body := servertest.Get(t, "http://"+addr+path)
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("GET %s = %d, want 200 containing %s; body:\n%.2000s", path, code, want, body)
 		}
@@ -195,74 +194,6 @@ func stack(t *testing.T) (string, []string) {
 		t.Skipf("local stack unreachable (start it with `make infra`): %v", err)
 	}
 	return dbURL, brokers
-}
-
-func get(t *testing.T, u string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// logWatch is run's stdout in a test: each line goes to t.Log, and the address the HTTP
-// server listens on is picked out of its log line (the test asks for port 0).
-type logWatch struct {
-	w      *io.PipeWriter
-	addrc  chan string
-	closed sync.WaitGroup
-}
-
-func newLogWatch(t *testing.T) *logWatch {
-	pr, pw := io.Pipe()
-	lw := &logWatch{w: pw, addrc: make(chan string, 1)}
-	lw.closed.Add(1)
-	go func() {
-		defer lw.closed.Done()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			t.Log(line)
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "http server listening" {
-				select {
-				case lw.addrc <- rec.Addr:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		pw.Close()
-		lw.closed.Wait()
-	})
-	return lw
-}
-
-func (lw *logWatch) Write(p []byte) (int, error) { return lw.w.Write(p) }
-
-// addr waits for the listening address, failing if run returns first.
-func (lw *logWatch) addr(t *testing.T, done <-chan error) string {
-	t.Helper()
-	select {
-	case a := <-lw.addrc:
-		return a
-	case err := <-done:
-		t.Fatalf("run() returned before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run() did not start listening within 30s")
-	}
-	return ""
 }
 
 func mustJSON(t *testing.T, v any) string {
