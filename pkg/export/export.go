@@ -186,9 +186,20 @@ type Progress func(rowsDone int64)
 // ProgressEvery is how often (in rows) Run reports progress.
 const ProgressEvery = 1000
 
-// Run streams the spec's rows from db through its format writer onto w and returns the number
-// of rows written. It stops at the first error, including ctx's cancellation.
-func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (int64, error) {
+// Result is what Run wrote.
+type Result struct {
+	Rows     int64    // data rows of the requested entity
+	Warnings []string // data the format had to alter (e.g. text cut to fit an XLSX cell)
+}
+
+// Run streams the spec's rows from db through its format writer onto w. It stops at the first
+// error, including ctx's cancellation.
+func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (Result, error) {
+	n, err := run(ctx, db, s, w, progress)
+	return Result{Rows: n}, err
+}
+
+func run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (int64, error) {
 	fw, err := s.NewWriter(w)
 	if err != nil {
 		return 0, err

@@ -303,11 +303,11 @@ func TestRunGolden(t *testing.T) {
 			}
 			var buf bytes.Buffer
 			var reported []int64
-			n, err := export.Run(t.Context(), db, spec, &buf, func(done int64) { reported = append(reported, done) })
+			res, err := export.Run(t.Context(), db, spec, &buf, func(done int64) { reported = append(reported, done) })
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n != tt.wantRows {
+			if n := res.Rows; n != tt.wantRows {
 				t.Errorf("Run wrote %d rows, want %d", n, tt.wantRows)
 			}
 			if got := buf.String(); got != tt.want {

@@ -32,3 +32,16 @@ type Writer interface {
 	// Close finishes the file (trailers, buffers); it does not close the underlying writer.
 	Close() error
 }
+
+// Sheets is implemented by writers whose file holds several tables (XLSX workbooks).
+// StartSheet begins a new table named name; the WriteHeader that follows gives its columns.
+// A writer that is not Sheets holds exactly one table.
+type Sheets interface {
+	StartSheet(name string) error
+}
+
+// Warner is implemented by writers that may have to alter data to fit their format (XLSX cuts
+// text past 32,767 characters); Warnings describes what was altered, for the job's warnings.
+type Warner interface {
+	Warnings() []string
+}

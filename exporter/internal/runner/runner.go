@@ -182,7 +182,7 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 	counter := &countingWriter{}
 	out := io.MultiWriter(pw, hash, counter)
 	var lastSent time.Time
-	rows, err := export.Run(ctx, r.catalog, spec, out, func(done int64) {
+	written, err := export.Run(ctx, r.catalog, spec, out, func(done int64) {
 		if time.Since(lastSent) < r.cfg.ProgressInterval {
 			return
 		}
@@ -205,6 +205,7 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 	if res.info.Size != counter.n.Load() {
 		return events.ExportCompleted{}, fmt.Errorf("uploaded %d bytes of %s, wrote %d", res.info.Size, key, counter.n.Load())
 	}
+	rows := written.Rows
 	r.metrics.rows.Add(float64(rows))
 	finished := time.Now().UTC()
 	return events.ExportCompleted{
