@@ -41,9 +41,20 @@ type Field struct {
 type Entity struct {
 	Name   string
 	Fields []Field
-	from   string // FROM clause with its joins
-	order  string // keyset order: a unique column
-	alias  string
+	// Relations are the nested values include_relations adds after the fields.
+	Relations []Relation
+	from      string // FROM clause with its joins
+	order     string // the row order and key: a unique bigint column
+	alias     string
+}
+
+// Relation is a nested value added to each row: either an expression over the entity's own
+// joins (one value per row of the same query), or a query run once per batch of rows with the
+// batch's keys as $1 (bigint[]), answering (key, value) pairs, never one query per row.
+type Relation struct {
+	Field
+	batch string // per-batch query; "" when Field.expr is used
+	empty []byte // the value for a key the batch query does not answer
 }
 
 // ErrUnknownField is wrapped by Resolve's error; the message names the field.
@@ -59,10 +70,26 @@ func tsExpr(col string) string { return fmt.Sprintf(ts, col) }
 var Products = &Entity{
 	Name:  "products",
 	alias: "p",
+	// The primary supplier is a plain join, which keeps the merge plan that streams from the
+	// first row; should the catalog ever hold two primaries for a product, Rows keeps the first
+	// row of each key and drops the repeat.
 	from: `products p
 		LEFT JOIN categories c ON c.id = p.category_id
 		LEFT JOIN product_suppliers ps ON ps.product_id = p.id AND ps.is_primary
 		LEFT JOIN suppliers s ON s.id = ps.supplier_id`,
+	Relations: []Relation{
+		{Field: Field{"category", TypeJSON, "The product's category: id, parent_id, name, slug, path", false,
+			`CASE WHEN c.id IS NULL THEN NULL ELSE json_build_object('id', c.id, 'parent_id', c.parent_id,
+				'name', c.name, 'slug', c.slug, 'path', c.path)::text END`}},
+		{Field: Field{"suppliers", TypeJSON, "Every supplier of the product, primary first", false, ""},
+			batch: `SELECT ps.product_id, json_agg(json_build_object('supplier_id', s.id, 'code', s.code,
+				'name', s.name, 'supplier_sku', ps.supplier_sku, 'cost_price', ps.cost_price,
+				'lead_time_days', ps.lead_time_days, 'is_primary', ps.is_primary)
+				ORDER BY ps.is_primary DESC, s.id)::text
+				FROM product_suppliers ps JOIN suppliers s ON s.id = ps.supplier_id
+				WHERE ps.product_id = ANY($1) GROUP BY ps.product_id`,
+			empty: []byte("[]")},
+	},
 	order: "p.id",
 	Fields: []Field{
 		{"id", TypeInteger, "Product identifier", true, "p.id::text"},
@@ -105,6 +132,36 @@ var Suppliers = &Entity{
 		{"created_at", TypeTimestamp, "Creation time, UTC", true, tsExpr("s.created_at")},
 		{"updated_at", TypeTimestamp, "Last update time, UTC", true, tsExpr("s.updated_at")},
 	},
+	Relations: []Relation{
+		{Field: Field{"product_count", TypeInteger, "How many products the supplier supplies", false, ""},
+			batch: `SELECT supplier_id, count(*)::text FROM product_suppliers
+				WHERE supplier_id = ANY($1) GROUP BY supplier_id`,
+			empty: []byte("0")},
+	},
+}
+
+// Categories is the category tree. It is not an export entity of its own (CONTRACT §4 names
+// products and suppliers) but a workbook may carry it as a sheet.
+var Categories = &Entity{
+	Name:  "categories",
+	alias: "c",
+	from:  `categories c`,
+	order: "c.id",
+	Fields: []Field{
+		{"id", TypeInteger, "Category identifier", true, "c.id::text"},
+		{"parent_id", TypeInteger, "Parent category identifier, empty at the root", true, "c.parent_id::text"},
+		{"name", TypeText, "Category name", true, "c.name"},
+		{"slug", TypeText, "URL slug", true, "c.slug"},
+		{"path", TypeText, "Path from the root (Home > Audio)", true, "c.path"},
+	},
+}
+
+// LookupSheet returns an entity a workbook sheet may hold: an export entity or categories.
+func LookupSheet(name string) (*Entity, bool) {
+	if name == Categories.Name {
+		return Categories, true
+	}
+	return Lookup(name)
 }
 
 var entities = map[string]*Entity{Products.Name: Products, Suppliers.Name: Suppliers}

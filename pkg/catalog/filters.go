@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FilterError is a filter value that cannot be used; Filter names it (e.g. "price_min").
@@ -24,6 +25,7 @@ const (
 	kindStringList
 	kindIntList
 	kindNumber
+	kindInt
 	kindTime
 	kindBool
 )
@@ -36,15 +38,29 @@ type filterDef struct {
 }
 
 var productFilters = map[string]filterDef{
-	"status":        {kindStringList, "p.status = ANY(%s)"},
-	"category_id":   {kindIntList, "p.category_id = ANY(%s)"},
-	"supplier_id":   {kindIntList, "EXISTS (SELECT 1 FROM product_suppliers fx WHERE fx.product_id = p.id AND fx.supplier_id = ANY(%s))"},
-	"brand":         {kindString, "p.brand = %s"},
-	"price_min":     {kindNumber, "p.price >= %s"},
-	"price_max":     {kindNumber, "p.price <= %s"},
-	"updated_since": {kindTime, "p.updated_at >= %s"},
-	"search":        {kindString, "(p.name ILIKE %[1]s OR p.sku ILIKE %[1]s OR p.ean ILIKE %[1]s)"},
+	"status":      {kindStringList, "p.status = ANY(%s)"},
+	"category_id": {kindIntList, "p.category_id = ANY(%s)"},
+	// include_subcategories changes how category_id is applied (see conditions); alone it selects
+	// nothing more and nothing less.
+	"include_subcategories": {kindBool, ""},
+	"supplier_id":           {kindIntList, "EXISTS (SELECT 1 FROM product_suppliers fx WHERE fx.product_id = p.id AND fx.supplier_id = ANY(%s))"},
+	"brand":                 {kindString, "p.brand = %s"},
+	"price_min":             {kindNumber, "p.price >= %s"},
+	"price_max":             {kindNumber, "p.price <= %s"},
+	"stock_min":             {kindInt, "p.stock >= %s"},
+	"stock_max":             {kindInt, "p.stock <= %s"},
+	"updated_since":         {kindTime, "p.updated_at >= %s"},
+	"created_since":         {kindTime, "p.created_at >= %s"},
+	"search":                {kindString, "(p.name ILIKE %[1]s OR p.sku ILIKE %[1]s OR p.ean ILIKE %[1]s)"},
+	"ids":                   {kindIntList, "p.id = ANY(%s)"},
 }
+
+// categoryTree is category_id with include_subcategories: the listed categories and every
+// category below them.
+const categoryTree = `p.category_id IN (WITH RECURSIVE tree(id) AS (
+	SELECT id FROM categories WHERE id = ANY(%s)
+	UNION SELECT c.id FROM categories c JOIN tree ON c.parent_id = tree.id)
+	SELECT id FROM tree)`
 
 var supplierFilters = map[string]filterDef{
 	"country":       {kindStringList, "s.country = ANY(%s)"},
@@ -56,10 +72,13 @@ var supplierFilters = map[string]filterDef{
 var validStatuses = map[string]bool{"active": true, "draft": true, "archived": true}
 
 func (e *Entity) filters() map[string]filterDef {
-	if e == Suppliers {
+	switch e {
+	case Products:
+		return productFilters
+	case Suppliers:
 		return supplierFilters
 	}
-	return productFilters
+	return nil
 }
 
 // FilterNames lists the filters an entity accepts.
@@ -68,6 +87,7 @@ func (e *Entity) FilterNames() []string {
 	for name := range e.filters() {
 		out = append(out, name)
 	}
+	sortStrings(out)
 	return out
 }
 
@@ -101,20 +121,59 @@ func (e *Entity) conditions(filters map[string]any) ([]string, []any, error) {
 				}
 			}
 		}
+		if name == "country" {
+			for i, c := range v.([]string) {
+				if !isCountry(c) {
+					return nil, nil, &FilterError{Filter: name, Message: fmt.Sprintf("%q is not an ISO 3166-1 alpha-2 code (e.g. FR)", c)}
+				}
+				v.([]string)[i] = strings.ToUpper(c)
+			}
+		}
 		if name == "search" {
 			v = "%" + escapeLike(v.(string)) + "%"
 		}
+		cond := def.cond
+		if cond == "" {
+			continue
+		}
+		if name == "category_id" && subcategories(filters) {
+			cond = categoryTree
+		}
 		args = append(args, v)
-		conds = append(conds, fmt.Sprintf(def.cond, "$"+strconv.Itoa(len(args))))
+		conds = append(conds, fmt.Sprintf(cond, "$"+strconv.Itoa(len(args))))
 	}
-	if lo, hi := filters["price_min"], filters["price_max"]; lo != nil && hi != nil {
+	for _, r := range [][2]string{{"price_min", "price_max"}, {"stock_min", "stock_max"}} {
+		lo, hi := filters[r[0]], filters[r[1]]
+		if lo == nil || hi == nil {
+			continue
+		}
 		l, _ := toFloat(lo)
 		h, _ := toFloat(hi)
 		if l > h {
-			return nil, nil, &FilterError{Filter: "price_min", Message: "is greater than price_max"}
+			return nil, nil, &FilterError{Filter: r[0], Message: "is greater than " + r[1]}
 		}
 	}
 	return conds, args, nil
+}
+
+func subcategories(filters map[string]any) bool {
+	v, err := parseFilter("include_subcategories", kindBool, filters["include_subcategories"])
+	return err == nil && v.(bool)
+}
+
+// printable: PostgreSQL text takes any UTF-8 but NUL.
+func printable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+func isCountry(s string) bool {
+	if len(s) != 2 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseFilter(name string, kind filterKind, raw any) (any, error) {
@@ -128,6 +187,9 @@ func parseFilter(name string, kind filterKind, raw any) (any, error) {
 		if len(s) > 200 {
 			return nil, bad("is longer than 200 characters")
 		}
+		if !printable(s) {
+			return nil, bad("must be UTF-8 text without NUL characters")
+		}
 		return s, nil
 	case kindStringList:
 		items, err := listOf(raw)
@@ -137,7 +199,7 @@ func parseFilter(name string, kind filterKind, raw any) (any, error) {
 		out := make([]string, 0, len(items))
 		for _, it := range items {
 			s, ok := it.(string)
-			if !ok || s == "" {
+			if !ok || s == "" || !printable(s) {
 				return nil, bad("must be a string or a list of strings")
 			}
 			out = append(out, s)
@@ -163,6 +225,12 @@ func parseFilter(name string, kind filterKind, raw any) (any, error) {
 			return nil, bad("must be a number between 0 and 10000000000")
 		}
 		return f, nil
+	case kindInt:
+		f, ok := toFloat(raw)
+		if !ok || f != math.Trunc(f) || f < math.MinInt32 || f > math.MaxInt32 {
+			return nil, bad("must be a whole number")
+		}
+		return int64(f), nil
 	case kindTime:
 		s, ok := raw.(string)
 		if !ok {

@@ -1,25 +1,32 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// Querier is what a Query runs on (a *pgxpool.Pool, *pgx.Conn or pgx.Tx).
+// Querier is what a Query runs on (a *pgxpool.Pool, *pgx.Conn or pgx.Tx). A query with batch
+// relations runs a second query while its cursor is open, so it needs a pool.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// BatchSize is how many rows share one relation query.
+const BatchSize = 1000
+
 // Query is a validated export query: an entity, its columns and its filters.
 type Query struct {
-	Entity *Entity
-	Fields []Field
-	conds  []string
-	args   []any
+	Entity    *Entity
+	Fields    []Field
+	Relations []Relation // included relations, output after Fields
+	conds     []string
+	args      []any
 }
 
 // NewQuery validates a request's fields and filters against the allow-lists.
@@ -39,6 +46,31 @@ func NewQuery(entity string, fields, exclude []string, filters map[string]any) (
 	return &Query{Entity: e, Fields: cols, conds: conds, args: args}, nil
 }
 
+// SheetQuery is every row of a sheet entity (LookupSheet) with its default fields.
+func SheetQuery(name string) (*Query, error) {
+	e, ok := LookupSheet(name)
+	if !ok {
+		return nil, fmt.Errorf("unknown sheet %q", name)
+	}
+	cols, err := e.Resolve(nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Query{Entity: e, Fields: cols}, nil
+}
+
+// IncludeRelations adds the entity's relations to the rows, after the fields.
+func (q *Query) IncludeRelations() { q.Relations = q.Entity.Relations }
+
+// Columns are the output columns: the fields, then the included relations.
+func (q *Query) Columns() []Field {
+	out := append([]Field(nil), q.Fields...)
+	for _, r := range q.Relations {
+		out = append(out, r.Field)
+	}
+	return out
+}
+
 func (q *Query) where() string {
 	if len(q.conds) == 0 {
 		return ""
@@ -46,12 +78,19 @@ func (q *Query) where() string {
 	return " WHERE " + strings.Join(q.conds, " AND ")
 }
 
-// SQL is the statement Rows runs (exposed for benchmarks and EXPLAIN).
+// SQL is the statement Rows runs (exposed for benchmarks and EXPLAIN): the fields, the
+// relations computed by expression, then the row key.
 func (q *Query) SQL() (string, []any) {
-	exprs := make([]string, len(q.Fields))
-	for i, f := range q.Fields {
-		exprs[i] = f.expr
+	exprs := make([]string, 0, len(q.Fields)+len(q.Relations)+1)
+	for _, f := range q.Fields {
+		exprs = append(exprs, f.expr)
 	}
+	for _, r := range q.Relations {
+		if r.batch == "" {
+			exprs = append(exprs, r.expr)
+		}
+	}
+	exprs = append(exprs, q.Entity.order+"::text")
 	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + q.Entity.from + q.where() +
 		" ORDER BY " + q.Entity.order, q.args
 }
@@ -67,9 +106,10 @@ func (q *Query) Count(ctx context.Context, db Querier) (int64, error) {
 	return n, nil
 }
 
-// Rows streams the selected rows in id order to fn, one at a time: cells are the fields' text
-// (nil for NULL), valid only during the call. The result is read from the connection as fn
-// consumes it, never buffered whole; cancelling ctx cancels the query.
+// Rows streams the selected rows in key order to fn, one at a time: cells are the columns'
+// text (nil for NULL), valid only during the call. The result is read from the connection as
+// fn consumes it, never buffered whole (rows wait in batches of BatchSize only when a relation
+// is fetched per batch); cancelling ctx cancels the query.
 // every > 0 calls progress with the row count every that many rows.
 func (q *Query) Rows(ctx context.Context, db Querier, fn func(cells [][]byte) error, progress func(int64), every int64) (int64, error) {
 	sql, args := q.SQL()
@@ -79,17 +119,144 @@ func (q *Query) Rows(ctx context.Context, db Querier, fn func(cells [][]byte) er
 	}
 	defer rows.Close()
 	var n int64
-	for rows.Next() {
-		if err := fn(rows.RawValues()); err != nil {
-			return n, err
+	emit := func(cells [][]byte) error {
+		if err := fn(cells); err != nil {
+			return err
 		}
 		n++
 		if every > 0 && n%every == 0 {
 			progress(n)
 		}
+		return nil
+	}
+	var b *batcher
+	for _, r := range q.Relations {
+		if r.batch != "" {
+			b = newBatcher(q, db, emit)
+			break
+		}
+	}
+	nf := len(q.Fields)
+	var prev []byte
+	for rows.Next() {
+		raw := rows.RawValues()
+		key := raw[len(raw)-1]
+		if prev != nil && bytes.Equal(key, prev) {
+			continue // a second primary supplier: the row is already out
+		}
+		prev = append(prev[:0], key...)
+		if b != nil {
+			err = b.add(ctx, raw)
+		} else if len(q.Relations) == 0 {
+			err = emit(raw[:nf])
+		} else {
+			err = emit(raw[:len(raw)-1])
+		}
+		if err != nil {
+			return n, err
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return n, fmt.Errorf("reading %s: %w", q.Entity.Name, err)
 	}
+	if b != nil {
+		if err := b.flush(ctx); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
+}
+
+// batcher holds up to BatchSize rows (copied out of the cursor's buffer) until their batch
+// relations are fetched, one query per relation per batch.
+type batcher struct {
+	q     *Query
+	db    Querier
+	emit  func([][]byte) error
+	rows  [][][]byte
+	keys  []int64
+	arena []byte
+	out   [][]byte
+}
+
+func newBatcher(q *Query, db Querier, emit func([][]byte) error) *batcher {
+	return &batcher{q: q, db: db, emit: emit, out: make([][]byte, len(q.Fields)+len(q.Relations))}
+}
+
+func (b *batcher) add(ctx context.Context, raw [][]byte) error {
+	key, err := strconv.ParseInt(string(raw[len(raw)-1]), 10, 64)
+	if err != nil {
+		return fmt.Errorf("reading %s key %q: %w", b.q.Entity.Name, raw[len(raw)-1], err)
+	}
+	row := make([][]byte, len(raw)-1)
+	for i, c := range raw[:len(raw)-1] {
+		if c != nil {
+			start := len(b.arena)
+			b.arena = append(b.arena, c...)
+			row[i] = b.arena[start:len(b.arena):len(b.arena)]
+		}
+	}
+	b.rows = append(b.rows, row)
+	b.keys = append(b.keys, key)
+	if len(b.rows) >= BatchSize {
+		return b.flush(ctx)
+	}
+	return nil
+}
+
+func (b *batcher) flush(ctx context.Context) error {
+	if len(b.rows) == 0 {
+		return nil
+	}
+	nf := len(b.q.Fields)
+	values := make([]map[int64][]byte, len(b.q.Relations))
+	for i, r := range b.q.Relations {
+		if r.batch == "" {
+			continue
+		}
+		m, err := fetch(ctx, b.db, r, b.keys)
+		if err != nil {
+			return fmt.Errorf("fetching %s %s: %w", b.q.Entity.Name, r.Name, err)
+		}
+		values[i] = m
+	}
+	for j, row := range b.rows {
+		copy(b.out, row[:nf])
+		src := nf // the next expression relation in the row
+		for i, r := range b.q.Relations {
+			if r.batch == "" {
+				b.out[nf+i] = row[src]
+				src++
+				continue
+			}
+			v, ok := values[i][b.keys[j]]
+			if !ok {
+				v = r.empty
+			}
+			b.out[nf+i] = v
+		}
+		if err := b.emit(b.out); err != nil {
+			return err
+		}
+	}
+	b.rows, b.keys, b.arena = b.rows[:0], b.keys[:0], b.arena[:0]
+	return nil
+}
+
+func fetch(ctx context.Context, db Querier, r Relation, keys []int64) (map[int64][]byte, error) {
+	rows, err := db.Query(ctx, r.batch, keys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := make(map[int64][]byte, len(keys))
+	for rows.Next() {
+		var k int64
+		var v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, rows.Err()
 }

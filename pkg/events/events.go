@@ -104,6 +104,9 @@ type ExportCompleted struct {
 	StartedAt   time.Time `json:"started_at"`
 	FinishedAt  time.Time `json:"finished_at"`
 	DurationMS  int64     `json:"duration_ms"`
+	// Warnings say where the file differs from the catalog because the format could not hold
+	// a value (text cut to fit an XLSX cell); empty when nothing was altered.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ExportFailed says a job ended without a file.

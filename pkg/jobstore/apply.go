@@ -38,9 +38,9 @@ func (s *Store) Apply(ctx context.Context, ev events.Event) (bool, error) {
 		}
 		sql = `UPDATE jobs SET status = 'completed', rows_done = $2, rows_total = $2, progress = 100,
 				bytes_written = $3, file = $4, started_at = coalesce(started_at, $5), finished_at = $6,
-				lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+				warnings = $7, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
 			WHERE id = $1 AND status IN ('queued', 'running')`
-		args = []any{e.JobID, e.Rows, e.Object.SizeBytes, file, e.StartedAt, e.FinishedAt}
+		args = []any{e.JobID, e.Rows, e.Object.SizeBytes, file, e.StartedAt, e.FinishedAt, nonNil(e.Warnings)}
 	case events.ExportFailed:
 		sql = `UPDATE jobs SET status = 'failed', error_code = $2, error_message = $3, finished_at = $4,
 				lease_owner = NULL, lease_expires_at = NULL, updated_at = now()

@@ -93,6 +93,7 @@ type Job struct {
 	UpdatedAt     time.Time      `json:"updated_at"`
 	Error         *JobError      `json:"error"`
 	File          *events.Object `json:"file,omitempty"`
+	Warnings      []string       `json:"warnings"`
 	Attempt       int            `json:"attempt"`
 	LeaseOwner    *string        `json:"-"`
 }
@@ -146,7 +147,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 const jobColumns = `id::text, entity, format, status, progress, rows_done, rows_total, bytes_written,
 	fields, exclude_fields, filters, options, file_name, requested_by, requester_name, schedule_id,
 	platform_id, created_at, started_at, finished_at, updated_at, error_code, error_message, file,
-	attempt, lease_owner`
+	attempt, lease_owner, warnings`
 
 func scanJob(row pgx.Row) (Job, error) {
 	var j Job
@@ -155,7 +156,7 @@ func scanJob(row pgx.Row) (Job, error) {
 	err := row.Scan(&j.ID, &j.Entity, &j.Format, &j.Status, &j.Progress, &j.RowsDone, &j.RowsTotal,
 		&j.BytesWritten, &j.Fields, &j.ExcludeFields, &j.Filters, &j.Options, &j.FileName, &j.RequestedBy,
 		&j.RequesterName, &j.ScheduleID, &j.PlatformID, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
-		&j.UpdatedAt, &errCode, &errMsg, &file, &j.Attempt, &j.LeaseOwner)
+		&j.UpdatedAt, &errCode, &errMsg, &file, &j.Attempt, &j.LeaseOwner, &j.Warnings)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, ErrNotFound
 	}
@@ -178,6 +179,9 @@ func scanJob(row pgx.Row) (Job, error) {
 	}
 	if j.ExcludeFields == nil {
 		j.ExcludeFields = []string{}
+	}
+	if j.Warnings == nil {
+		j.Warnings = []string{}
 	}
 	return j, nil
 }
