@@ -52,8 +52,8 @@ token: ## print a signed token: make token SUB=alice PERMS=READ_EXPORTS,WRITE_EX
 test: ## every test: starts the stack, go vet, go test -race per module, then e2e
 	@dev/lib/gocheck.sh test
 
-bench: ## the benchmarks, one line per figure: name value unit
-	@echo "bench: not implemented yet (issue 3)"
+bench: ## the benchmarks, one line per figure: name value unit (BENCH_FLAGS=-only=csv,copy)
+	@$(STACK) tools >&2 && $(ENV) && "$$STACK_DIR/bin/bench" $(BENCH_FLAGS)
 
 lint: ## gofmt -l must be empty, and go vet
 	@dev/lib/gocheck.sh lint

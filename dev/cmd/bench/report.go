@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// derived prints the figures computed from two measurements.
+func (b *bench) derived() {
+	f := b.figures
+	if csv, ok := f["csv_rows_per_s"]; ok {
+		if cp, ok := f["copy_ceiling_rows_per_s"]; ok && cp > 0 {
+			b.emit("csv_vs_copy_ratio", csv/cp, "ratio", 2)
+		}
+	}
+	if big, ok := f["csv_exporter_peak_rss_mib"]; ok {
+		if small, ok := f["csv_100k_exporter_peak_rss_mib"]; ok && small > 0 {
+			b.emit("csv_peak_rss_1m_vs_100k_ratio", big/small, "ratio", 2)
+		}
+	}
+}
+
+// target is one goal of issue 3: figure op want.
+type target struct {
+	label  string
+	figure string
+	atMost bool // the figure must be ≤ want (else ≥)
+	want   float64
+}
+
+var targets = []target{
+	{label: "CSV export ≥ 250,000 rows/s", figure: "csv_rows_per_s", want: 250000},
+	{label: "CSV export ≥ 0.5 × COPY", figure: "csv_vs_copy_ratio", want: 0.5},
+	{label: "JSON Lines export ≥ 200,000 rows/s", figure: "jsonl_rows_per_s", want: 200000},
+	{label: "XLSX export ≥ 60,000 rows/s", figure: "xlsx_rows_per_s", want: 60000},
+	{label: "exporter peak RSS at 1M ≤ 96 MiB", figure: "csv_exporter_peak_rss_mib", atMost: true, want: 96},
+	{label: "exporter peak RSS at 1M ≤ 1.1 × at 100k", figure: "csv_peak_rss_1m_vs_100k_ratio", atMost: true, want: 1.1},
+	{label: "CSV stream TTFB ≤ 100 ms", figure: "csv_stream_ttfb_ms", atMost: true, want: 100},
+	{label: "JSON Lines stream TTFB ≤ 100 ms", figure: "jsonl_stream_ttfb_ms", atMost: true, want: 100},
+}
+
+// summary compares the figures with the targets, on stderr.
+func (b *bench) summary() {
+	var sb strings.Builder
+	met, missed, absent := 0, 0, 0
+	fmt.Fprintln(&sb, "[bench] ==== summary against the targets (issue 3); the bench asserts nothing")
+	for _, t := range targets {
+		v, ok := b.figures[t.figure]
+		var verdict string
+		switch {
+		case !ok:
+			verdict = "not measured"
+			absent++
+		case (t.atMost && v <= t.want) || (!t.atMost && v >= t.want):
+			verdict = "met"
+			met++
+		default:
+			verdict = "MISSED"
+			missed++
+		}
+		val := "-"
+		if ok {
+			val = fmt.Sprintf("%.2f", v)
+			if v >= 1000 {
+				val = fmt.Sprintf("%.0f", v)
+			}
+		}
+		fmt.Fprintf(&sb, "[bench]   %-42s %-28s %12s  %s\n", t.label, t.figure, val, verdict)
+	}
+	for _, name := range benches {
+		if why, ok := b.failed[name]; ok {
+			fmt.Fprintf(&sb, "[bench]   %s failed: %s\n", name, why)
+		}
+	}
+	fmt.Fprintf(&sb, "[bench] %d met, %d missed, %d not measured\n", met, missed, absent)
+	fmt.Fprint(b.stderr, sb.String())
+}
