@@ -3,6 +3,7 @@ package jobstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,7 +169,8 @@ func TestApplyIsMonotonic(t *testing.T) {
 		{"repeat started", events.ExportStarted{JobID: id, Attempt: 1, RowsTotal: 100, StartedAt: now}, false, "running", 50, 50},
 		{"attempt 2 restarts", events.ExportStarted{JobID: id, Attempt: 2, RowsTotal: 100, StartedAt: now}, true, "running", 0, 0},
 		{"attempt 1 is stale", events.ExportProgress{JobID: id, Attempt: 1, RowsDone: 90, RowsTotal: 100, Progress: 90}, false, "running", 0, 0},
-		{"completed", events.ExportCompleted{JobID: id, Rows: 100, Object: events.Object{Key: "k", SHA256: "abc"}, FinishedAt: now}, true, "completed", 100, 100},
+		{"completed", events.ExportCompleted{JobID: id, Rows: 100, Object: events.Object{Key: "k", SHA256: "abc"}, FinishedAt: now,
+			Warnings: []string{"1 cell longer than 32767 characters was cut"}}, true, "completed", 100, 100},
 		{"progress after completed", events.ExportProgress{JobID: id, Attempt: 3, RowsDone: 10, RowsTotal: 100}, false, "completed", 100, 100},
 		{"failed after completed", events.ExportFailed{JobID: id, Code: "x", Message: "y"}, false, "completed", 100, 100},
 		{"repeat completed", events.ExportCompleted{JobID: id, Rows: 100, FinishedAt: now}, false, "completed", 100, 100},
@@ -188,7 +190,8 @@ func TestApplyIsMonotonic(t *testing.T) {
 		}
 	}
 	job, _ := s.Get(ctx, id)
-	if job.File == nil || job.File.SHA256 != "abc" || job.FinishedAt == nil || job.LeaseOwner != nil {
+	if job.File == nil || job.File.SHA256 != "abc" || job.FinishedAt == nil || job.LeaseOwner != nil ||
+		len(job.Warnings) != 1 || !strings.Contains(job.Warnings[0], "cut") {
 		t.Errorf("completed job = %+v", job)
 	}
 }
