@@ -62,6 +62,9 @@ export JWT_SECRET
 : "${SCHEDULER_ADDR:=127.0.0.1:8083}"
 : "${AUDIT_ADDR:=127.0.0.1:8084}"
 export API_ADDR HUB_ADDR HUB_URL EXPORTER_ADDR SCHEDULER_ADDR AUDIT_ADDR
+# The local exporter serves /debug/pprof on its (loopback) ops address, for `go tool pprof`.
+: "${EXPORTER_PPROF:=true}"
+export EXPORTER_PPROF
 
 # Built tools and binaries first, then the PostgreSQL client/server binaries.
 case ":$PATH:" in *":$STACK_DIR/bin:"*) ;; *) PATH=$STACK_DIR/bin:$PATH ;; esac

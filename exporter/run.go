@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -38,6 +39,8 @@ type Config struct {
 	ProgressInterval time.Duration
 	MaxAttempts      int
 	LogLevel         string
+	// Pprof serves net/http/pprof on the ops address, to profile a running export.
+	Pprof bool
 }
 
 // LoadConfig reads the settings with their defaults.
@@ -64,6 +67,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		RescueInterval:   env.Duration("EXPORTER_RESCUE_INTERVAL", 2*time.Second),
 		ProgressInterval: env.Duration("EXPORTER_PROGRESS_INTERVAL", 250*time.Millisecond),
 		LogLevel:         env.String("LOG_LEVEL", "info"),
+		Pprof:            env.Bool("EXPORTER_PPROF", false),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
@@ -156,6 +160,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		"kafka":            eventbus.Ping(producer),
 		"s3":               objects.Ping,
 	})
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := server.New(cfg.Addr, mux)
 
 	g, gctx := errgroup.WithContext(ctx)
