@@ -82,6 +82,13 @@ func (s stack) writer(t *testing.T) string {
 // do sends a request and returns the status and body.
 func (s stack) do(t *testing.T, method, path, token string, body any) (int, []byte) {
 	t.Helper()
+	code, _, out := s.doHeader(t, method, path, token, body)
+	return code, out
+}
+
+// doHeader is do that also returns the response headers.
+func (s stack) doHeader(t *testing.T, method, path, token string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -107,9 +114,9 @@ func (s stack) do(t *testing.T, method, path, token string, body any) (int, []by
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: reading the body: %v", method, path, err)
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, resp.Header, out
 }
 
 // seed regenerates the catalog with n products through the project's seed tool.
@@ -117,10 +124,24 @@ func (s stack) seed(t *testing.T, n int) {
 	t.Helper()
 	start := time.Now()
 	cmd := exec.Command(filepath.Join(s.root, ".stack/bin/seed"), "-products", fmt.Sprint(n), "-database-url", s.catalogDB)
+	seeded = 0
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("seeding %d products: %v\n%s", n, err, out)
 	}
+	seeded = n
 	t.Logf("seeded %d products in %s", n, time.Since(start).Round(time.Millisecond))
+}
+
+// seeded is the product count this test process last seeded (0: none yet, or unknown).
+var seeded int
+
+// seedOnce is seed for tests that only read the catalog: the seed being deterministic for a
+// given n, a catalog this process already seeded with n products is reused as it is.
+func (s stack) seedOnce(t *testing.T, n int) {
+	t.Helper()
+	if seeded != n {
+		s.seed(t, n)
+	}
 }
 
 func (s stack) countProducts(t *testing.T) int64 {
@@ -149,9 +170,16 @@ type acceptedJob struct {
 
 func (s stack) requestCSV(t *testing.T, token string) acceptedJob {
 	t.Helper()
-	code, body := s.do(t, http.MethodPost, "/api/v1/exports/csv/products", token, map[string]any{})
+	return s.requestExport(t, token, "csv", "products", map[string]any{})
+}
+
+// requestExport POSTs an export request body to /api/v1/exports/{format}/{entity} and checks
+// the 202.
+func (s stack) requestExport(t *testing.T, token, format, entity string, req any) acceptedJob {
+	t.Helper()
+	code, body := s.do(t, http.MethodPost, "/api/v1/exports/"+format+"/"+entity, token, req)
 	if code != http.StatusAccepted {
-		t.Fatalf("POST csv/products = %d %s", code, body)
+		t.Fatalf("POST %s/%s = %d %s", format, entity, code, body)
 	}
 	var a acceptedJob
 	if err := json.Unmarshal(body, &a); err != nil {

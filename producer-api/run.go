@@ -26,6 +26,8 @@ import (
 type Config struct {
 	Addr        string
 	ExportsDB   string
+	CatalogDB   string // read by the stream endpoints
+	MaxStreams  int
 	Brokers     []string
 	JWTSecret   string
 	HubURL      string
@@ -40,6 +42,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		Addr:      env.String("API_ADDR", "127.0.0.1:8080"),
 		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		CatalogDB: env.String("CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/products_manager?sslmode=disable"),
 		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
 		JWTSecret: env.String("JWT_SECRET", "local-dev-secret"),
 		HubURL:    env.String("HUB_URL", "http://127.0.0.1:8081"),
@@ -49,7 +52,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			UseTLS: env.Bool("S3_USE_TLS", false),
 		},
 		MaxBodySize: int64(env.Int("API_MAX_BODY_BYTES", 1<<20)),
-		LogLevel:    env.String("LOG_LEVEL", "info"),
+		// Each stream holds a catalog connection for its whole length.
+		MaxStreams: env.Int("API_MAX_STREAMS", 8),
+		LogLevel:   env.String("LOG_LEVEL", "info"),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
@@ -71,6 +76,12 @@ func (c Config) Validate() error {
 	}
 	if err := pgdb.ValidateURL(c.ExportsDB); err != nil {
 		errs = append(errs, fmt.Errorf("EXPORTS_DATABASE_URL: %w", err))
+	}
+	if err := pgdb.ValidateURL(c.CatalogDB); err != nil {
+		errs = append(errs, fmt.Errorf("CATALOG_DATABASE_URL: %w", err))
+	}
+	if c.MaxStreams < 1 || c.MaxStreams > 256 {
+		errs = append(errs, errors.New("API_MAX_STREAMS must be 1..256"))
 	}
 	if u, err := url.Parse(c.HubURL); err != nil || u.Host == "" {
 		errs = append(errs, fmt.Errorf("HUB_URL %q is not a URL", c.HubURL))
@@ -98,6 +109,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	store := jobstore.New(pool)
+	catalogPool, err := pgdb.Open(ctx, cfg.CatalogDB, int32(cfg.MaxStreams+2))
+	if err != nil {
+		return err
+	}
+	defer catalogPool.Close()
 
 	kcl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "producer-api"}, log, reg)
 	if err != nil {
@@ -121,8 +137,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	handler := api.NewServer(api.Deps{
 		Jobs: store, Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
 		Registry: reg, HubURL: hub, MaxBodySize: cfg.MaxBodySize, Notify: rl.Notify,
+		Catalog: catalogPool, MaxStreams: cfg.MaxStreams,
 		Checks: map[string]server.Check{
 			"postgres": pgdb.Check(pool),
+			"catalog":  pgdb.Check(catalogPool),
 			"s3":       objects.Ping,
 			// Kafka is not a readiness dependency: requests are accepted into the outbox while
 			// it is away and relayed when it is back.

@@ -97,6 +97,9 @@ cmd_test() {
   done
   # -race needs cgo, hence a C compiler.
   need_cmd gcc gcc
+  # The XLSX tests read workbooks back with an independent reader: openpyxl, for the system's
+  # python3 (Debian's package; a python3 earlier on PATH may not see it).
+  /usr/bin/python3 -c 'import openpyxl' 2>/dev/null || apt_install python3 python3-openpyxl
   if ((${#unit[@]} + ${#e2e[@]})); then stage vet go vet "${unit[@]}" "${e2e[@]}"; fi
   if ((${#unit[@]})); then
     stage unit go test -race -count=1 "${unit[@]}"

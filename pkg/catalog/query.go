@@ -112,12 +112,25 @@ func (q *Query) Count(ctx context.Context, db Querier) (int64, error) {
 // is fetched per batch); cancelling ctx cancels the query.
 // every > 0 calls progress with the row count every that many rows.
 func (q *Query) Rows(ctx context.Context, db Querier, fn func(cells [][]byte) error, progress func(int64), every int64) (int64, error) {
+	return q.Stream(ctx, db, nil, fn, progress, every)
+}
+
+// Stream is Rows with opened, called once the database has accepted the query (planned it,
+// described its columns) and before the first row is looked for: a stream sends its header
+// then, so an unreachable database or a refused query is still answered with an error
+// instead of a cut-off file, while a query slow to find its first row shows bytes at once.
+func (q *Query) Stream(ctx context.Context, db Querier, opened func() error, fn func(cells [][]byte) error, progress func(int64), every int64) (int64, error) {
 	sql, args := q.SQL()
 	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, fmt.Errorf("querying %s: %w", q.Entity.Name, err)
 	}
 	defer rows.Close()
+	if opened != nil {
+		if err := opened(); err != nil {
+			return 0, err
+		}
+	}
 	var n int64
 	emit := func(cells [][]byte) error {
 		if err := fn(cells); err != nil {

@@ -10,7 +10,10 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/exportfmt"
@@ -43,71 +46,111 @@ type ValidationError struct {
 
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
 
-// ErrUnsupported marks a known format that this build cannot write yet.
-var ErrUnsupported = errors.New("format not supported yet")
-
 // Spec is a validated request, ready to run.
 type Spec struct {
 	Request
-	Query       *catalog.Query
+	Query *catalog.Query
+	// Sheets are the workbook's tables in order (excel only); the requested entity's is Query.
+	Sheets      []*catalog.Query
 	CSV         exportfmt.CSVOptions
+	JSON        exportfmt.JSONOptions
+	XLSX        exportfmt.XLSXOptions
 	ContentType string
 	FileName    string
 }
 
-var knownOptions = map[string]bool{
-	"delimiter": true, "decimal": true, "line_ending": true, "bom": true, "formula_escape": true,
-	"lines": true, "pretty": true, "include_relations": true, "sheets": true,
+// OptionNames lists every export option, of every format, sorted.
+func OptionNames() []string {
+	var out []string
+	for _, names := range formatOptions {
+		out = append(out, names...)
+	}
+	slices.Sort(out)
+	return out
 }
 
-var fileNameRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._()-]{0,150}$`)
+// formatOptions are the options each format takes.
+var formatOptions = map[string][]string{
+	FormatCSV:   {"delimiter", "decimal", "line_ending", "bom", "formula_escape"},
+	FormatJSON:  {"lines", "pretty", "include_relations"},
+	FormatExcel: {"sheets"},
+}
+
+var fileNameRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._()-]{0,149}$`)
 
 // Prepare validates r against the catalog's allow-lists and the format's options.
 func Prepare(r Request) (*Spec, error) {
 	if _, ok := catalog.Lookup(r.Entity); !ok {
 		return nil, &ValidationError{"entity", fmt.Sprintf("unknown entity %q (one of %s)", r.Entity, strings.Join(catalog.EntityNames(), ", "))}
 	}
-	switch r.Format {
-	case FormatCSV:
-	case FormatExcel, FormatJSON:
-		return nil, fmt.Errorf("%w: %s", ErrUnsupported, r.Format)
-	default:
+	allowed, ok := formatOptions[r.Format]
+	if !ok {
 		return nil, &ValidationError{"format", fmt.Sprintf("unknown format %q (one of csv, excel, json)", r.Format)}
 	}
 	q, err := catalog.NewQuery(r.Entity, r.Fields, r.ExcludeFields, r.Filters)
 	if err != nil {
-		var fe *catalog.FilterError
-		var ue catalog.ErrUnknownField
-		switch {
-		case errors.As(err, &fe):
-			return nil, &ValidationError{"filters." + fe.Filter, fe.Error()}
-		case errors.As(err, &ue):
-			field := "fields"
-			if !contains(r.Fields, ue.Name) {
-				field = "exclude_fields"
-			}
-			return nil, &ValidationError{field, ue.Error()}
-		default:
-			return nil, &ValidationError{"fields", err.Error()}
+		return nil, queryError(r, err)
+	}
+	for _, k := range sortedKeys(r.Options) {
+		if slices.Contains(allowed, k) {
+			continue
 		}
+		for f, names := range formatOptions {
+			if slices.Contains(names, k) {
+				return nil, &ValidationError{"options." + k, fmt.Sprintf("%s is an option of %s exports, not %s", k, f, r.Format)}
+			}
+		}
+		return nil, &ValidationError{"options." + k, fmt.Sprintf("unknown option %q", k)}
 	}
 	s := &Spec{Request: r, Query: q}
-	for k := range r.Options {
-		if !knownOptions[k] {
-			return nil, &ValidationError{"options." + k, fmt.Sprintf("unknown option %q", k)}
+	ext := ""
+	switch r.Format {
+	case FormatCSV:
+		if s.CSV, err = csvOptions(r.Options); err != nil {
+			return nil, err
 		}
+		s.ContentType, ext = "text/csv; charset=utf-8", ".csv"
+	case FormatJSON:
+		if s.JSON, err = jsonOptions(r.Options); err != nil {
+			return nil, err
+		}
+		s.ContentType, ext = "application/json; charset=utf-8", ".json"
+		if s.JSON.Lines {
+			s.ContentType, ext = "application/x-ndjson", ".jsonl"
+		}
+		if b, _ := boolOption(r.Options, "include_relations"); b {
+			q.IncludeRelations()
+		}
+	case FormatExcel:
+		if s.Sheets, err = sheets(r.Options, q); err != nil {
+			return nil, err
+		}
+		s.ContentType, ext = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx"
 	}
-	if s.CSV, err = csvOptions(r.Options); err != nil {
-		return nil, err
-	}
-	s.ContentType = "text/csv; charset=utf-8"
 	s.FileName = r.FileName
 	if s.FileName == "" {
-		s.FileName = r.Entity + ".csv"
+		s.FileName = r.Entity + ext
 	} else if !fileNameRE.MatchString(s.FileName) || path.Base(s.FileName) != s.FileName {
 		return nil, &ValidationError{"file_name", "must be 1 to 150 letters, digits, spaces or ._()- and not a path"}
 	}
 	return s, nil
+}
+
+func queryError(r Request, err error) error {
+	var fe *catalog.FilterError
+	var ue catalog.ErrUnknownField
+	switch {
+	case errors.As(err, &fe):
+		return &ValidationError{"filters." + fe.Filter, fe.Error()}
+	case errors.As(err, &ue):
+		field := "fields"
+		if !slices.Contains(r.Fields, ue.Name) {
+			field = "exclude_fields"
+		}
+		return &ValidationError{field, ue.Error()}
+	default:
+		return &ValidationError{"fields", err.Error()}
+	}
 }
 
 func csvOptions(o map[string]any) (exportfmt.CSVOptions, error) {
@@ -143,16 +186,12 @@ func csvOptions(o map[string]any) (exportfmt.CSVOptions, error) {
 		}
 	}
 	for _, k := range []string{"bom", "formula_escape"} {
-		v, ok := o[k]
-		if !ok {
+		if _, ok := o[k]; !ok {
 			continue
 		}
-		b, isBool := v.(bool)
-		if s, isStr := v.(string); isStr && (s == "true" || s == "false") {
-			b, isBool = s == "true", true
-		}
-		if !isBool {
-			return c, bad(k, "must be true or false")
+		b, err := boolOption(o, k)
+		if err != nil {
+			return c, err
 		}
 		if k == "bom" {
 			c.BOM = b
@@ -166,10 +205,100 @@ func csvOptions(o map[string]any) (exportfmt.CSVOptions, error) {
 	return c, nil
 }
 
-// Columns are the output columns of the spec.
-func (s *Spec) Columns() []exportfmt.Column {
-	cols := make([]exportfmt.Column, len(s.Query.Fields))
-	for i, f := range s.Query.Fields {
+// boolOption reads a boolean option given as a JSON boolean or as text (query parameters).
+func boolOption(o map[string]any, k string) (bool, error) {
+	raw, ok := o[k]
+	if !ok {
+		return false, nil
+	}
+	switch v := raw.(type) {
+	case bool:
+		return v, nil
+	case string:
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b, nil
+		}
+	}
+	return false, &ValidationError{"options." + k, "must be true or false"}
+}
+
+func jsonOptions(o map[string]any) (exportfmt.JSONOptions, error) {
+	var j exportfmt.JSONOptions
+	var err error
+	if j.Lines, err = boolOption(o, "lines"); err != nil {
+		return j, err
+	}
+	if j.Pretty, err = boolOption(o, "pretty"); err != nil {
+		return j, err
+	}
+	_, err = boolOption(o, "include_relations")
+	return j, err
+}
+
+// sheets resolves options.sheets (a list, or comma-separated text): the requested entity's
+// sheet uses the request's fields and filters, the others every row with their default fields.
+func sheets(o map[string]any, main *catalog.Query) ([]*catalog.Query, error) {
+	bad := func(msg string) error { return &ValidationError{"options.sheets", msg} }
+	var names []string
+	switch v := o["sheets"].(type) {
+	case nil:
+		return []*catalog.Query{main}, nil
+	case string:
+		for _, n := range strings.Split(v, ",") {
+			names = append(names, strings.TrimSpace(n))
+		}
+	case []string:
+		names = v
+	case []any:
+		for _, n := range v {
+			s, ok := n.(string)
+			if !ok {
+				return nil, bad("must be a list of sheet names")
+			}
+			names = append(names, s)
+		}
+	default:
+		return nil, bad("must be a list of sheet names")
+	}
+	var out []*catalog.Query
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			return nil, bad(fmt.Sprintf("sheet %q listed twice", n))
+		}
+		seen[n] = true
+		if n == main.Entity.Name {
+			out = append(out, main)
+			continue
+		}
+		q, err := catalog.SheetQuery(n)
+		if err != nil {
+			return nil, bad(fmt.Sprintf("unknown sheet %q (any of products, suppliers, categories)", n))
+		}
+		out = append(out, q)
+	}
+	if !seen[main.Entity.Name] {
+		return nil, bad(fmt.Sprintf("must include %s, the exported entity", main.Entity.Name))
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Columns are the output columns of the requested entity's table.
+func (s *Spec) Columns() []exportfmt.Column { return columns(s.Query) }
+
+func columns(q *catalog.Query) []exportfmt.Column {
+	fields := q.Columns()
+	cols := make([]exportfmt.Column, len(fields))
+	for i, f := range fields {
 		cols[i] = exportfmt.Column{Name: f.Name, Kind: exportfmt.Kind(f.Type)}
 	}
 	return cols
@@ -177,6 +306,12 @@ func (s *Spec) Columns() []exportfmt.Column {
 
 // NewWriter returns the spec's format writer onto w.
 func (s *Spec) NewWriter(w io.Writer) (exportfmt.Writer, error) {
+	switch s.Format {
+	case FormatJSON:
+		return exportfmt.NewJSON(w, s.JSON), nil
+	case FormatExcel:
+		return exportfmt.NewXLSX(w, s.XLSX)
+	}
 	return exportfmt.NewCSV(w, s.CSV)
 }
 
@@ -186,6 +321,10 @@ type Progress func(rowsDone int64)
 // ProgressEvery is how often (in rows) Run reports progress.
 const ProgressEvery = 1000
 
+// FlushEvery is how long buffered output may wait while rows keep coming: the header leaves at
+// once, rows at most this late, so a stream of a selective filter shows its rows as they come.
+const FlushEvery = 200 * time.Millisecond
+
 // Result is what Run wrote.
 type Result struct {
 	Rows     int64    // data rows of the requested entity
@@ -193,44 +332,75 @@ type Result struct {
 }
 
 // Run streams the spec's rows from db through its format writer onto w. It stops at the first
-// error, including ctx's cancellation.
+// error, including ctx's cancellation. Only the requested entity's rows count in progress and
+// Result.Rows; a workbook's other sheets are written in the order asked.
 func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (Result, error) {
-	n, err := run(ctx, db, s, w, progress)
-	return Result{Rows: n}, err
-}
-
-func run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (int64, error) {
+	var res Result
 	fw, err := s.NewWriter(w)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
-	if err := fw.WriteHeader(s.Columns()); err != nil {
-		return 0, fmt.Errorf("writing header: %w", err)
+	tables := s.Sheets
+	if len(tables) == 0 {
+		tables = []*catalog.Query{s.Query}
 	}
-	n, err := s.Query.Rows(ctx, db, func(cells [][]byte) error {
-		return fw.WriteRow(cells)
-	}, func(done int64) {
+	report := func(done int64) {
 		if progress != nil {
 			progress(done)
 		}
-	}, ProgressEvery)
-	if err != nil {
-		return n, err
 	}
-	if err := fw.Close(); err != nil {
-		return n, fmt.Errorf("finishing %s: %w", s.Format, err)
+	// Flushing goes through the format writer's buffer, then w's own (an HTTP response).
+	flushed := time.Now()
+	flush := func() error {
+		flushed = time.Now()
+		if f, ok := fw.(exportfmt.Flusher); ok {
+			if err := f.Flush(); err != nil {
+				return err
+			}
+		}
+		if f, ok := w.(exportfmt.Flusher); ok {
+			return f.Flush()
+		}
+		return nil
 	}
-	if progress != nil {
-		progress(n)
-	}
-	return n, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+	for _, q := range tables {
+		if sw, ok := fw.(exportfmt.Sheets); ok {
+			if err := sw.StartSheet(q.Entity.Name); err != nil {
+				return res, fmt.Errorf("starting sheet %s: %w", q.Entity.Name, err)
+			}
+		}
+		header := func() error {
+			if err := fw.WriteHeader(columns(q)); err != nil {
+				return fmt.Errorf("writing header: %w", err)
+			}
+			return flush()
+		}
+		p, every := func(int64) {}, int64(0)
+		if q == s.Query {
+			p, every = report, ProgressEvery
+		}
+		n, err := q.Stream(ctx, db, header, func(cells [][]byte) error {
+			if err := fw.WriteRow(cells); err != nil {
+				return err
+			}
+			if time.Since(flushed) >= FlushEvery {
+				return flush()
+			}
+			return nil
+		}, p, every)
+		if err != nil {
+			return res, err
+		}
+		if q == s.Query {
+			res.Rows = n
 		}
 	}
-	return false
+	if err := fw.Close(); err != nil {
+		return res, fmt.Errorf("finishing %s: %w", s.Format, err)
+	}
+	if wr, ok := fw.(exportfmt.Warner); ok {
+		res.Warnings = wr.Warnings()
+	}
+	report(res.Rows)
+	return res, nil
 }

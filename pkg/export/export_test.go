@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/xuri/excelize/v2"
 	"go.uber.org/goleak"
 
 	"github.com/productsmanager/exportplatform/pkg/export"
@@ -39,7 +41,8 @@ func TestPrepare(t *testing.T) {
 		name          string
 		req           export.Request
 		wantField     string // a *ValidationError naming this field
-		wantUnsup     bool   // ErrUnsupported
+		wantType      string // content type, when not CSV
+		wantSheets    []string
 		wantCSV       exportfmt.CSVOptions
 		wantFile      string
 		wantColumns   []string
@@ -54,8 +57,10 @@ func TestPrepare(t *testing.T) {
 		{name: "entity is case sensitive", req: export.Request{Entity: "Products", Format: "csv"}, wantField: "entity"},
 		{name: "unknown format", req: export.Request{Entity: "products", Format: "xml"}, wantField: "format"},
 		{name: "no format", req: export.Request{Entity: "products"}, wantField: "format"},
-		{name: "excel not yet", req: export.Request{Entity: "products", Format: "excel"}, wantUnsup: true},
-		{name: "json not yet", req: export.Request{Entity: "suppliers", Format: "json"}, wantUnsup: true},
+		{name: "excel", req: export.Request{Entity: "products", Format: "excel"}, wantCSV: def, wantFile: "products.xlsx",
+			wantType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", wantSheets: []string{"products"}},
+		{name: "json", req: export.Request{Entity: "suppliers", Format: "json"}, wantCSV: def, wantFile: "suppliers.json",
+			wantType: "application/json; charset=utf-8"},
 		{name: "unknown entity before format", req: export.Request{Entity: "orders", Format: "excel"}, wantField: "entity"},
 
 		// fields
@@ -128,9 +133,37 @@ func TestPrepare(t *testing.T) {
 		{name: "formula_escape true", req: opts(map[string]any{"formula_escape": true}), wantCSV: def, wantFile: "products.csv"},
 		{name: "formula_escape null", req: opts(map[string]any{"formula_escape": nil}), wantField: "options.formula_escape"},
 		{name: "formula_escape off", req: opts(map[string]any{"formula_escape": "off"}), wantField: "options.formula_escape"},
-		{name: "every option", req: opts(map[string]any{"delimiter": "tab", "decimal": ",", "line_ending": "crlf", "bom": "false",
-			"formula_escape": false, "lines": true, "pretty": false, "include_relations": false, "sheets": []any{"products"}}),
+		{name: "every CSV option", req: opts(map[string]any{"delimiter": "tab", "decimal": ",", "line_ending": "crlf", "bom": "false",
+			"formula_escape": false}),
 			wantCSV: exportfmt.CSVOptions{Delimiter: '\t', Decimal: ',', CRLF: true}, wantFile: "products.csv"},
+		{name: "a JSON option on CSV", req: opts(map[string]any{"delimiter": "tab", "lines": true}), wantField: "options.lines"},
+		{name: "a CSV option on JSON", req: export.Request{Entity: "products", Format: "json", Options: map[string]any{"delimiter": ";"}},
+			wantField: "options.delimiter"},
+		{name: "an excel option on JSON", req: export.Request{Entity: "products", Format: "json", Options: map[string]any{"sheets": "products"}},
+			wantField: "options.sheets"},
+		{name: "json lines", req: export.Request{Entity: "products", Format: "json", Options: map[string]any{"lines": "true", "pretty": false,
+			"include_relations": true}}, wantCSV: def, wantFile: "products.jsonl", wantType: "application/x-ndjson"},
+		{name: "json pretty", req: export.Request{Entity: "products", Format: "json", Options: map[string]any{"pretty": true}},
+			wantCSV: def, wantFile: "products.json", wantType: "application/json; charset=utf-8"},
+		{name: "json lines not a bool", req: export.Request{Entity: "products", Format: "json", Options: map[string]any{"lines": "jsonl"}},
+			wantField: "options.lines"},
+		{name: "include_relations not a bool", req: export.Request{Entity: "products", Format: "json", Options: map[string]any{"include_relations": 1.0}},
+			wantField: "options.include_relations"},
+		{name: "excel sheets in order", req: export.Request{Entity: "suppliers", Format: "excel",
+			Options: map[string]any{"sheets": []any{"categories", "suppliers", "products"}}},
+			wantCSV: def, wantFile: "suppliers.xlsx", wantType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+			wantSheets: []string{"categories", "suppliers", "products"}},
+		{name: "excel sheets as text", req: export.Request{Entity: "products", Format: "excel", Options: map[string]any{"sheets": "products, categories"}},
+			wantCSV: def, wantFile: "products.xlsx", wantType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+			wantSheets: []string{"products", "categories"}},
+		{name: "excel sheets without the entity", req: export.Request{Entity: "products", Format: "excel", Options: map[string]any{"sheets": []any{"suppliers"}}},
+			wantField: "options.sheets"},
+		{name: "excel unknown sheet", req: export.Request{Entity: "products", Format: "excel", Options: map[string]any{"sheets": []any{"products", "orders"}}},
+			wantField: "options.sheets"},
+		{name: "excel sheet twice", req: export.Request{Entity: "products", Format: "excel", Options: map[string]any{"sheets": []any{"products", "products"}}},
+			wantField: "options.sheets"},
+		{name: "excel sheets not a list", req: export.Request{Entity: "products", Format: "excel", Options: map[string]any{"sheets": 3.0}},
+			wantField: "options.sheets"},
 		{name: "unknown option", req: opts(map[string]any{"quote": `"`}), wantField: "options.quote"},
 
 		// file name
@@ -156,11 +189,6 @@ func TestPrepare(t *testing.T) {
 			spec, err := export.Prepare(tt.req)
 			var ve *export.ValidationError
 			switch {
-			case tt.wantUnsup:
-				if !errors.Is(err, export.ErrUnsupported) || errors.As(err, &ve) {
-					t.Fatalf("Prepare = %v, want ErrUnsupported", err)
-				}
-				return
 			case tt.wantField != "":
 				if !errors.As(err, &ve) {
 					t.Fatalf("Prepare = %v (%T), want a ValidationError on %s", err, err, tt.wantField)
@@ -175,11 +203,22 @@ func TestPrepare(t *testing.T) {
 			case err != nil:
 				t.Fatalf("Prepare = %v", err)
 			}
-			if spec.CSV != tt.wantCSV {
+			if tt.wantType == "" && spec.CSV != tt.wantCSV {
 				t.Errorf("CSV options %+v, want %+v", spec.CSV, tt.wantCSV)
 			}
-			if spec.FileName != tt.wantFile || spec.ContentType != "text/csv; charset=utf-8" {
-				t.Errorf("file %q content type %q, want %q", spec.FileName, spec.ContentType, tt.wantFile)
+			wantType := "text/csv; charset=utf-8"
+			if tt.wantType != "" {
+				wantType = tt.wantType
+			}
+			if spec.FileName != tt.wantFile || spec.ContentType != wantType {
+				t.Errorf("file %q content type %q, want %q %q", spec.FileName, spec.ContentType, tt.wantFile, wantType)
+			}
+			var sheets []string
+			for _, q := range spec.Sheets {
+				sheets = append(sheets, q.Entity.Name)
+			}
+			if !slices.Equal(sheets, tt.wantSheets) {
+				t.Errorf("sheets %q, want %q", sheets, tt.wantSheets)
 			}
 			if spec.Query == nil || spec.Query.Entity.Name != tt.req.Entity {
 				t.Errorf("query %+v", spec.Query)
@@ -321,6 +360,189 @@ func TestRunGolden(t *testing.T) {
 				t.Errorf("Count = %d, %v; want %d", c, err, tt.wantRows)
 			}
 		})
+	}
+}
+
+func TestRunJSONWithRelations(t *testing.T) {
+	t.Parallel()
+	db := newCatalog(t)
+	tests := []struct {
+		name string
+		req  export.Request
+		want string
+	}{
+		{
+			name: "products as JSON Lines with their category and suppliers",
+			req: export.Request{Entity: "products", Format: "json", Fields: []string{"id", "name", "price", "stock", "attributes", "updated_at"},
+				Options: map[string]any{"lines": true, "include_relations": true}},
+			want: `{"id":1,"name":"Câble \"Ultra\", 2m","price":12.50,"stock":3,"attributes":{"color": "red"},"updated_at":"2026-03-01T10:00:00Z",` +
+				`"category":{"id" : 2, "parent_id" : 1, "name" : "Audio", "slug" : "audio", "path" : "Home > Audio"},` +
+				`"suppliers":[{"supplier_id" : 1, "code" : "S1", "name" : "Acme \"Paris\"", "supplier_sku" : "A-1", "cost_price" : 5.00, "lead_time_days" : 3, "is_primary" : true}, ` +
+				`{"supplier_id" : 2, "code" : "S2", "name" : "Beta", "supplier_sku" : "B-1", "cost_price" : 6.00, "lead_time_days" : 9, "is_primary" : false}]}` + "\n" +
+				`{"id":2,"name":"=HYPERLINK(\"x\")","price":1000000.00,"stock":0,"attributes":{},"updated_at":"2025-03-01T00:00:00Z","category":null,"suppliers":[]}` + "\n" +
+				`{"id":3,"name":"Casque 🎧 sans fil","price":0.50,"stock":10,"attributes":{},"updated_at":"2025-03-01T00:00:00Z",` +
+				`"category":{"id" : 1, "parent_id" : null, "name" : "Home", "slug" : "home", "path" : "Home"},` +
+				`"suppliers":[{"supplier_id" : 2, "code" : "S2", "name" : "Beta", "supplier_sku" : "B-3", "cost_price" : 0.10, "lead_time_days" : 1, "is_primary" : true}]}` + "\n" +
+				`{"id":4,"name":"+33 Adapter; EU","price":7.00,"stock":1,"attributes":{"tags": ["a;b"]},"updated_at":"2025-03-01T00:00:00Z",` +
+				`"category":{"id" : 1, "parent_id" : null, "name" : "Home", "slug" : "home", "path" : "Home"},"suppliers":[]}` + "\n",
+		},
+		{
+			name: "suppliers as a JSON array with their product count",
+			req:  export.Request{Entity: "suppliers", Format: "json", Fields: []string{"code", "active"}, Options: map[string]any{"include_relations": "true"}},
+			want: "[\n" + `{"code":"S1","active":true,"product_count":1},` + "\n" + `{"code":"S2","active":false,"product_count":2}` + "\n]\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			spec, err := export.Prepare(tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			res, err := export.Run(t.Context(), db, spec, &buf, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := buf.String(); got != tt.want {
+				t.Errorf("output differs\n got: %s\nwant: %s", got, tt.want)
+			}
+			if res.Rows == 0 {
+				t.Error("no rows")
+			}
+		})
+	}
+}
+
+// TestRunWorkbook: the requested entity's sheet carries its fields and filters, the other
+// sheets every row, in the order asked; read back with excelize.
+func TestRunWorkbook(t *testing.T) {
+	t.Parallel()
+	db := newCatalog(t)
+	spec, err := export.Prepare(export.Request{Entity: "products", Format: "excel", Fields: []string{"sku", "price", "updated_at"},
+		Filters: map[string]any{"brand": "Acme"}, Options: map[string]any{"sheets": []any{"categories", "products", "suppliers"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	var reported []int64
+	res, err := export.Run(t.Context(), db, spec, &buf, func(n int64) { reported = append(reported, n) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 3 || len(res.Warnings) != 0 || !slices.Equal(reported, []int64{3}) {
+		t.Errorf("result %+v, progress %v; want 3 rows, no warning, progress [3]", res, reported)
+	}
+	f, err := excelize.OpenReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := f.GetSheetList(); !slices.Equal(got, []string{"categories", "products", "suppliers"}) {
+		t.Fatalf("sheets %q", got)
+	}
+	want := map[string][][]string{
+		"categories": {{"id", "parent_id", "name", "slug", "path"}, {"1", "", "Home", "home", "Home"}, {"2", "1", "Audio", "audio", "Home > Audio"}},
+		"products": {{"sku", "price", "updated_at"}, {"SKU-1", "12.50", "2026-03-01 10:00:00"}, {"SKU-3", "0.50", "2025-03-01 00:00:00"},
+			{"SKU-4", "7.00", "2025-03-01 00:00:00"}},
+	}
+	for sheet, rows := range want {
+		got, err := f.GetRows(sheet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rows {
+			if i >= len(got) || !slices.Equal(got[i][:min(len(got[i]), len(rows[i]))], rows[i]) {
+				t.Errorf("%s rows = %q, want %q", sheet, got, rows)
+				break
+			}
+		}
+		if len(got) != len(rows) {
+			t.Errorf("%s has %d rows, want %d", sheet, len(got), len(rows))
+		}
+	}
+	if got, _ := f.GetRows("suppliers"); len(got) != 3 {
+		t.Errorf("suppliers has %d rows, want a header and 2", len(got))
+	}
+}
+
+// TestRunWarnsOfCutText: Excel holds 32,767 characters per cell; a longer description is cut
+// and the cut is counted in the result's warnings (the job's warnings).
+func TestRunWarnsOfCutText(t *testing.T) {
+	t.Parallel()
+	db := newCatalog(t)
+	if _, err := db.Exec(t.Context(), `UPDATE products SET description = repeat('é', 40000) WHERE id IN (1, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := export.Prepare(export.Request{Entity: "products", Format: "excel", Fields: []string{"sku", "description"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	res, err := export.Run(t.Context(), db, spec, &buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "2 ") {
+		t.Errorf("warnings %q, want one counting 2 cut cells", res.Warnings)
+	}
+	f, err := excelize.OpenReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if v, _ := f.GetCellValue("products", "B2"); len([]rune(v)) != 32767 {
+		t.Errorf("B2 holds %d characters, want 32767", len([]rune(v)))
+	}
+	// The same export as CSV keeps every character and warns of nothing.
+	spec, err = export.Prepare(export.Request{Entity: "products", Format: "csv", Fields: []string{"sku", "description"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if res, err := export.Run(t.Context(), db, spec, &buf, nil); err != nil || len(res.Warnings) != 0 ||
+		!strings.Contains(buf.String(), strings.Repeat("é", 40000)) {
+		t.Errorf("CSV: %v, warnings %q", err, res.Warnings)
+	}
+}
+
+// TestRunFlushesTheHeaderFirst: the header leaves on its own, before any row, so a stream's
+// client sees bytes at once even when the query takes long to find its first row.
+func TestRunFlushesTheHeaderFirst(t *testing.T) {
+	t.Parallel()
+	db := newCatalog(t)
+	for _, format := range []string{"csv", "json"} {
+		spec, err := export.Prepare(export.Request{Entity: "products", Format: format, Fields: []string{"sku"},
+			Options: map[string]any{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := export.Run(t.Context(), db, spec, pw, nil)
+			pw.CloseWithError(err)
+			done <- err
+		}()
+		first := make([]byte, 1<<16)
+		n, err := pr.Read(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest, err := io.ReadAll(pr)
+		if err != nil || <-done != nil {
+			t.Fatal(err)
+		}
+		switch format {
+		case "csv":
+			if got := string(first[:n]); got != "\uFEFFsku\n" {
+				t.Errorf("csv: the first write is %q, want the header alone", got)
+			}
+		case "json":
+			if got := string(first[:n]); got != "[" || len(rest) == 0 {
+				t.Errorf("json: first write %q, then %q; want the array opened alone", got, rest)
+			}
+		}
 	}
 }
 

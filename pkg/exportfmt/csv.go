@@ -113,6 +113,9 @@ func (c *CSV) WriteRow(cells [][]byte) error {
 // Close flushes buffered output.
 func (c *CSV) Close() error { return c.w.Flush() }
 
+// Flush hands the buffered output to the underlying writer.
+func (c *CSV) Flush() error { return c.w.Flush() }
+
 func (c *CSV) writeCell(cell []byte, escape bool) {
 	prefix := escape && len(cell) > 0 && isFormulaStart(cell[0])
 	if !c.needsQuotes(cell) {

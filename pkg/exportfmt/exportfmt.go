@@ -45,3 +45,10 @@ type Sheets interface {
 type Warner interface {
 	Warnings() []string
 }
+
+// Flusher is implemented by writers that buffer their output: Flush hands what is buffered to
+// the underlying writer, so a stream's header leaves at once and rows that trickle in from a
+// selective filter do not wait for a full buffer. It does not end the file.
+type Flusher interface {
+	Flush() error
+}

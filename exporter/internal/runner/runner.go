@@ -216,6 +216,7 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 		},
 		RequestedBy: job.RequestedBy, ScheduleID: job.ScheduleID, PlatformID: job.PlatformID,
 		StartedAt: startedAt, FinishedAt: finished, DurationMS: finished.Sub(startedAt).Milliseconds(),
+		Warnings: written.Warnings,
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -133,7 +134,7 @@ func TestRunCompletes(t *testing.T) {
 			}
 
 			releases, applied, _ := e.leases.snapshot()
-			if len(applied) != 1 || applied[0] != events.Event(completed) {
+			if len(applied) != 1 || !reflect.DeepEqual(applied[0], events.Event(completed)) {
 				t.Errorf("applied %+v, want the ExportCompleted", applied)
 			}
 			if len(releases) != 0 {
@@ -370,7 +371,7 @@ func TestRunRetriesCompletion(t *testing.T) {
 
 	completed := publishedOf[events.ExportCompleted](e.pub)
 	releases, applied, renewals := e.leases.snapshot()
-	if len(completed) != 1 || len(applied) != 1 || applied[0] != events.Event(completed[0]) {
+	if len(completed) != 1 || len(applied) != 1 || !reflect.DeepEqual(applied[0], events.Event(completed[0])) {
 		t.Fatalf("completed %+v, applied %+v: ExportCompleted must be retried until acknowledged, then applied", completed, applied)
 	}
 	if renewals == 0 {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 
@@ -43,7 +42,7 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", job.File.ContentType)
 	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": job.File.FileName}))
+	h.Set("Content-Disposition", contentDisposition(job.File.FileName))
 	h.Set("X-Content-SHA256", job.File.SHA256)
 	h.Set("Cache-Control", "private, no-store")
 	w.WriteHeader(http.StatusOK)

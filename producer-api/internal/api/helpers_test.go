@@ -10,18 +10,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
+	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
 )
 
@@ -127,35 +132,60 @@ type env struct {
 	srv      *httptest.Server
 	notified atomic.Int64
 	hub      *url.URL
+	active   atomic.Int64 // requests inside the handler now
 }
 
 type envOpt func(*api.Deps)
 
+// withCatalog gives the server a catalog database for the streams.
+func withCatalog(db catalog.Querier) envOpt { return func(d *api.Deps) { d.Catalog = db } }
+
 func newEnv(t *testing.T, jobs *fakeJobs, opts ...envOpt) *env {
+	t.Helper()
+	return newEnvServer(t, jobs, nil, opts...)
+}
+
+// newEnvServer is newEnv with configure applied to the http.Server before it starts.
+func newEnvServer(t *testing.T, jobs *fakeJobs, configure func(*http.Server), opts ...envOpt) *env {
+	t.Helper()
+	e := &env{jobs: jobs, objects: objectstore.NewMemory(), registry: prometheus.NewRegistry()}
+	d := testDeps(t, e.registry)
+	d.Jobs, d.Objects, d.Notify = jobs, e.objects, func() { e.notified.Add(1) }
+	for _, o := range opts {
+		o(&d)
+	}
+	e.hub = d.HubURL
+	h := api.NewServer(d)
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.active.Add(1)
+		defer e.active.Add(-1)
+		h.ServeHTTP(w, r)
+	}))
+	if configure != nil {
+		configure(e.srv.Config)
+	}
+	e.srv.Start()
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// testDeps are the server's collaborators with in-memory twins; the catalog is left nil.
+func testDeps(t testing.TB, reg *prometheus.Registry) api.Deps {
 	t.Helper()
 	v, err := auth.NewHS256Verifier([]byte(testSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{jobs: jobs, objects: objectstore.NewMemory(), registry: prometheus.NewRegistry()}
 	// A hub nobody should reach unless a test points HubURL at a real fake.
 	hub, _ := url.Parse("http://127.0.0.1:1")
-	d := api.Deps{
-		Jobs: jobs, Objects: e.objects, Verifier: v,
+	return api.Deps{
+		Jobs: newFakeJobs(), Objects: objectstore.NewMemory(), Verifier: v,
 		Log:      slog.New(slog.NewTextHandler(t.Output(), nil)),
-		Registry: e.registry, HubURL: hub, MaxBodySize: maxBodySize,
-		Notify: func() { e.notified.Add(1) },
+		Registry: reg, HubURL: hub, MaxBodySize: maxBodySize,
 	}
-	for _, o := range opts {
-		o(&d)
-	}
-	e.hub = d.HubURL
-	e.srv = httptest.NewServer(api.NewServer(d))
-	t.Cleanup(e.srv.Close)
-	return e
 }
 
-func token(t *testing.T, sub string, perms ...string) string {
+func token(t testing.TB, sub string, perms ...string) string {
 	t.Helper()
 	tok, err := auth.Mint([]byte(testSecret), auth.Principal{Subject: sub, Name: "Alice Liddell", Permissions: perms}, time.Hour, time.Now())
 	if err != nil {
@@ -252,3 +282,63 @@ func (e *env) do(t *testing.T, method, path, tok string, body []byte) response {
 }
 
 var errRevealing = errors.New("dial tcp 10.0.0.7:5432: password authentication failed for user exports password=hunter2")
+
+// waitFor polls cond until it holds, failing the test after a deadline (never a bare sleep).
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// newCatalogDB is a throwaway products_manager with the real schema (dev/sql/catalog.sql) and a
+// few rows that are hard to export: quotes, separators, line breaks, emoji, formula starts,
+// NULLs, a product with two suppliers.
+func newCatalogDB(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool := pgdbtest.NewDatabase(t, "apitest")
+	schema, err := os.ReadFile("../../../dev/sql/catalog.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, string(schema)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, `
+		INSERT INTO categories (id, parent_id, name, slug, path) VALUES
+			(1, NULL, 'Home', 'home', 'Home'), (2, 1, 'Audio', 'audio', 'Home > Audio');
+		INSERT INTO suppliers (id, code, name, email, phone, country, city, active, created_at, updated_at) VALUES
+			(1, 'S1', 'Acme "Paris"', 'a@x.fr', '+33 1', 'FR', 'Paris', true, '2025-01-01Z', '2025-06-01Z'),
+			(2, 'S2', 'Beta', 'b@x.de', '0049', 'DE', 'Köln', false, '2025-01-01Z', '2026-02-01T08:30:00+01:00');
+		INSERT INTO products (id, sku, name, description, brand, ean, price, currency, stock, status, category_id,
+		                      weight_grams, attributes, created_at, updated_at) VALUES
+			(1, 'SKU-1', 'Câble "Ultra", 2m', E'line1\nline2', 'Acme', '4006381333931', 12.5, 'EUR', 3, 'active', 2, 120, '{"color":"red"}', '2025-01-01Z', '2026-03-01T10:00:00Z'),
+			(2, 'SKU-2', '=HYPERLINK("x")', '', 'Beta', '0000000000017', 1000000.00, 'EUR', 0, 'draft', NULL, NULL, '{}', '2025-01-01Z', '2025-03-01Z'),
+			(3, 'SKU-3', 'Casque 🎧 sans fil', '-50% promo', 'Acme', '4006381333948', 0.5, 'EUR', 10, 'archived', 1, 5, '{}', '2025-01-01Z', '2025-03-01Z'),
+			(4, 'SKU-4', '+33 Adapter; EU', E'@home\r', 'Acme, Inc', '', 7, 'EUR', 1, 'active', 1, NULL, '{"tags":["a;b"]}', '2025-01-01Z', '2025-03-01Z');
+		INSERT INTO product_suppliers VALUES (1, 1, 'A-1', 5.00, 3, true), (1, 2, 'B-1', 6.00, 9, false), (3, 2, 'B-3', 0.1, 1, true);`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+// exportBytes is what export.Run writes for req: the bytes a stream must send.
+func exportBytes(t testing.TB, db catalog.Querier, req export.Request) (*export.Spec, []byte) {
+	t.Helper()
+	spec, err := export.Prepare(req)
+	if err != nil {
+		t.Fatalf("Prepare(%+v): %v", req, err)
+	}
+	var buf bytes.Buffer
+	if _, err := export.Run(context.Background(), db, spec, &buf, nil); err != nil {
+		t.Fatalf("Run(%+v): %v", req, err)
+	}
+	return spec, buf.Bytes()
+}
+

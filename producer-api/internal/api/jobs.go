@@ -16,22 +16,9 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
-	"github.com/productsmanager/exportplatform/pkg/export"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
-
-// exportBody is the export request body of CONTRACT §4.
-type exportBody struct {
-	Entity        string         `json:"entity"`
-	Format        string         `json:"format"`
-	Fields        []string       `json:"fields"`
-	ExcludeFields []string       `json:"exclude_fields"`
-	Filters       map[string]any `json:"filters"`
-	Options       map[string]any `json:"options"`
-	PlatformID    *string        `json:"platform_id"`
-	FileName      string         `json:"file_name"`
-}
 
 type links struct {
 	Self     string `json:"self"`
@@ -47,13 +34,25 @@ type accepted struct {
 	Job    jobstore.Job    `json:"job"`
 }
 
+// createFromPath takes format and entity from the path; the body may repeat them, not
+// contradict them.
 func (a *api) createFromPath(w http.ResponseWriter, r *http.Request) {
 	var body exportBody
 	if !a.decode(w, r, &body, true) {
 		return
 	}
 	vars := mux.Vars(r)
-	body.Format, body.Entity = vars["format"], vars["entity"]
+	for _, p := range []struct {
+		name, path string
+		body       *string
+	}{{"format", vars["format"], &body.Format}, {"entity", vars["entity"], &body.Entity}} {
+		if *p.body != "" && *p.body != p.path {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+				fmt.Sprintf("%s %q in the body contradicts %q in the path", p.name, *p.body, p.path), p.name)
+			return
+		}
+		*p.body = p.path
+	}
 	a.create(w, r, body)
 }
 
@@ -74,26 +73,9 @@ func (a *api) createFromBody(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
-	if body.PlatformID != nil {
-		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
-			fmt.Sprintf("unknown platform %q", *body.PlatformID), "platform_id")
-		return
-	}
-	spec, err := export.Prepare(export.Request{
-		Entity: body.Entity, Format: body.Format, Fields: body.Fields, ExcludeFields: body.ExcludeFields,
-		Filters: body.Filters, Options: body.Options, FileName: body.FileName,
-	})
-	var ve *export.ValidationError
-	switch {
-	case errors.As(err, &ve):
-		server.WriteError(w, http.StatusBadRequest, "invalid_argument", ve.Message, ve.Field)
-		return
-	case errors.Is(err, export.ErrUnsupported):
-		server.WriteError(w, http.StatusBadRequest, "unsupported_format",
-			fmt.Sprintf("format %s is not available yet; use csv", body.Format), "format")
-		return
-	case err != nil:
-		a.internal(w, r, "validating export request", err)
+	spec, err := prepare(body)
+	if err != nil {
+		a.refuse(w, r, err)
 		return
 	}
 	p, _ := auth.FromContext(r.Context())
@@ -244,6 +226,16 @@ func (a *api) lookup(w http.ResponseWriter, r *http.Request, id string) (jobstor
 		return job, false
 	}
 	return job, true
+}
+
+// refuse answers a *badRequest with its 400, anything else as internal.
+func (a *api) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	var br *badRequest
+	if errors.As(err, &br) {
+		server.WriteError(w, http.StatusBadRequest, br.code, br.message, br.field)
+		return
+	}
+	a.internal(w, r, "validating the export request", err)
 }
 
 // internal logs err and answers 500 without leaking it.

@@ -15,6 +15,12 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 	jobsRequested *prometheus.CounterVec
+
+	streams         *prometheus.CounterVec
+	streamsInFlight prometheus.Gauge
+	streamRows      *prometheus.CounterVec
+	streamBytes     *prometheus.CounterVec
+	streamFirstByte prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,9 +35,27 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		jobsRequested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "export_jobs_requested_total", Help: "Export jobs accepted, by entity and format.",
 		}, []string{"entity", "format"}),
+		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "export_streams_total",
+			Help: "Export streams that started a query, by entity, format and outcome (completed, client_gone, failed, unavailable).",
+		}, []string{"entity", "format", "outcome"}),
+		streamsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "export_streams_in_flight", Help: "Export streams running now.",
+		}),
+		streamRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "export_stream_rows_total", Help: "Rows sent by export streams (counted every 1000 rows and at the end).",
+		}, []string{"entity", "format"}),
+		streamBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "export_stream_bytes_total", Help: "Bytes of export files sent by export streams.",
+		}, []string{"entity", "format"}),
+		streamFirstByte: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "export_stream_first_byte_seconds", Help: "Time from an export stream's start to its first byte.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.jobsRequested)
+		reg.MustRegister(m.requests, m.duration, m.jobsRequested,
+			m.streams, m.streamsInFlight, m.streamRows, m.streamBytes, m.streamFirstByte)
 	}
 	return m
 }
@@ -58,7 +82,8 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush and Hijack (the WebSocket proxy needs it).
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// instrument records metrics and recovers panics into a JSON 500.
+// instrument records metrics and turns a panic into a JSON 500, or, once the response has
+// begun, into an aborted connection.
 func (a *api) instrument(next *mux.Router) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -71,10 +96,12 @@ func (a *api) instrument(next *mux.Router) http.Handler {
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
-			if p := recover(); p != nil {
+			p := recover()
+			if p != nil && p != http.ErrAbortHandler {
 				a.Log.Error("handler panic", "panic", p, "path", r.URL.Path)
 				if rec.code == 0 {
 					server.WriteError(rec, http.StatusInternalServerError, "internal", "internal error; it has been logged", "")
+					p = nil
 				}
 			}
 			code := rec.code
@@ -83,6 +110,11 @@ func (a *api) instrument(next *mux.Router) http.Handler {
 			}
 			a.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
 			a.metrics.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			if p != nil {
+				// Bytes of a response already left: finishing it normally would hand the client a
+				// complete-looking but short body. Aborting drops the connection instead.
+				panic(http.ErrAbortHandler)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

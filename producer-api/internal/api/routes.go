@@ -4,15 +4,20 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
+	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
@@ -38,11 +43,22 @@ type Deps struct {
 	MaxBodySize int64
 	// Notify is called after a job is committed (wakes the outbox relay).
 	Notify func()
+	// Catalog is the products_manager database the streams read; nil answers them 503.
+	Catalog catalog.Querier
+	// MaxStreams bounds the streams running at once (each holds a catalog connection);
+	// 0 is no bound.
+	MaxStreams int
+	// StreamWriteTimeout bounds one write of a stream to a client that stopped reading;
+	// 0 is one minute.
+	StreamWriteTimeout time.Duration
 }
+
+var unknownFormatPath = regexp.MustCompile(`^/api/v1/exports/([a-z]+)/[^/]+$`)
 
 type api struct {
 	Deps
-	metrics *metrics
+	metrics     *metrics
+	streamSlots chan struct{} // nil without MaxStreams
 }
 
 // NewServer returns the whole HTTP surface: the REST API, the WebSocket proxy and the ops
@@ -52,24 +68,52 @@ func NewServer(d Deps) http.Handler {
 		d.Notify = func() {}
 	}
 	a := &api{Deps: d, metrics: newMetrics(d.Registry)}
+	if d.MaxStreams > 0 {
+		a.streamSlots = make(chan struct{}, d.MaxStreams)
+	}
 	read := d.Verifier.Require(auth.PermReadExports, false, writeAuthError)
 	readWS := d.Verifier.Require(auth.PermReadExports, true, writeAuthError)
 	write := d.Verifier.Require(auth.PermWriteExports, false, writeAuthError)
 
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	// A POST to /{format}/{entity} with a format that is none still gets the 400 naming the
+	// format (CONTRACT §4), decided here rather than by a catch-all route that later routes
+	// (POST /{id}/cancel) would have to be registered before. Letters only: never a job id.
+	unknownFormat := write(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		format := unknownFormatPath.FindStringSubmatch(r.URL.Path)[1]
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+			fmt.Sprintf("unknown format %q (one of csv, excel, json)", format), "format")
+	}))
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// mux reports a method mismatch inside a subrouter only when no later route matched
+		// part of the path; asking again with each method finds every 405.
+		if allowed := allowedMethods(r, req); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			server.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint", "")
+			return
+		}
+		if req.Method == http.MethodPost && unknownFormatPath.MatchString(req.URL.Path) {
+			unknownFormat.ServeHTTP(w, req)
+			return
+		}
 		server.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint", "")
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		server.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint", "")
 	})
 	v1 := r.PathPrefix("/api/v1/exports").Subrouter()
-	v1.Handle("/ws", readWS(a.wsProxy())).Methods(http.MethodGet)
+	// Fixed paths first: mux takes the first route that matches, and the patterns at the end
+	// would match some of these too.
 	v1.Handle("", read(http.HandlerFunc(a.listJobs))).Methods(http.MethodGet)
+	v1.Handle("/ws", readWS(a.wsProxy())).Methods(http.MethodGet)
 	v1.Handle("/create", write(http.HandlerFunc(a.createFromBody))).Methods(http.MethodPost)
+	v1.Handle("/fields/{entity}", read(http.HandlerFunc(a.fields))).Methods(http.MethodGet)
+	v1.Handle("/stream/{format}/{entity}", read(http.HandlerFunc(a.stream))).Methods(http.MethodGet)
 	v1.Handle("/progress/{task_id}", read(http.HandlerFunc(a.progress))).Methods(http.MethodGet)
 	v1.Handle("/download/{task_id}", read(http.HandlerFunc(a.download))).Methods(http.MethodGet)
-	v1.Handle("/{format}/{entity}", write(http.HandlerFunc(a.createFromPath))).Methods(http.MethodPost)
+	// Patterns. {format} matches formats only, so POST /{id}/cancel is never an export request
+	// whatever the order routes are added in.
+	v1.Handle("/{format:csv|excel|json}/{entity}", write(http.HandlerFunc(a.createFromPath))).Methods(http.MethodPost)
 	v1.Handle("/{id}", read(http.HandlerFunc(a.getJob))).Methods(http.MethodGet)
 
 	ops := http.NewServeMux()
@@ -80,6 +124,23 @@ func NewServer(d Deps) http.Handler {
 	r.Handle("/", http.HandlerFunc(index)).Methods(http.MethodGet)
 
 	return a.instrument(r)
+}
+
+// allowedMethods are the methods that have a route for req's path.
+func allowedMethods(r *mux.Router, req *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		if m == req.Method {
+			continue
+		}
+		var match mux.RouteMatch
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		if r.Match(probe, &match) && match.MatchErr == nil && match.Route != nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // wsProxy forwards the WebSocket (an HTTP upgrade) to the hub, which checks the token and the
