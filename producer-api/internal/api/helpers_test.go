@@ -341,4 +341,3 @@ func exportBytes(t testing.TB, db catalog.Querier, req export.Request) (*export.
 	}
 	return spec, buf.Bytes()
 }
-
