@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"os"
 	"time"
 
@@ -110,6 +111,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stdout, cfg.LogLevel, "exporter").With("worker", cfg.WorkerID)
+	if getenv("GOGC") == "" {
+		// The heap is mostly big byte buffers (the upload's part, the workbook's chunk) that
+		// the collector does not scan, so collecting at +50% instead of +100% costs little CPU
+		// and lowers a job's peak RSS by about a sixth (make bench: XLSX 138 → 111 MiB,
+		// CSV 77 → 65 MiB at 1M rows). GOGC, when set, wins.
+		debug.SetGCPercent(50)
+	}
 	reg := server.NewRegistry()
 
 	exportsPool, err := pgdb.Open(ctx, cfg.ExportsDB, int32(cfg.Concurrency*2+4))
