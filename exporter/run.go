@@ -7,8 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
-	"runtime/debug"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sync/errgroup"
