@@ -121,11 +121,16 @@ func (q *Query) Rows(ctx context.Context, db Querier, fn func(cells [][]byte) er
 // instead of a cut-off file, while a query slow to find its first row shows bytes at once.
 func (q *Query) Stream(ctx context.Context, db Querier, opened func() error, fn func(cells [][]byte) error, progress func(int64), every int64) (int64, error) {
 	sql, args := q.SQL()
+	ctx, cancel := context.WithCancel(ctx)
 	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
+		cancel()
 		return 0, fmt.Errorf("querying %s: %w", q.Entity.Name, err)
 	}
 	defer rows.Close()
+	// Runs before Close: a return before the last row cancels the query instead of
+	// letting Close read (and discard) the rest of a million-row result.
+	defer cancel()
 	if opened != nil {
 		if err := opened(); err != nil {
 			return 0, err
@@ -146,6 +151,7 @@ func (q *Query) Stream(ctx context.Context, db Querier, opened func() error, fn 
 	for _, r := range q.Relations {
 		if r.batch != "" {
 			b = newBatcher(q, db, emit)
+			defer b.wait()
 			break
 		}
 	}
@@ -181,19 +187,30 @@ func (q *Query) Stream(ctx context.Context, db Querier, opened func() error, fn 
 }
 
 // batcher holds up to BatchSize rows (copied out of the cursor's buffer) until their batch
-// relations are fetched, one query per relation per batch.
+// relations are fetched, one query per relation per batch. While one batch's relations are
+// fetched (on another connection) the cursor fills the next batch, so the two queries overlap;
+// at most two batches are held.
 type batcher struct {
-	q     *Query
-	db    Querier
-	emit  func([][]byte) error
-	rows  [][][]byte
-	keys  []int64
-	arena []byte
-	out   [][]byte
+	q       *Query
+	db      Querier
+	emit    func([][]byte) error
+	filling *batch
+	spare   *batch
+	pending *batch // its relations are being fetched
+	out     [][]byte
+}
+
+type batch struct {
+	rows   [][][]byte
+	keys   []int64
+	arena  []byte
+	values []map[int64][]byte // per relation, nil for an expression relation
+	done   chan error
 }
 
 func newBatcher(q *Query, db Querier, emit func([][]byte) error) *batcher {
-	return &batcher{q: q, db: db, emit: emit, out: make([][]byte, len(q.Fields)+len(q.Relations))}
+	return &batcher{q: q, db: db, emit: emit, filling: &batch{}, spare: &batch{},
+		out: make([][]byte, len(q.Fields)+len(q.Relations))}
 }
 
 func (b *batcher) add(ctx context.Context, raw [][]byte) error {
@@ -201,39 +218,68 @@ func (b *batcher) add(ctx context.Context, raw [][]byte) error {
 	if err != nil {
 		return fmt.Errorf("reading %s key %q: %w", b.q.Entity.Name, raw[len(raw)-1], err)
 	}
+	f := b.filling
 	row := make([][]byte, len(raw)-1)
 	for i, c := range raw[:len(raw)-1] {
 		if c != nil {
-			start := len(b.arena)
-			b.arena = append(b.arena, c...)
-			row[i] = b.arena[start:len(b.arena):len(b.arena)]
+			start := len(f.arena)
+			f.arena = append(f.arena, c...)
+			row[i] = f.arena[start:len(f.arena):len(f.arena)]
 		}
 	}
-	b.rows = append(b.rows, row)
-	b.keys = append(b.keys, key)
-	if len(b.rows) >= BatchSize {
-		return b.flush(ctx)
+	f.rows = append(f.rows, row)
+	f.keys = append(f.keys, key)
+	if len(f.rows) >= BatchSize {
+		return b.dispatch(ctx)
 	}
 	return nil
 }
 
-func (b *batcher) flush(ctx context.Context) error {
-	if len(b.rows) == 0 {
+// dispatch starts fetching the filled batch's relations, after writing out the batch whose
+// relations were being fetched.
+func (b *batcher) dispatch(ctx context.Context) error {
+	if err := b.drain(); err != nil {
+		return err
+	}
+	f := b.filling
+	if len(f.rows) == 0 {
 		return nil
 	}
-	nf := len(b.q.Fields)
-	values := make([]map[int64][]byte, len(b.q.Relations))
-	for i, r := range b.q.Relations {
-		if r.batch == "" {
-			continue
-		}
-		m, err := fetch(ctx, b.db, r, b.keys)
-		if err != nil {
-			return fmt.Errorf("fetching %s %s: %w", b.q.Entity.Name, r.Name, err)
-		}
-		values[i] = m
+	b.filling, b.spare = b.spare, nil
+	f.done = make(chan error, 1)
+	if f.values == nil {
+		f.values = make([]map[int64][]byte, len(b.q.Relations))
 	}
-	for j, row := range b.rows {
+	go func() {
+		for i, r := range b.q.Relations {
+			if r.batch == "" {
+				continue
+			}
+			m, err := fetch(ctx, b.db, r, f.keys)
+			if err != nil {
+				f.done <- fmt.Errorf("fetching %s %s: %w", b.q.Entity.Name, r.Name, err)
+				return
+			}
+			f.values[i] = m
+		}
+		f.done <- nil
+	}()
+	b.pending = f
+	return nil
+}
+
+// drain waits for the pending batch's relations and writes its rows out.
+func (b *batcher) drain() error {
+	p := b.pending
+	if p == nil {
+		return nil
+	}
+	b.pending = nil
+	if err := <-p.done; err != nil {
+		return err
+	}
+	nf := len(b.q.Fields)
+	for j, row := range p.rows {
 		copy(b.out, row[:nf])
 		src := nf // the next expression relation in the row
 		for i, r := range b.q.Relations {
@@ -242,7 +288,7 @@ func (b *batcher) flush(ctx context.Context) error {
 				src++
 				continue
 			}
-			v, ok := values[i][b.keys[j]]
+			v, ok := p.values[i][p.keys[j]]
 			if !ok {
 				v = r.empty
 			}
@@ -252,8 +298,25 @@ func (b *batcher) flush(ctx context.Context) error {
 			return err
 		}
 	}
-	b.rows, b.keys, b.arena = b.rows[:0], b.keys[:0], b.arena[:0]
+	p.rows, p.keys, p.arena = p.rows[:0], p.keys[:0], p.arena[:0]
+	b.spare = p
 	return nil
+}
+
+// flush writes out every row held: the pending batch, then the last, partial one.
+func (b *batcher) flush(ctx context.Context) error {
+	if err := b.dispatch(ctx); err != nil {
+		return err
+	}
+	return b.drain()
+}
+
+// wait lets a fetch still running end, so that nothing outlives Rows (on an early return).
+func (b *batcher) wait() {
+	if b.pending != nil {
+		<-b.pending.done
+		b.pending = nil
+	}
 }
 
 func fetch(ctx context.Context, db Querier, r Relation, keys []int64) (map[int64][]byte, error) {
