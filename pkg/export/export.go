@@ -322,7 +322,10 @@ type Progress func(rowsDone int64)
 const ProgressEvery = 1000
 
 // FlushEvery is how long buffered output may wait while rows keep coming: the header leaves at
-// once, rows at most this late, so a stream of a selective filter shows its rows as they come.
+// once, and a row written FlushEvery or more after the last flush flushes itself and the rows
+// before it, so a stream of a selective filter shows its rows as they come. The check is made
+// as a row is written (no timer writes concurrently): a row that follows a flush closely and is
+// then followed by a long silence waits for the next row or the end.
 const FlushEvery = 200 * time.Millisecond
 
 // Result is what Run wrote.
@@ -334,12 +337,21 @@ type Result struct {
 // Run streams the spec's rows from db through its format writer onto w. It stops at the first
 // error, including ctx's cancellation. Only the requested entity's rows count in progress and
 // Result.Rows; a workbook's other sheets are written in the order asked.
-func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (Result, error) {
-	var res Result
+func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (res Result, err error) {
 	fw, err := s.NewWriter(w)
 	if err != nil {
 		return res, err
 	}
+	closing := false
+	defer func() {
+		// A failed run releases what the writer holds beyond w (the XLSX temporary files,
+		// gigabytes on a big workbook) instead of finishing a file nobody will keep.
+		if a, ok := fw.(exportfmt.Aborter); ok && !closing {
+			if aerr := a.Abort(); aerr != nil {
+				err = errors.Join(err, aerr)
+			}
+		}
+	}()
 	tables := s.Sheets
 	if len(tables) == 0 {
 		tables = []*catalog.Query{s.Query}
@@ -395,6 +407,7 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 			res.Rows = n
 		}
 	}
+	closing = true
 	if err := fw.Close(); err != nil {
 		return res, fmt.Errorf("finishing %s: %w", s.Format, err)
 	}

@@ -574,3 +574,42 @@ func TestRunStopsAtTheFirstError(t *testing.T) {
 		}
 	})
 }
+
+// TestRunAbortRemovesTheWorkbook: an XLSX export that fails after its sheet spilled to a
+// temporary file leaves nothing in TMPDIR (a million-row workbook is gigabytes of them).
+func TestRunAbortRemovesTheWorkbook(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	db := newCatalog(t)
+	// 1,200 products of 20,000 characters: about 50 MB of sheet XML, past excelize's 16 MiB
+	// in-memory chunk.
+	if _, err := db.Exec(t.Context(), `
+		INSERT INTO products (id, sku, name, description, price, currency, stock, status)
+		SELECT g, 'BIG-' || g, 'big', repeat('é', 20000), 1, 'EUR', 1, 'active' FROM generate_series(100, 1299) g`); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := export.Prepare(export.Request{Entity: "products", Format: "excel", Fields: []string{"sku", "description"},
+		Options: map[string]any{"sheets": []any{"products", "suppliers"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	spilled := 0
+	_, err = export.Run(ctx, db, spec, io.Discard, func(done int64) {
+		if done == 1000 { // mid-sheet: the suppliers sheet's query then fails
+			left, _ := os.ReadDir(tmp)
+			spilled = len(left)
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if spilled == 0 {
+		t.Fatal("no temporary file at 1,000 rows: the test no longer shows what a failed run leaves")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("a failed run left %d temporary files in TMPDIR, e.g. %s", len(left), left[0].Name())
+	}
+}

@@ -52,3 +52,10 @@ type Warner interface {
 type Flusher interface {
 	Flush() error
 }
+
+// Aborter is implemented by writers that hold resources beyond their output (XLSX keeps its
+// sheets in temporary files until Close): Abort releases them without finishing the file, for
+// a run that failed. After Abort, Close returns the abort's error and writes nothing.
+type Aborter interface {
+	Abort() error
+}

@@ -79,6 +79,7 @@ var _ interface {
 	Writer
 	Sheets
 	Warner
+	Aborter
 } = (*XLSX)(nil)
 
 // xlsxTable is one table of the workbook: the rows between a StartSheet and the next, which
@@ -250,6 +251,23 @@ func (x *XLSX) Close() error {
 	}
 	x.closeErr = err
 	return err
+}
+
+// errAborted is what a writer abandoned by Abort answers.
+var errAborted = errors.New("xlsx: export abandoned")
+
+// Abort removes the temporary files without writing the workbook. It does nothing after Close.
+func (x *XLSX) Abort() error {
+	if x.closed {
+		return nil
+	}
+	x.closed = true
+	_ = x.fail(errAborted)
+	x.closeErr = x.err
+	if err := x.f.Close(); err != nil {
+		return fmt.Errorf("xlsx: removing temporary files: %w", err)
+	}
+	return nil
 }
 
 func (x *XLSX) finish() error {

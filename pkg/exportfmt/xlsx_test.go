@@ -508,3 +508,41 @@ func anyCell(row []*xlsxCell) bool {
 	}
 	return false
 }
+
+// A workbook past excelize's 16 MiB chunk keeps its sheet in a temporary file: Abort removes
+// it without writing anything, and Close then reports the abort.
+func TestXLSXAbortRemovesTemporaryFiles(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var out bytes.Buffer
+	x, err := exportfmt.NewXLSX(&out, exportfmt.XLSXOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.WriteHeader([]exportfmt.Column{{Name: "description", Kind: exportfmt.KindText}}); err != nil {
+		t.Fatal(err)
+	}
+	long := []byte(strings.Repeat("é", 20000))
+	for i := 0; i < 1000; i++ { // about 40 MB of sheet XML
+		if err := x.WriteRow([][]byte{long}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, _ := os.ReadDir(tmp)
+	if len(left) == 0 {
+		t.Fatal("no temporary file after 40 MB of rows: the test no longer shows what Abort removes")
+	}
+	if err := x.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	left, _ = os.ReadDir(tmp)
+	if len(left) != 0 {
+		t.Errorf("after Abort, %d temporary files remain in TMPDIR, e.g. %s", len(left), left[0].Name())
+	}
+	if err := x.Close(); err == nil {
+		t.Error("Close after Abort succeeded: an abandoned workbook must not look finished")
+	}
+	if out.Len() != 0 {
+		t.Errorf("Abort wrote %d bytes", out.Len())
+	}
+}
