@@ -232,11 +232,14 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Flush sends what the response holds to the client; before the first write there is nothing
-// to send (and the headers must wait for it).
+// Flush sends what the response holds to the client. export.Run flushes first once the
+// database has accepted the query: the headers then leave even when the format writes nothing
+// yet (JSON Lines has no header) and the first row is slow to come, so the client knows its
+// stream is on its way.
 func (s *streamWriter) Flush() error {
 	if !s.started {
-		return nil
+		s.started = true
+		s.start()
 	}
 	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err

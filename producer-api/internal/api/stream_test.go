@@ -576,3 +576,71 @@ func TestRoutes(t *testing.T) {
 		}
 	})
 }
+
+// gatedCatalog holds back every row until open is closed: a query slow to find its first row.
+type gatedCatalog struct {
+	catalog.Querier
+	open chan struct{}
+}
+
+func (g gatedCatalog) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := g.Querier.Query(ctx, sql, args...)
+	return gatedRows{rows, g.open}, err
+}
+
+type gatedRows struct {
+	pgx.Rows
+	open chan struct{}
+}
+
+func (r gatedRows) Next() bool {
+	<-r.open
+	return r.Rows.Next()
+}
+
+// TestStreamHeadersBeforeTheFirstRow: once the database has accepted the query, the status and
+// headers leave, even for JSON Lines, which has no header line, while no row has come yet.
+func TestStreamHeadersBeforeTheFirstRow(t *testing.T) {
+	t.Parallel()
+	db := newCatalogDB(t)
+	for _, query := range []string{"json/products?lines=true", "json/products", "csv/suppliers"} {
+		t.Run(query, func(t *testing.T) {
+			t.Parallel()
+			gate := gatedCatalog{db, make(chan struct{})}
+			e := newEnv(t, newFakeJobs(), withCatalog(gate))
+			req, err := http.NewRequestWithContext(t.Context(), "GET", e.srv.URL+"/api/v1/exports/stream/"+query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+token(t, "alice", auth.PermReadExports))
+			got := make(chan *http.Response, 1)
+			go func() {
+				resp, err := e.srv.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					close(got)
+					return
+				}
+				got <- resp
+			}()
+			var resp *http.Response
+			select {
+			case resp = <-got:
+			case <-time.After(10 * time.Second):
+				close(gate.open)
+				t.Fatal("no response headers while the first row is held back")
+			}
+			close(gate.open)
+			if resp == nil {
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Disposition") == "" {
+				t.Errorf("status %d, Content-Disposition %q", resp.StatusCode, resp.Header.Get("Content-Disposition"))
+			}
+			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+				t.Errorf("reading the rest: %v", err)
+			}
+		})
+	}
+}
