@@ -173,6 +173,9 @@ func csvOptions(o map[string]any) (exportfmt.CSVOptions, error) {
 			return c, bad("decimal", `must be "." or ","`)
 		}
 		c.Decimal = s[0]
+		if _, given := o["delimiter"]; !given && c.Decimal == ',' {
+			c.Delimiter = ';' // what a French Excel reads: decimal commas come with semicolons
+		}
 	}
 	if v, ok := o["line_ending"]; ok {
 		s, _ := v.(string)
