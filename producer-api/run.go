@@ -109,7 +109,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	store := jobstore.New(pool)
-	catalogPool, err := pgdb.Open(ctx, cfg.CatalogDB, int32(cfg.MaxStreams+2))
+	// The catalog serves only the streams: jobs are created without it, so it is opened lazily
+	// and left out of readiness (a stream answers 503 catalog_unavailable while it is down).
+	// Two connections per stream (its rows, and its relations fetched a batch ahead).
+	catalogPool, err := pgdb.OpenLazy(cfg.CatalogDB, int32(2*cfg.MaxStreams+1))
 	if err != nil {
 		return err
 	}
@@ -140,7 +143,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Catalog: catalogPool, MaxStreams: cfg.MaxStreams,
 		Checks: map[string]server.Check{
 			"postgres": pgdb.Check(pool),
-			"catalog":  pgdb.Check(catalogPool),
 			"s3":       objects.Ping,
 			// Kafka is not a readiness dependency: requests are accepted into the outbox while
 			// it is away and relayed when it is back.

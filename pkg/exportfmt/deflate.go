@@ -21,7 +21,9 @@ func newDeflate(w io.Writer) (io.WriteCloser, error) {
 	if procs == 1 {
 		return flate.NewWriter(w, flate.BestSpeed)
 	}
-	return &parallelDeflate{w: w, inFlight: 2 * procs, buf: make([]byte, 0, deflateBlockSize)}, nil
+	// Two blocks per core keep every core busy while one is written out; past four cores the
+	// zip's writer is the bottleneck and more blocks would only hold more memory.
+	return &parallelDeflate{w: w, inFlight: 2 * min(procs, 4), buf: make([]byte, 0, deflateBlockSize)}, nil
 }
 
 // parallelDeflate compresses its input in blocks on several goroutines, the way pigz does:

@@ -36,6 +36,25 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	return pool, nil
 }
 
+// OpenLazy is Open for a database the service can run without for a while: the pool connects
+// at its first use, so the service starts (and answers what needs no such database) while it
+// is down.
+func OpenLazy(url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing database url: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("configuring %s: %w", redact(cfg.ConnConfig.Host, cfg.ConnConfig.Database), err)
+	}
+	return pool, nil
+}
+
 // Check is a readiness check for a pool.
 func Check(pool *pgxpool.Pool) func(context.Context) error {
 	return func(ctx context.Context) error { return pool.Ping(ctx) }
