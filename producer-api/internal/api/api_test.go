@@ -246,7 +246,7 @@ func TestCreateValidation(t *testing.T) {
 		{"bad delimiter", "csv/products", `{"options": {"delimiter": "::"}}`, 400, "invalid_argument", "options.delimiter"},
 		{"unknown option", "csv/products", `{"options": {"colour": "red"}}`, 400, "invalid_argument", "options.colour"},
 		{"bad bom", "csv/products", `{"options": {"bom": "yes"}}`, 400, "invalid_argument", "options.bom"},
-		{"decimal equals delimiter", "csv/products", `{"options": {"decimal": ","}}`, 400, "invalid_argument", "options.decimal"},
+		{"decimal equals delimiter", "csv/products", `{"options": {"decimal": ",", "delimiter": ","}}`, 400, "invalid_argument", "options.decimal"},
 		{"file name path traversal", "csv/products", `{"file_name": "../x.csv"}`, 400, "invalid_argument", "file_name"},
 		{"platform id", "csv/products", `{"platform_id": "shopify-fr"}`, 400, "invalid_argument", "platform_id"},
 		{"unknown JSON key", "csv/products", `{"fields": ["sku"], "colour": "red"}`, 400, "invalid_body", "colour"},

@@ -250,7 +250,7 @@ func TestStreamValidation(t *testing.T) {
 		{"bad stock", "csv/products", "stock_min=1.5", "invalid_argument", "filters.stock_min", ""},
 		{"bad country", "csv/suppliers", "country=FRA", "invalid_argument", "filters.country", ""},
 		{"bad bom", "csv/products", "bom=yes", "invalid_argument", "options.bom", ""},
-		{"decimal equals delimiter", "csv/products", "decimal=,", "invalid_argument", "options.decimal", ""},
+		{"decimal equals delimiter", "csv/products", "decimal=,&delimiter=,", "invalid_argument", "options.decimal", ""},
 		{"unknown field", "csv/products", "fields=sku,colour", "invalid_argument", "fields", ""},
 		{"repeated field", "csv/products", "fields=sku&fields=sku", "invalid_argument", "fields", ""},
 		{"unknown excluded field", "csv/products", "exclude_fields=colour", "invalid_argument", "exclude_fields", ""},
