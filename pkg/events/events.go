@@ -82,14 +82,30 @@ type ExportStarted struct {
 
 // ExportProgress is a throttled progress report.
 type ExportProgress struct {
-	JobID        string    `json:"job_id"`
-	Attempt      int       `json:"attempt"`
-	RowsDone     int64     `json:"rows_done"`
-	RowsTotal    int64     `json:"rows_total"`
-	Progress     float64   `json:"progress"`
-	BytesWritten int64     `json:"bytes_written"`
+	JobID        string  `json:"job_id"`
+	Attempt      int     `json:"attempt"`
+	RowsDone     int64   `json:"rows_done"`
+	RowsTotal    int64   `json:"rows_total"`
+	Progress     float64 `json:"progress"`
+	BytesWritten int64   `json:"bytes_written"`
+	// Phase is where the job is: "writing" rows, or "uploading" the file's end once every row
+	// is written (ExportStarted means writing; the hub and the job row take both).
+	Phase string `json:"phase,omitempty"`
+	// RateRowsPerS is the rows written per second over the last seconds; ETASeconds the time
+	// left at that rate (absent until a rate is known).
+	RateRowsPerS float64   `json:"rate_rows_per_s,omitempty"`
+	ETASeconds   *float64  `json:"eta_seconds,omitempty"`
 	At           time.Time `json:"at"`
 }
+
+// Progress phases.
+const (
+	PhaseQueued    = "queued"
+	PhaseCounting  = "counting"
+	PhaseWriting   = "writing"
+	PhaseUploading = "uploading"
+	PhaseDone      = "done"
+)
 
 // ExportCompleted says a job's file is stored and complete.
 type ExportCompleted struct {
@@ -107,6 +123,8 @@ type ExportCompleted struct {
 	// Warnings say where the file differs from the catalog because the format could not hold
 	// a value (text cut to fit an XLSX cell); empty when nothing was altered.
 	Warnings []string `json:"warnings,omitempty"`
+	// ExpiresAt is when the file is deleted (EXPORT_RETENTION after it was stored).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // ExportFailed says a job ended without a file.
@@ -142,7 +160,11 @@ func (e ExportStarted) OccurredAt() time.Time { return e.StartedAt }
 func (e ExportProgress) EventType() Type { return TypeProgress }
 func (e ExportProgress) Key() string     { return e.JobID }
 func (e ExportProgress) Discriminator() string {
-	return itoa(int64(e.Attempt)) + "/" + itoa(e.RowsDone)
+	d := itoa(int64(e.Attempt)) + "/" + itoa(e.RowsDone)
+	if e.Phase == PhaseUploading { // the same rows as the last writing report, another event
+		d += "/" + e.Phase
+	}
+	return d
 }
 func (e ExportProgress) OccurredAt() time.Time { return e.At }
 

@@ -95,7 +95,20 @@ type Job struct {
 	File          *events.Object `json:"file,omitempty"`
 	Warnings      []string       `json:"warnings"`
 	Attempt       int            `json:"attempt"`
-	LeaseOwner    *string        `json:"-"`
+	// Phase is where the job is: queued, counting (its rows), writing, uploading, done.
+	Phase string `json:"phase"`
+	// RateRowsPerS and ETASeconds come from the rows written over the last seconds; null
+	// until a rate is known, and once the job ended.
+	RateRowsPerS *float64 `json:"rate_rows_per_s"`
+	ETASeconds   *float64 `json:"eta_seconds"`
+	// QueuePosition is 1 for the oldest queued job; null once the job left the queue.
+	QueuePosition *int64 `json:"queue_position"`
+	// ExpiresAt is when the file will be deleted; null while there is no file.
+	ExpiresAt   *time.Time `json:"expires_at"`
+	CancelledBy *string    `json:"cancelled_by,omitempty"`
+	LeaseOwner  *string    `json:"-"`
+	// FileRemoved says the file is gone from the bucket (expired, or the job deleted).
+	FileRemoved bool `json:"-"`
 }
 
 // Request rebuilds the ExportRequested event of a job (for a worker that rescues it).
@@ -147,7 +160,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 const jobColumns = `id::text, entity, format, status, progress, rows_done, rows_total, bytes_written,
 	fields, exclude_fields, filters, options, file_name, requested_by, requester_name, schedule_id,
 	platform_id, created_at, started_at, finished_at, updated_at, error_code, error_message, file,
-	attempt, lease_owner, warnings`
+	attempt, lease_owner, warnings, phase, rate_rows_per_s, eta_seconds,
+	CASE WHEN status = 'queued' THEN (SELECT count(*) + 1 FROM jobs q WHERE q.status = 'queued'
+		AND q.deleted_at IS NULL AND (q.created_at, q.id) < (jobs.created_at, jobs.id)) END,
+	expires_at, cancelled_by, file_removed_at IS NOT NULL`
 
 func scanJob(row pgx.Row) (Job, error) {
 	var j Job
@@ -156,7 +172,8 @@ func scanJob(row pgx.Row) (Job, error) {
 	err := row.Scan(&j.ID, &j.Entity, &j.Format, &j.Status, &j.Progress, &j.RowsDone, &j.RowsTotal,
 		&j.BytesWritten, &j.Fields, &j.ExcludeFields, &j.Filters, &j.Options, &j.FileName, &j.RequestedBy,
 		&j.RequesterName, &j.ScheduleID, &j.PlatformID, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
-		&j.UpdatedAt, &errCode, &errMsg, &file, &j.Attempt, &j.LeaseOwner, &j.Warnings)
+		&j.UpdatedAt, &errCode, &errMsg, &file, &j.Attempt, &j.LeaseOwner, &j.Warnings, &j.Phase,
+		&j.RateRowsPerS, &j.ETASeconds, &j.QueuePosition, &j.ExpiresAt, &j.CancelledBy, &j.FileRemoved)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, ErrNotFound
 	}

@@ -1,0 +1,184 @@
+package jobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/productsmanager/exportplatform/pkg/events"
+)
+
+// ErrFinished is returned by Cancel for a job that already ended, or whose worker already
+// committed to completing it (Seal): there is nothing left to stop.
+var ErrFinished = errors.New("job already finished")
+
+// cancelSQL ends a job that has not ended nor been sealed. $1 job id, $2 who cancels.
+const cancelSQL = `UPDATE jobs SET status = 'cancelled', finished_at = now(), cancelled_by = nullif($2, ''),
+		phase = 'done', rate_rows_per_s = NULL, eta_seconds = NULL, lease_expires_at = NULL, updated_at = now()
+	WHERE id = $1 AND deleted_at IS NULL AND status IN ('queued', 'running') AND sealed_at IS NULL
+	RETURNING ` + jobColumns
+
+// Cancel ends a queued or running job as cancelled and writes its ExportCancelled to the
+// outbox in the same transaction. A queued job is then never claimed; the worker of a running
+// one sees it (Cancelled) and stops. It returns the cancelled job, or the job as it is with
+// ErrFinished when it had already ended, or ErrNotFound.
+func (s *Store) Cancel(ctx context.Context, id, by string) (Job, error) {
+	if !looksLikeUUID(id) {
+		return Job{}, ErrNotFound
+	}
+	var job Job
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		job, err = s.cancelTx(ctx, tx, id, by)
+		return err
+	})
+	if errors.Is(err, ErrFinished) {
+		current, gerr := s.Get(ctx, id)
+		if gerr != nil {
+			return Job{}, gerr
+		}
+		return current, ErrFinished
+	}
+	return job, err
+}
+
+func (s *Store) cancelTx(ctx context.Context, tx pgx.Tx, id, by string) (Job, error) {
+	job, err := scanJob(tx.QueryRow(ctx, cancelSQL, id, by))
+	if errors.Is(err, ErrNotFound) {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND deleted_at IS NULL)`, id).Scan(&exists); err != nil {
+			return Job{}, fmt.Errorf("cancelling job %s: %w", id, err)
+		}
+		if exists {
+			return Job{}, ErrFinished
+		}
+		return Job{}, ErrNotFound
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("cancelling job %s: %w", id, err)
+	}
+	env, err := events.Wrap(events.ExportCancelled{
+		JobID: id, Reason: "cancelled on request", CancelledBy: by, CancelledAt: derefTime(job.FinishedAt),
+	})
+	if err != nil {
+		return Job{}, err
+	}
+	if err := insertOutbox(ctx, tx, events.TopicEvents, env); err != nil {
+		return Job{}, err
+	}
+	return job, nil
+}
+
+// Delete hides a job from Get and List for good, cancelling it first when it is queued or
+// running (a sealed job finishes, and its file is then removed by the sweeper). It returns the
+// job as it was, so the caller can remove its file at once; the sweeper removes it otherwise
+// (RemovableFiles). The events of the job, its audit trail, stay.
+func (s *Store) Delete(ctx context.Context, id, by string) (Job, error) {
+	if !looksLikeUUID(id) {
+		return Job{}, ErrNotFound
+	}
+	var job Job
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		job, err = scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		if !job.Status.Terminal() {
+			if cancelled, err := s.cancelTx(ctx, tx, id, by); err == nil {
+				job = cancelled
+			} else if !errors.Is(err, ErrFinished) {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE jobs SET deleted_at = now(), updated_at = now() WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("deleting job %s: %w", id, err)
+		}
+		return nil
+	})
+	return job, err
+}
+
+// Cancelled reports whether a job was cancelled or deleted since it was claimed: its worker
+// asks several times a second and stops when it was.
+func (s *Store) Cancelled(ctx context.Context, id string) (bool, error) {
+	var stop bool
+	err := s.pool.QueryRow(ctx, `SELECT status = 'cancelled' OR deleted_at IS NOT NULL FROM jobs WHERE id = $1`, id).Scan(&stop)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking job %s for a cancel: %w", id, err)
+	}
+	return stop, nil
+}
+
+// Seal is the worker's commitment to complete the job, once its file is stored: from then on
+// Cancel answers ErrFinished. It fails with ErrLeaseLost when the worker no longer holds the
+// lease or the job was cancelled first (Cancelled tells which), and renews the lease for ttl.
+func (s *Store) Seal(ctx context.Context, l Lease, ttl time.Duration) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET sealed_at = now(), lease_expires_at = now() + $4 * interval '1 millisecond'
+		WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running' AND deleted_at IS NULL`,
+		l.JobID, l.Owner, l.Attempt, ttl.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("sealing job %s: %w", l.JobID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// RemovableFiles returns up to limit jobs whose file is to be removed from the bucket at now:
+// past its expiry, or of a deleted job.
+func (s *Store) RemovableFiles(ctx context.Context, now time.Time, limit int) ([]Job, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs
+		WHERE file IS NOT NULL AND file_removed_at IS NULL AND (expires_at <= $1 OR deleted_at IS NOT NULL)
+		ORDER BY expires_at NULLS FIRST LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing files to remove: %w", err)
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) { return scanJob(r) })
+	if err != nil {
+		return nil, fmt.Errorf("listing files to remove: %w", err)
+	}
+	return jobs, nil
+}
+
+// FileRemoved records that a job's file is gone from the bucket at now; a completed job whose
+// file expired becomes expired.
+func (s *Store) FileRemoved(ctx context.Context, id string, now time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE jobs SET file_removed_at = $2, updated_at = now(),
+			status = CASE WHEN status = 'completed' AND expires_at <= $2 THEN 'expired' ELSE status END
+		WHERE id = $1 AND file_removed_at IS NULL`, id, now)
+	if err != nil {
+		return fmt.Errorf("recording the removal of job %s's file: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Now().UTC()
+	}
+	return t.UTC()
+}
