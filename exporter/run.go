@@ -39,6 +39,8 @@ type Config struct {
 	RescueInterval   time.Duration
 	ProgressInterval time.Duration
 	MaxAttempts      int
+	CancelPoll       time.Duration
+	Retention        time.Duration
 	LogLevel         string
 	// Pprof serves net/http/pprof on the ops address, to profile a running export.
 	Pprof bool
@@ -67,6 +69,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		LeaseTTL:         env.Duration("EXPORTER_LEASE_TTL", 15*time.Second),
 		RescueInterval:   env.Duration("EXPORTER_RESCUE_INTERVAL", 2*time.Second),
 		ProgressInterval: env.Duration("EXPORTER_PROGRESS_INTERVAL", 250*time.Millisecond),
+		CancelPoll:       env.Duration("EXPORTER_CANCEL_POLL", 250*time.Millisecond),
+		Retention:        env.Duration("EXPORT_RETENTION", 30*24*time.Hour),
 		LogLevel:         env.String("LOG_LEVEL", "info"),
 		Pprof:            env.Bool("EXPORTER_PPROF", false),
 	}
@@ -95,6 +99,12 @@ func (c Config) Validate() error {
 		if err := pgdb.ValidateURL(u); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
+	}
+	if c.CancelPoll < 10*time.Millisecond || c.CancelPoll > 5*time.Second {
+		errs = append(errs, errors.New("EXPORTER_CANCEL_POLL must be 10ms..5s (a cancelled job stops within it)"))
+	}
+	if c.Retention < time.Minute {
+		errs = append(errs, errors.New("EXPORT_RETENTION must be at least 1m (e.g. 720h for 30 days)"))
 	}
 	if c.RescueInterval <= 0 || c.ProgressInterval <= 0 {
 		errs = append(errs, errors.New("EXPORTER_RESCUE_INTERVAL and EXPORTER_PROGRESS_INTERVAL must be positive"))
@@ -157,6 +167,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	rn := runner.New(runner.Config{
 		Worker: cfg.WorkerID, Bucket: cfg.S3.Bucket, LeaseTTL: cfg.LeaseTTL,
 		ProgressInterval: cfg.ProgressInterval, MaxAttempts: cfg.MaxAttempts,
+		CancelPoll: cfg.CancelPoll, Retention: cfg.Retention,
 	}, catalogPool, objects, store, eventbus.NewPublisher(producer, log), log.With("component", "runner"), runner.NewMetrics(reg))
 	in := intake.New(jobCtx, store, rn.Run, cfg.WorkerID, cfg.LeaseTTL, cfg.Concurrency, cfg.RescueInterval, log.With("component", "intake"))
 	consumer := eventbus.NewConsumer(consumerCl, log.With("component", "consumer"), in.Handle)

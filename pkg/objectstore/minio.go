@@ -46,8 +46,9 @@ func NewMinio(cfg MinioConfig) (*Minio, error) {
 	return &Minio{cl: cl, bucket: cfg.Bucket, partSize: ps}, nil
 }
 
-// Put streams r as a multipart upload of PartSize parts. minio-go aborts the upload when it
-// fails, and nothing is visible before CompleteMultipartUpload.
+// Put streams r as a multipart upload of PartSize parts. minio-go (v7.4+) aborts the upload
+// when it fails, with a context of its own when ctx was the cause (a cancelled job), and
+// nothing is visible before CompleteMultipartUpload.
 func (m *Minio) Put(ctx context.Context, key string, r io.Reader, contentType string) (Info, error) {
 	ui, err := m.cl.PutObject(ctx, m.bucket, key, r, -1, minio.PutObjectOptions{
 		ContentType:    contentType,

@@ -82,6 +82,30 @@ type fakeLeases struct {
 	releases  []jobstore.Lease
 	applied   []events.Event
 	renewedCh chan struct{} // signalled (non-blocking) on each Renew
+	cancelled bool          // what Cancelled answers; a cancelled job cannot be sealed
+	seals     int
+}
+
+func (f *fakeLeases) Seal(_ context.Context, _ jobstore.Lease, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seals++
+	if f.cancelled {
+		return jobstore.ErrLeaseLost
+	}
+	return f.renewErr
+}
+
+func (f *fakeLeases) Cancelled(context.Context, string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cancelled, nil
+}
+
+func (f *fakeLeases) cancel() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancelled = true
 }
 
 func newFakeLeases() *fakeLeases { return &fakeLeases{renewedCh: make(chan struct{}, 1)} }

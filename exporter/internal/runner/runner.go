@@ -29,6 +29,11 @@ type Leases interface {
 	Renew(ctx context.Context, l jobstore.Lease, ttl time.Duration) error
 	Release(ctx context.Context, l jobstore.Lease) error
 	Apply(ctx context.Context, ev events.Event) (bool, error)
+	// Seal commits the worker to completing the job (a cancel is then too late); it fails
+	// with jobstore.ErrLeaseLost when the lease is gone or the job was cancelled first.
+	Seal(ctx context.Context, l jobstore.Lease, ttl time.Duration) error
+	// Cancelled reports whether the job was cancelled or deleted.
+	Cancelled(ctx context.Context, jobID string) (bool, error)
 }
 
 // Publisher sends events; Publish waits for the broker, Send does not.
@@ -44,6 +49,11 @@ type Config struct {
 	LeaseTTL         time.Duration
 	ProgressInterval time.Duration
 	MaxAttempts      int
+	// CancelPoll is how often a running job looks for a cancel: a cancelled job stops within
+	// about this long (default 250ms).
+	CancelPoll time.Duration
+	// Retention is how long a stored file is kept (its ExportCompleted's expires_at).
+	Retention time.Duration
 }
 
 // Runner runs jobs.
@@ -62,6 +72,12 @@ func New(cfg Config, cat catalog.Querier, objects objectstore.Store, leases Leas
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}
+	if cfg.CancelPoll <= 0 {
+		cfg.CancelPoll = 250 * time.Millisecond
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 30 * 24 * time.Hour
+	}
 	return &Runner{cfg: cfg, catalog: cat, objects: objects, leases: leases, pub: pub, log: log, metrics: m}
 }
 
@@ -70,6 +86,9 @@ var errPermanent = errors.New("permanent")
 
 // ErrLeaseLost is the cause of a job's cancellation when its lease could not be renewed.
 var ErrLeaseLost = errors.New("lease lost")
+
+// ErrCancelled is the cause of a job's cancellation when a user cancelled or deleted it.
+var ErrCancelled = errors.New("cancelled by a user")
 
 // Run runs one attempt of job under lease. It returns when the job completed, failed, was given
 // back (shutdown, transient failure) or its lease was lost; it never returns an error because
@@ -92,14 +111,27 @@ func (r *Runner) Run(ctx context.Context, job jobstore.Job, lease jobstore.Lease
 
 	// What follows must happen even while shutting down.
 	bg := context.WithoutCancel(ctx)
+	cancelled := errors.Is(context.Cause(jctx), ErrCancelled)
 	if err == nil {
-		// Fence: only the current lease holder may complete the job; a worker whose lease
-		// expired during the upload must not announce a file another attempt now owns.
-		if rerr := r.leases.Renew(bg, lease, r.cfg.LeaseTTL); errors.Is(rerr, jobstore.ErrLeaseLost) {
-			err = rerr
+		// Fence: only the current lease holder of a job nobody cancelled may complete it; a
+		// worker whose lease expired during the upload must not announce a file another
+		// attempt now owns. Past the seal, a cancel is refused.
+		if serr := r.leases.Seal(bg, lease, r.cfg.LeaseTTL); serr != nil {
+			err = serr
+			if stop, cerr := r.leases.Cancelled(bg, job.ID); cerr == nil && stop {
+				// Cancelled while the upload was being completed: the file must not outlive it.
+				cancelled = true
+				if derr := r.objects.Delete(bg, completed.Object.Key); derr != nil {
+					log.Error("removing the file of a job cancelled as it was stored", "key", completed.Object.Key, "err", derr)
+				}
+			}
 		}
 	}
 	switch {
+	case cancelled:
+		// The canceller ended the job and emitted ExportCancelled; the upload was aborted.
+		log.Info("export cancelled; stopped", "err", err, "after_ms", time.Since(started).Milliseconds())
+		r.metrics.jobs.WithLabelValues("cancelled").Inc()
 	case err == nil:
 		r.finish(ctx, bg, completed, lease, log)
 		r.metrics.jobs.WithLabelValues("completed").Inc()
@@ -122,13 +154,26 @@ func (r *Runner) Run(ctx context.Context, job jobstore.Job, lease jobstore.Lease
 	}
 }
 
+// heartbeat renews the lease while the job runs, and looks for a cancel several times a second:
+// either ends the job by cancelling its context with ErrLeaseLost or ErrCancelled as the cause.
 func (r *Runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, lease jobstore.Lease, log *slog.Logger) {
 	t := time.NewTicker(r.cfg.LeaseTTL / 3)
 	defer t.Stop()
+	poll := time.NewTicker(r.cfg.CancelPoll)
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-poll.C:
+			stop, err := r.leases.Cancelled(ctx, lease.JobID)
+			if stop {
+				cancel(ErrCancelled)
+				return
+			}
+			if err != nil && ctx.Err() == nil {
+				log.Warn("looking for a cancel failed", "err", err)
+			}
 		case <-t.C:
 			err := r.leases.Renew(ctx, lease, r.cfg.LeaseTTL)
 			switch {
@@ -181,15 +226,19 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 	hash := sha256.New()
 	counter := &countingWriter{}
 	out := io.MultiWriter(pw, hash, counter)
-	var lastSent time.Time
+	lastSent, lastDone := time.Now(), int64(0)
+	var rate rateMeter
 	written, err := export.Run(ctx, r.catalog, spec, out, func(done int64) {
-		if time.Since(lastSent) < r.cfg.ProgressInterval {
+		now := time.Now()
+		if now.Sub(lastSent) < r.cfg.ProgressInterval {
 			return
 		}
-		lastSent = time.Now()
+		rate.observe(done-lastDone, now.Sub(lastSent))
+		lastSent, lastDone = now, done
 		r.pub.Send(ctx, events.TopicEvents, events.ExportProgress{
 			JobID: job.ID, Attempt: lease.Attempt, RowsDone: done, RowsTotal: total,
-			Progress: percent(done, total), BytesWritten: counter.n.Load(), At: lastSent.UTC(),
+			Progress: percent(done, total), BytesWritten: counter.n.Load(), Phase: events.PhaseWriting,
+			RateRowsPerS: rate.perSecond(), ETASeconds: rate.eta(total - done), At: now.UTC(),
 		})
 	})
 	if err != nil {
@@ -197,6 +246,13 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 		<-putc
 		return events.ExportCompleted{}, fmt.Errorf("writing %s: %w", key, err)
 	}
+	// Every row is written; what is left is the upload's last part and its completion, which on
+	// a large XLSX (compressed at Close) takes a while.
+	r.pub.Send(ctx, events.TopicEvents, events.ExportProgress{
+		JobID: job.ID, Attempt: lease.Attempt, RowsDone: written.Rows, RowsTotal: total,
+		Progress: percent(written.Rows, total), BytesWritten: counter.n.Load(), Phase: events.PhaseUploading,
+		At: time.Now().UTC(),
+	})
 	pw.Close()
 	res := <-putc
 	if res.err != nil {
@@ -208,6 +264,7 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 	rows := written.Rows
 	r.metrics.rows.Add(float64(rows))
 	finished := time.Now().UTC()
+	expires := finished.Add(r.cfg.Retention)
 	return events.ExportCompleted{
 		JobID: job.ID, Entity: job.Entity, Format: job.Format, Rows: rows,
 		Object: events.Object{
@@ -216,7 +273,7 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 		},
 		RequestedBy: job.RequestedBy, ScheduleID: job.ScheduleID, PlatformID: job.PlatformID,
 		StartedAt: startedAt, FinishedAt: finished, DurationMS: finished.Sub(startedAt).Milliseconds(),
-		Warnings: written.Warnings,
+		Warnings: written.Warnings, ExpiresAt: &expires,
 	}, nil
 }
 
@@ -285,6 +342,33 @@ func percent(done, total int64) float64 {
 	}
 	p := float64(done) * 100 / float64(total)
 	return math.Min(99.9, math.Round(p*10)/10) // 100 only once the file is stored
+}
+
+// rateMeter is the observed write rate: an exponentially weighted mean of the rates between
+// progress reports, so the ETA follows a slowdown within a few reports without jumping at each.
+type rateMeter struct{ rowsPerS float64 }
+
+func (m *rateMeter) observe(rows int64, d time.Duration) {
+	if d <= 0 || rows < 0 {
+		return
+	}
+	inst := float64(rows) / d.Seconds()
+	if m.rowsPerS == 0 {
+		m.rowsPerS = inst
+		return
+	}
+	m.rowsPerS = 0.7*m.rowsPerS + 0.3*inst
+}
+
+func (m *rateMeter) perSecond() float64 { return math.Round(m.rowsPerS*10) / 10 }
+
+// eta is the seconds left for rows at the observed rate, nil before there is one.
+func (m *rateMeter) eta(rows int64) *float64 {
+	if m.rowsPerS <= 0 {
+		return nil
+	}
+	s := math.Round(float64(max(rows, 0))/m.rowsPerS*10) / 10
+	return &s
 }
 
 type countingWriter struct{ n atomic.Int64 }

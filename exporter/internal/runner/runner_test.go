@@ -401,3 +401,92 @@ func TestRunOnSmallCatalogReportsProgressAndCount(t *testing.T) {
 		t.Errorf("key %q, want %q", completed[0].Object.Key, want)
 	}
 }
+
+// uploadingStore reads the whole file, then holds the upload's completion until its context
+// ends or gate is closed: the "uploading" phase.
+type uploadingStore struct {
+	*objectstore.Memory
+	gate, read chan struct{}
+}
+
+func (s uploadingStore) Put(ctx context.Context, key string, r io.Reader, contentType string) (objectstore.Info, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return objectstore.Info{}, err
+	}
+	close(s.read)
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return objectstore.Info{}, context.Cause(ctx) // the multipart upload is aborted
+	}
+	return s.Memory.Put(ctx, key, bytes.NewReader(data), contentType)
+}
+
+// TestRunCancelled: a cancel seen while the rows are written, while the upload completes, or
+// just after the file was stored (the seal refused) stops the job promptly and leaves no file;
+// the runner neither fails nor gives back the job, whose ExportCancelled the canceller wrote.
+func TestRunCancelled(t *testing.T) {
+	t.Parallel()
+	db := newCatalog(t)
+	tests := []struct {
+		name string
+		// start returns the store and a channel closed once the job is in the phase to cancel
+		// in; release lets a stalled store go on after the cancel.
+		start func() (store objectstore.Store, inPhase <-chan struct{}, release func())
+		phase string
+	}{
+		{name: "writing", phase: "writing", start: func() (objectstore.Store, <-chan struct{}, func()) {
+			s := newGatedStore() // the upload reads nothing: the writer blocks mid-rows
+			return s, s.entered, func() {}
+		}},
+		{name: "uploading", phase: "uploading", start: func() (objectstore.Store, <-chan struct{}, func()) {
+			s := uploadingStore{objectstore.NewMemory(), make(chan struct{}), make(chan struct{})}
+			return s, s.read, func() {}
+		}},
+		{name: "stored before the cancel was seen", start: func() (objectstore.Store, <-chan struct{}, func()) {
+			s := uploadingStore{objectstore.NewMemory(), make(chan struct{}), make(chan struct{})}
+			return s, s.read, func() { close(s.gate) }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv()
+			e.cfg.CancelPoll = 10 * time.Millisecond
+			if tt.phase == "" {
+				e.cfg.CancelPoll = time.Hour // the cancel lands between the upload and the seal
+			}
+			store, inPhase, release := tt.start()
+			job, lease := newJob(t, 1)
+			done := runAsync(t.Context(), e.runner(t, db, store), job, lease)
+			waitClosed(t, inPhase, "the job to reach its phase")
+			e.leases.cancel()
+			release()
+			waitDone(t, done, "the cancel")
+
+			if keys, _ := store.(interface {
+				List(context.Context, string) ([]string, error)
+			}).List(t.Context(), ""); len(keys) != 0 {
+				t.Errorf("a cancelled job left %q in the bucket", keys)
+			}
+			if c := publishedOf[events.ExportCompleted](e.pub); len(c) != 0 {
+				t.Errorf("a cancelled job published %+v", c)
+			}
+			releases, applied, _ := e.leases.snapshot()
+			if f := publishedOf[events.ExportFailed](e.pub); len(f) != 0 || len(applied) != 0 || len(releases) != 0 {
+				t.Errorf("failed %+v, applied %+v, released %+v: a cancelled job is neither failed nor retried", f, applied, releases)
+			}
+			_, sent, _ := e.pub.snapshot()
+			uploading := false
+			for _, ev := range sent {
+				if p, ok := ev.(events.ExportProgress); ok && p.Phase == events.PhaseUploading {
+					uploading = true
+				}
+			}
+			if want := tt.phase != "writing"; uploading != want {
+				t.Errorf("an uploading progress report was sent: %v, want %v", uploading, want)
+			}
+		})
+	}
+}

@@ -78,7 +78,9 @@ func Run(t *testing.T, s objectstore.Store, prefix string) {
 		cctx, cancel := context.WithCancel(ctx)
 		pr, pw := io.Pipe()
 		go func() {
-			pw.Write(make([]byte, 1<<20))
+			// Past a 5 MiB part: the upload is under way, with a part stored, when the
+			// context goes (TestMinio then looks for incomplete uploads left behind).
+			pw.Write(make([]byte, 6<<20))
 			cancel()
 			pw.Write(make([]byte, 1<<20))
 			pw.Close()
