@@ -243,9 +243,15 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 
 // ListFilter selects jobs for List.
 type ListFilter struct {
-	Status Status
-	Limit  int
-	Cursor string
+	Status        Status
+	Entity        string
+	Format        string
+	RequestedBy   string
+	ScheduleID    string
+	CreatedAfter  time.Time // inclusive; zero: no bound
+	CreatedBefore time.Time // exclusive; zero: no bound
+	Limit         int
+	Cursor        string
 }
 
 // ErrBadCursor is returned for a cursor List did not make.
@@ -260,9 +266,22 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
 	}
 	args := []any{limit + 1}
 	where := []string{"deleted_at IS NULL"}
-	if f.Status != "" {
-		args = append(args, string(f.Status))
-		where = append(where, fmt.Sprintf("status = $%d", len(args)))
+	for _, eq := range []struct {
+		column, value string
+	}{{"status", string(f.Status)}, {"entity", f.Entity}, {"format", f.Format},
+		{"requested_by", f.RequestedBy}, {"schedule_id", f.ScheduleID}} {
+		if eq.value != "" {
+			args = append(args, eq.value)
+			where = append(where, fmt.Sprintf("%s = $%d", eq.column, len(args)))
+		}
+	}
+	if !f.CreatedAfter.IsZero() {
+		args = append(args, f.CreatedAfter)
+		where = append(where, fmt.Sprintf("created_at >= $%d", len(args)))
+	}
+	if !f.CreatedBefore.IsZero() {
+		args = append(args, f.CreatedBefore)
+		where = append(where, fmt.Sprintf("created_at < $%d", len(args)))
 	}
 	if f.Cursor != "" {
 		t, id, err := decodeCursor(f.Cursor)
