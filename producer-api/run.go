@@ -20,6 +20,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
 	"github.com/productsmanager/exportplatform/producer-api/internal/relay"
+	"github.com/productsmanager/exportplatform/producer-api/internal/retention"
 )
 
 // Config is the producer-api's settings, from the environment.
@@ -34,6 +35,8 @@ type Config struct {
 	S3          objectstore.MinioConfig
 	MaxBodySize int64
 	LogLevel    string
+	// SweepEvery is how often expired files and those of deleted jobs are removed.
+	SweepEvery time.Duration
 }
 
 // LoadConfig reads the settings with their defaults.
@@ -55,6 +58,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		// Each stream holds a catalog connection for its whole length.
 		MaxStreams: env.Int("API_MAX_STREAMS", 8),
 		LogLevel:   env.String("LOG_LEVEL", "info"),
+		SweepEvery: env.Duration("EXPORT_SWEEP_INTERVAL", time.Minute),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
@@ -85,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.HubURL); err != nil || u.Host == "" {
 		errs = append(errs, fmt.Errorf("HUB_URL %q is not a URL", c.HubURL))
+	}
+	if c.SweepEvery < time.Second {
+		errs = append(errs, errors.New("EXPORT_SWEEP_INTERVAL must be at least 1s"))
 	}
 	if c.MaxBodySize < 1024 {
 		errs = append(errs, errors.New("API_MAX_BODY_BYTES must be at least 1024"))
@@ -153,6 +160,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Run(gctx, srv, log, 15*time.Second) })
 	g.Go(func() error { return rl.Run(gctx) })
+	sweeper := retention.New(retention.Config{Every: cfg.SweepEvery}, store, objects, log.With("component", "retention"), reg)
+	g.Go(func() error { return sweeper.Run(gctx) })
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -122,6 +123,27 @@ func (m *Minio) IncompleteUploads(ctx context.Context, prefix string) ([]string,
 		keys = append(keys, u.Key)
 	}
 	return keys, nil
+}
+
+// AbortStaleUploads aborts the multipart uploads under prefix started before cutoff and never
+// completed (a worker killed mid-upload leaves one): S3 keeps their parts, billed and invisible,
+// until then. It returns how many it aborted.
+func (m *Minio) AbortStaleUploads(ctx context.Context, prefix string, cutoff time.Time) (int, error) {
+	core := minio.Core{Client: m.cl}
+	n := 0
+	for u := range m.cl.ListIncompleteUploads(ctx, m.bucket, prefix, true) {
+		if u.Err != nil {
+			return n, fmt.Errorf("listing incomplete uploads under %q: %w", prefix, u.Err)
+		}
+		if !u.Initiated.Before(cutoff) {
+			continue
+		}
+		if err := core.AbortMultipartUpload(ctx, m.bucket, u.Key, u.UploadID); err != nil && !errors.Is(mapErr(err), ErrNotFound) {
+			return n, fmt.Errorf("aborting the upload %s of %s: %w", u.UploadID, u.Key, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Ping checks that the bucket exists.

@@ -21,7 +21,8 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case job.Status == jobstore.StatusExpired:
+	case job.Status == jobstore.StatusExpired || job.FileRemoved ||
+		job.ExpiresAt != nil && !a.now().Before(*job.ExpiresAt):
 		server.WriteError(w, http.StatusGone, "expired", "the file of this export has expired", "")
 		return
 	case job.Status != jobstore.StatusCompleted || job.File == nil:

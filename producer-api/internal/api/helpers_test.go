@@ -49,6 +49,8 @@ type fakeJobs struct {
 	createErr error
 	getErr    error
 	listErr   error
+	deleted   []string
+	removed   []string // jobs whose file was recorded removed
 }
 
 func newFakeJobs(jobs ...jobstore.Job) *fakeJobs {
@@ -100,6 +102,45 @@ func (f *fakeJobs) List(_ context.Context, filter jobstore.ListFilter) ([]jobsto
 		return nil, "", jobstore.ErrBadCursor
 	}
 	return f.listJobs, f.listNext, nil
+}
+
+// Cancel and Delete follow the store's rules on the map: a terminal job cannot be cancelled,
+// a deleted one is gone.
+func (f *fakeJobs) Cancel(_ context.Context, id, by string) (jobstore.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.jobs[id]
+	if !ok {
+		return jobstore.Job{}, jobstore.ErrNotFound
+	}
+	if j.Status.Terminal() {
+		return j, jobstore.ErrFinished
+	}
+	j.Status, j.Phase, j.CancelledBy = jobstore.StatusCancelled, "done", &by
+	f.jobs[id] = j
+	return j, nil
+}
+
+func (f *fakeJobs) Delete(_ context.Context, id, by string) (jobstore.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.jobs[id]
+	if !ok {
+		return jobstore.Job{}, jobstore.ErrNotFound
+	}
+	if !j.Status.Terminal() {
+		j.Status = jobstore.StatusCancelled
+	}
+	delete(f.jobs, id)
+	f.deleted = append(f.deleted, id)
+	return j, nil
+}
+
+func (f *fakeJobs) FileRemoved(_ context.Context, id string, _ time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, id)
+	return nil
 }
 
 func (f *fakeJobs) createdRequests() []events.ExportRequested {

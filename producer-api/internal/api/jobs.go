@@ -172,6 +172,11 @@ type progressBody struct {
 	RowsDone  int64              `json:"rows_done"`
 	RowsTotal *int64             `json:"rows_total"`
 	Bytes     int64              `json:"bytes_written"`
+	Phase     string             `json:"phase"`
+	Rate      *float64           `json:"rate_rows_per_s"`
+	ETA       *float64           `json:"eta_seconds"`
+	Queue     *int64             `json:"queue_position"`
+	ExpiresAt *time.Time         `json:"expires_at"`
 	UpdatedAt time.Time          `json:"updated_at"`
 	Error     *jobstore.JobError `json:"error"`
 }
@@ -183,17 +188,53 @@ func (a *api) progress(w http.ResponseWriter, r *http.Request) {
 	}
 	server.WriteJSON(w, http.StatusOK, progressBody{
 		TaskID: job.ID, Status: job.Status, Progress: job.Progress, RowsDone: job.RowsDone,
-		RowsTotal: job.RowsTotal, Bytes: job.BytesWritten, UpdatedAt: job.UpdatedAt, Error: job.Error,
+		RowsTotal: job.RowsTotal, Bytes: job.BytesWritten, Phase: job.Phase, Rate: job.RateRowsPerS,
+		ETA: job.ETASeconds, Queue: job.QueuePosition, ExpiresAt: job.ExpiresAt,
+		UpdatedAt: job.UpdatedAt, Error: job.Error,
 	})
 }
 
 func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := jobstore.ListFilter{Status: jobstore.Status(q.Get("status")), Cursor: q.Get("cursor"), Limit: 50}
+	for k := range q {
+		if !listParams[k] {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+				fmt.Sprintf("unknown parameter %q (one of status, entity, format, requested_by, schedule_id, created_after, created_before, limit, cursor)", k), k)
+			return
+		}
+	}
+	f := jobstore.ListFilter{
+		Status: jobstore.Status(q.Get("status")), Entity: q.Get("entity"), Format: q.Get("format"),
+		RequestedBy: q.Get("requested_by"), ScheduleID: q.Get("schedule_id"), Cursor: q.Get("cursor"), Limit: 50,
+	}
 	if f.Status != "" && !f.Status.Valid() {
 		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
 			fmt.Sprintf("unknown status %q (one of queued, running, completed, failed, cancelled, expired)", f.Status), "status")
 		return
+	}
+	if f.Entity != "" && f.Entity != "products" && f.Entity != "suppliers" {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+			fmt.Sprintf("unknown entity %q (one of products, suppliers)", f.Entity), "entity")
+		return
+	}
+	if f.Format != "" && f.Format != "csv" && f.Format != "excel" && f.Format != "json" {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+			fmt.Sprintf("unknown format %q (one of csv, excel, json)", f.Format), "format")
+		return
+	}
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}} {
+		if s := q.Get(b.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+					fmt.Sprintf("%s must be an RFC 3339 time such as 2026-01-31T00:00:00Z", b.name), b.name)
+				return
+			}
+			*b.t = t
+		}
 	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -214,6 +255,9 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]any{"items": jobs, "next_cursor": next})
 }
+
+var listParams = map[string]bool{"status": true, "entity": true, "format": true, "requested_by": true,
+	"schedule_id": true, "created_after": true, "created_before": true, "limit": true, "cursor": true}
 
 func (a *api) lookup(w http.ResponseWriter, r *http.Request, id string) (jobstore.Job, bool) {
 	job, err := a.Jobs.Get(r.Context(), id)

@@ -15,6 +15,7 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 	jobsRequested *prometheus.CounterVec
+	jobsCancelled prometheus.Counter
 
 	streams         *prometheus.CounterVec
 	streamsInFlight prometheus.Gauge
@@ -35,6 +36,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		jobsRequested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "export_jobs_requested_total", Help: "Export jobs accepted, by entity and format.",
 		}, []string{"entity", "format"}),
+		jobsCancelled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "export_jobs_cancelled_total", Help: "Export jobs cancelled on request (POST cancel; a DELETE of a running job is not counted).",
+		}),
 		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "export_streams_total",
 			Help: "Export streams that started a query, by entity, format and outcome (completed, client_gone, failed, unavailable).",
@@ -54,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.jobsRequested,
+		reg.MustRegister(m.requests, m.duration, m.jobsRequested, m.jobsCancelled,
 			m.streams, m.streamsInFlight, m.streamRows, m.streamBytes, m.streamFirstByte)
 	}
 	return m

@@ -29,6 +29,9 @@ type Jobs interface {
 	Create(ctx context.Context, req events.ExportRequested) (jobstore.Job, error)
 	Get(ctx context.Context, id string) (jobstore.Job, error)
 	List(ctx context.Context, f jobstore.ListFilter) ([]jobstore.Job, string, error)
+	Cancel(ctx context.Context, id, by string) (jobstore.Job, error)
+	Delete(ctx context.Context, id, by string) (jobstore.Job, error)
+	FileRemoved(ctx context.Context, id string, now time.Time) error
 }
 
 // Deps are the server's collaborators.
@@ -51,7 +54,12 @@ type Deps struct {
 	// StreamWriteTimeout bounds one write of a stream to a client that stopped reading;
 	// 0 is one minute.
 	StreamWriteTimeout time.Duration
+	// Now is the clock that decides whether a file expired; nil is time.Now.
+	Now func() time.Time
 }
+
+// jobID is the route pattern of a job id (a UUID).
+const jobID = `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`
 
 var unknownFormatPath = regexp.MustCompile(`^/api/v1/exports/([a-z]+)/[^/]+$`)
 
@@ -115,6 +123,9 @@ func NewServer(d Deps) http.Handler {
 	// whatever the order routes are added in.
 	v1.Handle("/{format:csv|excel|json}/{entity}", write(http.HandlerFunc(a.createFromPath))).Methods(http.MethodPost)
 	v1.Handle("/{id}", read(http.HandlerFunc(a.getJob))).Methods(http.MethodGet)
+	// Job ids only: DELETE /create stays a 405 rather than a search for a job named "create".
+	v1.Handle("/{id:"+jobID+"}", write(http.HandlerFunc(a.deleteJob))).Methods(http.MethodDelete)
+	v1.Handle("/{id:"+jobID+"}/cancel", write(http.HandlerFunc(a.cancelJob))).Methods(http.MethodPost)
 
 	ops := http.NewServeMux()
 	server.Ops(ops, d.Registry, d.Checks)

@@ -1,0 +1,78 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/server"
+)
+
+// cancelJob ends a queued or running job (POST /{id}/cancel): a queued job never starts, a
+// running one stops within a second and leaves no file. A finished job is a 409.
+func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	p, _ := auth.FromContext(r.Context())
+	job, err := a.Jobs.Cancel(r.Context(), id, p.Subject)
+	switch {
+	case errors.Is(err, jobstore.ErrNotFound):
+		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no export job %q", id), "")
+		return
+	case errors.Is(err, jobstore.ErrFinished):
+		msg := fmt.Sprintf("export is already %s; only a queued or running export can be cancelled", job.Status)
+		if !job.Status.Terminal() {
+			msg = "export is storing its finished file; it can no longer be cancelled (delete it once completed)"
+		}
+		server.WriteError(w, http.StatusConflict, "already_finished", msg, "")
+		return
+	case err != nil:
+		a.internal(w, r, "cancelling the job", err)
+		return
+	}
+	a.Notify()
+	a.metrics.jobsCancelled.Inc()
+	a.Log.Info("export cancelled", "job_id", job.ID, "cancelled_by", p.Subject)
+	server.WriteJSON(w, http.StatusOK, job)
+}
+
+// deleteJob cancels the job if it is queued or running, removes its file and hides it from the
+// API for good (DELETE /{id}); its events, the audit trail, stay. A file the bucket refuses to
+// remove now is removed by the retention sweeper.
+func (a *api) deleteJob(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	p, _ := auth.FromContext(r.Context())
+	job, err := a.Jobs.Delete(r.Context(), id, p.Subject)
+	if errors.Is(err, jobstore.ErrNotFound) {
+		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no export job %q", id), "")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "deleting the job", err)
+		return
+	}
+	a.Notify()
+	if job.File != nil && !job.FileRemoved {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		defer cancel()
+		if err := a.Objects.Delete(ctx, job.File.Key); err != nil {
+			a.Log.Warn("removing the file of a deleted job failed; the sweeper will retry", "job_id", job.ID, "key", job.File.Key, "err", err)
+		} else if err := a.Jobs.FileRemoved(ctx, job.ID, a.now()); err != nil {
+			a.Log.Warn("recording the removal of a deleted job's file failed", "job_id", job.ID, "err", err)
+		}
+	}
+	a.Log.Info("export deleted", "job_id", job.ID, "deleted_by", p.Subject)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
