@@ -22,8 +22,10 @@ const (
 	TypeExpired   = "expired"
 )
 
-// Update is one push message: {"type", "task_id", "job_id", "status", "progress", "rows_done",
-// "rows_total", "bytes_written", "updated_at", "error"} and "file" once completed.
+// Update is one push message: {"type", "task_id", "job_id", "status", "phase", "progress",
+// "rows_done", "rows_total", "bytes_written", "rate_rows_per_s", "eta_seconds",
+// "queue_position", "expires_at", "updated_at", "error"} and "file" once completed: the same
+// fields as the job and the progress endpoint.
 type Update struct {
 	Type         string             `json:"type"`
 	TaskID       string             `json:"task_id"`
@@ -33,6 +35,11 @@ type Update struct {
 	RowsDone     int64              `json:"rows_done"`
 	RowsTotal    *int64             `json:"rows_total"`
 	BytesWritten int64              `json:"bytes_written"`
+	Phase        string             `json:"phase"`
+	RateRowsPerS *float64           `json:"rate_rows_per_s"`
+	ETASeconds   *float64           `json:"eta_seconds"`
+	QueuePos     *int64             `json:"queue_position"`
+	ExpiresAt    *time.Time         `json:"expires_at"`
 	UpdatedAt    time.Time          `json:"updated_at"`
 	Error        *jobstore.JobError `json:"error"`
 	File         *events.Object     `json:"file,omitempty"`
@@ -64,6 +71,11 @@ func FromJob(job jobstore.Job) Update {
 		RowsDone:     job.RowsDone,
 		RowsTotal:    job.RowsTotal,
 		BytesWritten: job.BytesWritten,
+		Phase:        job.Phase,
+		RateRowsPerS: job.RateRowsPerS,
+		ETASeconds:   job.ETASeconds,
+		QueuePos:     job.QueuePosition,
+		ExpiresAt:    job.ExpiresAt,
 		UpdatedAt:    job.UpdatedAt,
 		Error:        job.Error,
 	}

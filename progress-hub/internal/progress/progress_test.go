@@ -31,10 +31,13 @@ func TestFromJob(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.status), func(t *testing.T) {
 			t.Parallel()
+			rate, eta, pos := 1200.5, 3.2, int64(4)
 			u := FromJob(jobstore.Job{ID: "j", TaskID: "j", Status: tt.status, Progress: 50, RowsDone: 5,
-				RowsTotal: &total, BytesWritten: 7, UpdatedAt: at, File: file})
+				RowsTotal: &total, BytesWritten: 7, UpdatedAt: at, File: file, Phase: "writing",
+				RateRowsPerS: &rate, ETASeconds: &eta, QueuePosition: &pos, ExpiresAt: &at})
 			if u.Type != tt.wantType || u.TaskID != "j" || u.JobID != "j" || u.Status != tt.status ||
-				u.RowsDone != 5 || *u.RowsTotal != 10 || u.BytesWritten != 7 || !u.UpdatedAt.Equal(at) {
+				u.RowsDone != 5 || *u.RowsTotal != 10 || u.BytesWritten != 7 || !u.UpdatedAt.Equal(at) ||
+				u.Phase != "writing" || *u.RateRowsPerS != rate || *u.ETASeconds != eta || *u.QueuePos != 4 || !u.ExpiresAt.Equal(at) {
 				t.Errorf("update %+v", u)
 			}
 			if (u.File != nil) != tt.wantFile {
@@ -56,7 +59,8 @@ func TestUpdateJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"bytes_written", "error", "job_id", "progress", "rows_done", "rows_total", "status", "task_id", "type", "updated_at"}
+	want := []string{"bytes_written", "error", "eta_seconds", "expires_at", "job_id", "phase", "progress", "queue_position",
+		"rate_rows_per_s", "rows_done", "rows_total", "status", "task_id", "type", "updated_at"}
 	if got := slices.Sorted(maps.Keys(m)); !slices.Equal(got, want) {
 		t.Errorf("keys %v, want %v", got, want)
 	}
