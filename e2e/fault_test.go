@@ -19,12 +19,19 @@ import (
 // startExporter runs a second exporter process beside the stack's, with its own id and port.
 func (s stack) startExporter(t *testing.T, id, addr string) *exec.Cmd {
 	t.Helper()
+	return s.startExporterEnv(t, id, addr)
+}
+
+// startExporterEnv is startExporter with extra settings (NAME=value); it logs to
+// .stack/logs/e2e-ID.log.
+func (s stack) startExporterEnv(t *testing.T, id, addr string, env ...string) *exec.Cmd {
+	t.Helper()
 	logf, err := os.Create(filepath.Join(s.root, ".stack/logs/e2e-"+id+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(s.root, ".stack/bin/exporter"))
-	cmd.Env = append(os.Environ(), "EXPORTER_ADDR="+addr, "EXPORTER_ID="+id)
+	cmd.Env = append(append(os.Environ(), "EXPORTER_ADDR="+addr, "EXPORTER_ID="+id), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
