@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/productsmanager/exportplatform/pkg/events"
 )
 
 // jobRow is the part of a job row the lifecycle tests watch.
@@ -131,6 +134,41 @@ func (s stack) mustCancel(t *testing.T, id string) time.Time {
 	return time.Now()
 }
 
+// findEvent reads exports.events from the start until it finds an event of type typ for job.
+func (s stack) findEvent(t *testing.T, job string, typ events.Type, timeout time.Duration) events.Envelope {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(s.brokers, ",")...), kgo.ConsumeTopics(events.TopicEvents),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no %s for job %s on %s within %s", typ, job, events.TopicEvents, timeout)
+		}
+		var found *events.Envelope
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Key) != job || found != nil {
+				return
+			}
+			hs := make([]events.Header, len(r.Headers))
+			for i, h := range r.Headers {
+				hs[i] = events.Header{Key: h.Key, Value: h.Value}
+			}
+			if env, err := events.Parse(r.Key, hs, r.Value); err == nil && env.Type == typ {
+				found = &env
+			}
+		})
+		if found != nil {
+			return *found
+		}
+	}
+}
+
 // TestCancelAtEachPhase: a cancelled job ends cancelled whatever it was doing: queued (it never
 // starts), counting (its count query is cancelled), writing (its query and its upload are
 // stopped), uploading (the upload is aborted); it leaves nothing in the bucket, and a second
@@ -214,6 +252,11 @@ func TestCancelAtEachPhase(t *testing.T) {
 		s.assertNothingStored(t, job.JobID)
 		if r := readJobRow(t, conn, job.JobID); r.status != "cancelled" || r.phase != "done" {
 			t.Errorf("job row after the cancel: %+v", r)
+		}
+		// Downstream systems learn it from Kafka, with who cancelled.
+		ev, err := events.Decode[events.ExportCancelled](s.findEvent(t, job.JobID, events.TypeCancelled, time.Minute))
+		if err != nil || ev.CancelledBy == "" || ev.CancelledAt.IsZero() {
+			t.Errorf("ExportCancelled on the bus = %+v, %v", ev, err)
 		}
 		// Cancelling what is cancelled is a 409 naming its state.
 		if code, body := s.cancel(t, job.JobID); code != http.StatusConflict || !strings.Contains(string(body), "already_finished") {

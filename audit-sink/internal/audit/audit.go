@@ -28,11 +28,15 @@ const (
 	ActionRequested  = "export.requested"
 	ActionCompleted  = "export.completed"
 	ActionFailed     = "export.failed"
+	ActionCancelled  = "export.cancelled" // who stopped (or deleted) a job before it ended
 	ActionDownloaded = "export.downloaded" // not on the bus yet: written by whoever serves downloads
 )
 
-// RiskMedium is the risk level of a data export.
-const RiskMedium = "medium"
+// Risk levels: a data export (or its file) is medium; stopping one, which exports nothing, low.
+const (
+	RiskMedium = "medium"
+	RiskLow    = "low"
+)
 
 // ErrMalformed marks an audited event whose data cannot be mapped; retrying cannot fix it.
 var ErrMalformed = errors.New("malformed audit event")
@@ -57,7 +61,7 @@ type Record struct {
 // Map is the audit record of env; ok is false for events that are not audited.
 func Map(env events.Envelope) (rec Record, ok bool, err error) {
 	switch env.Type {
-	case events.TypeRequested, events.TypeCompleted, events.TypeFailed:
+	case events.TypeRequested, events.TypeCompleted, events.TypeFailed, events.TypeCancelled:
 	default:
 		return Record{}, false, nil
 	}
@@ -114,6 +118,11 @@ func Map(env events.Envelope) (rec Record, ok bool, err error) {
 			"message": e.Message,
 			"attempt": e.Attempt,
 		})
+	case events.ExportCancelled:
+		rec.Action = ActionCancelled
+		rec.ActorID = e.CancelledBy
+		rec.RiskLevel = RiskLow
+		rec.Details = compact(map[string]any{"reason": e.Reason})
 	}
 	if rec.ResourceID == "" {
 		return Record{}, false, fmt.Errorf("%w: %s %s has no job_id", ErrMalformed, env.Type, env.ID)

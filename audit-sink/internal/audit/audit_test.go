@@ -52,6 +52,7 @@ func TestMap(t *testing.T) {
 		JobID: "job-2", Entity: "suppliers", Format: "excel", Code: "catalog_unavailable",
 		Message: "connection refused", Attempt: 3, RequestedBy: "bob", FailedAt: t0.Add(2 * time.Minute),
 	}
+	cancelled := events.ExportCancelled{JobID: "job-4", Reason: "cancelled on request", CancelledBy: "carol", CancelledAt: t0.Add(3 * time.Minute)}
 	noTime := wrap(t, events.ExportFailed{JobID: "job-3", Code: "x"})
 	noTime.Time = t0.Add(time.Hour)
 
@@ -104,7 +105,14 @@ func TestMap(t *testing.T) {
 		},
 		{name: "started is not audited", env: wrap(t, events.ExportStarted{JobID: "job-1", Attempt: 1})},
 		{name: "progress is not audited", env: wrap(t, events.ExportProgress{JobID: "job-1", RowsDone: 5})},
-		{name: "cancelled is not audited", env: wrap(t, events.ExportCancelled{JobID: "job-1"})},
+		{
+			name: "cancelled", env: wrap(t, cancelled), wantOK: true,
+			want: audit.Record{
+				EventID: events.ID(cancelled), EventType: events.TypeCancelled, OccurredAt: t0.Add(3 * time.Minute),
+				Action: audit.ActionCancelled, ActorID: "carol", ResourceID: "job-4", RiskLevel: audit.RiskLow,
+				Details: map[string]any{"reason": "cancelled on request"},
+			},
+		},
 		{name: "unknown type is not audited", env: events.Envelope{ID: "x", Type: "com.example.other.v1", Data: []byte(`{}`)}},
 		{
 			name:    "audited type with bad data is malformed",
