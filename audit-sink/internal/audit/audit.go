@@ -28,7 +28,7 @@ const (
 	ActionRequested  = "export.requested"
 	ActionCompleted  = "export.completed"
 	ActionFailed     = "export.failed"
-	ActionCancelled  = "export.cancelled" // who stopped (or deleted) a job before it ended
+	ActionCancelled  = "export.cancelled"  // who stopped (or deleted) a job before it ended
 	ActionDownloaded = "export.downloaded" // not on the bus yet: written by whoever serves downloads
 )
 
