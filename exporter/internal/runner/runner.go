@@ -199,14 +199,14 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 	}
 	total, err := spec.Query.Count(ctx, r.catalog)
 	if err != nil {
-		return events.ExportCompleted{}, err
+		return events.ExportCompleted{}, stageErr("counting the rows in the catalog", err)
 	}
 	startedAt := time.Now().UTC()
 	if err := r.pub.Publish(ctx, events.TopicEvents, events.ExportStarted{
 		JobID: job.ID, Entity: job.Entity, Format: job.Format, Worker: r.cfg.Worker,
 		Attempt: lease.Attempt, RowsTotal: total, StartedAt: startedAt,
 	}); err != nil {
-		return events.ExportCompleted{}, fmt.Errorf("announcing start: %w", err)
+		return events.ExportCompleted{}, stageErr("announcing the start on Kafka", fmt.Errorf("announcing start: %w", err))
 	}
 	log.Info("export started", "rows_total", total)
 
@@ -243,8 +243,11 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 	})
 	if err != nil {
 		pw.CloseWithError(err)
-		<-putc
-		return events.ExportCompleted{}, fmt.Errorf("writing %s: %w", key, err)
+		if res := <-putc; res.err != nil && errors.Is(err, res.err) {
+			// The upload failed first; the writer only saw its pipe close.
+			return events.ExportCompleted{}, stageErr("storing the file in object storage", res.err)
+		}
+		return events.ExportCompleted{}, stageErr("reading the catalog and writing the file", fmt.Errorf("writing %s: %w", key, err))
 	}
 	// Every row is written; what is left is the upload's last part and its completion, which on
 	// a large XLSX (compressed at Close) takes a while.
@@ -256,10 +259,11 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 	pw.Close()
 	res := <-putc
 	if res.err != nil {
-		return events.ExportCompleted{}, res.err
+		return events.ExportCompleted{}, stageErr("storing the file in object storage", res.err)
 	}
 	if res.info.Size != counter.n.Load() {
-		return events.ExportCompleted{}, fmt.Errorf("uploaded %d bytes of %s, wrote %d", res.info.Size, key, counter.n.Load())
+		return events.ExportCompleted{}, stageErr("storing the file in object storage",
+			fmt.Errorf("uploaded %d bytes of %s, wrote %d", res.info.Size, key, counter.n.Load()))
 	}
 	rows := written.Rows
 	r.metrics.rows.Add(float64(rows))
@@ -310,12 +314,12 @@ func (r *Runner) finish(ctx, bg context.Context, ev events.ExportCompleted, leas
 }
 
 func (r *Runner) fail(ctx context.Context, job jobstore.Job, lease jobstore.Lease, cause error, log *slog.Logger) {
-	code := "export_failed"
+	code, message := "export_failed", publicMessage(cause, lease.Attempt, job.ID)
 	if errors.Is(cause, errPermanent) {
 		code = "invalid_request"
 	}
 	ev := events.ExportFailed{
-		JobID: job.ID, Entity: job.Entity, Format: job.Format, Code: code, Message: cause.Error(),
+		JobID: job.ID, Entity: job.Entity, Format: job.Format, Code: code, Message: message,
 		Attempt: lease.Attempt, RequestedBy: job.RequestedBy, FailedAt: time.Now().UTC(),
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -328,6 +332,32 @@ func (r *Runner) fail(ctx context.Context, job jobstore.Job, lease jobstore.Leas
 	if _, err := r.leases.Apply(ctx, ev); err != nil {
 		log.Warn("recording failure in the job row failed", "err", err)
 	}
+}
+
+// stageError says which step of an export failed: the job's public message names the step,
+// while the cause itself (hosts, SQL, S3 responses) goes only to the exporter's log.
+type stageError struct {
+	stage string
+	err   error
+}
+
+func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+func stageErr(stage string, err error) error { return &stageError{stage, err} }
+
+// publicMessage is what the job, its ExportFailed and the API say of a failure: the request's
+// own validation error as it is, otherwise the failed step without internal details.
+func publicMessage(cause error, attempt int, jobID string) string {
+	if errors.Is(cause, errPermanent) {
+		return cause.Error()
+	}
+	step := "running the export"
+	var se *stageError
+	if errors.As(cause, &se) {
+		step = se.stage
+	}
+	return fmt.Sprintf("the export failed while %s (attempt %d); the cause is in the exporter's log under job %s", step, attempt, jobID)
 }
 
 func (r *Runner) release(ctx context.Context, lease jobstore.Lease, log *slog.Logger) {
