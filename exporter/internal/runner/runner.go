@@ -119,10 +119,13 @@ func (r *Runner) Run(ctx context.Context, job jobstore.Job, lease jobstore.Lease
 		if serr := r.leases.Seal(bg, lease, r.cfg.LeaseTTL); serr != nil {
 			err = serr
 			if stop, cerr := r.leases.Cancelled(bg, job.ID); cerr == nil && stop {
-				// Cancelled while the upload was being completed: the file must not outlive it.
 				cancelled = true
+			}
+			// Cancelled while the upload was being completed, or the lease went to another
+			// attempt: this attempt's file (its own key) must not outlive it.
+			if errors.Is(serr, jobstore.ErrLeaseLost) {
 				if derr := r.objects.Delete(bg, completed.Object.Key); derr != nil {
-					log.Error("removing the file of a job cancelled as it was stored", "key", completed.Object.Key, "err", derr)
+					log.Error("removing the file of an attempt that may not complete", "key", completed.Object.Key, "err", derr)
 				}
 			}
 		}
@@ -210,7 +213,9 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 	}
 	log.Info("export started", "rows_total", total)
 
-	key := fmt.Sprintf("%s/%s/%s", job.Entity, job.ID, spec.FileName)
+	// One key per attempt: an attempt that lost its lease but still completes its upload never
+	// overwrites the file the next attempt announced (and removes its own, see Run).
+	key := fmt.Sprintf("%s/%s/%d/%s", job.Entity, job.ID, lease.Attempt, spec.FileName)
 	pr, pw := io.Pipe()
 	type putResult struct {
 		info objectstore.Info

@@ -108,7 +108,7 @@ func TestRunCompletes(t *testing.T) {
 				}
 			}
 
-			key := "products/" + job.ID + "/" + job.FileName
+			key := fmt.Sprintf("products/%s/%d/%s", job.ID, lease.Attempt, job.FileName)
 			keys, _ := store.List(t.Context(), "")
 			if !slices.Equal(keys, []string{key}) {
 				t.Fatalf("stored keys %q, want [%s]", keys, key)
@@ -397,7 +397,7 @@ func TestRunOnSmallCatalogReportsProgressAndCount(t *testing.T) {
 	if len(started) != 1 || started[0].RowsTotal != 9 || len(completed) != 1 || completed[0].Rows != 9 {
 		t.Errorf("started %+v completed %+v, want 9 rows", started, completed)
 	}
-	if want := fmt.Sprintf("products/%s/catalog.csv", job.ID); len(completed) == 1 && completed[0].Object.Key != want {
+	if want := fmt.Sprintf("products/%s/1/catalog.csv", job.ID); len(completed) == 1 && completed[0].Object.Key != want {
 		t.Errorf("key %q, want %q", completed[0].Object.Key, want)
 	}
 }
@@ -488,5 +488,27 @@ func TestRunCancelled(t *testing.T) {
 				t.Errorf("an uploading progress report was sent: %v, want %v", uploading, want)
 			}
 		})
+	}
+}
+
+// TestRunLeaseLostAtTheSeal: an attempt whose lease went to another attempt while it stored its
+// file announces nothing and removes its file (its own key: the other attempt's is untouched).
+func TestRunLeaseLostAtTheSeal(t *testing.T) {
+	t.Parallel()
+	db := newCatalog(t)
+	e := newEnv() // LeaseTTL 10s: no renewal during this short job; the seal is the first check
+	e.leases.renewErr = jobstore.ErrLeaseLost
+	store := objectstore.NewMemory()
+	job, lease := newJob(t, 1)
+	other := fmt.Sprintf("products/%s/2/%s", job.ID, job.FileName)
+	if _, err := store.Put(t.Context(), other, strings.NewReader("attempt 2"), "text/csv"); err != nil {
+		t.Fatal(err)
+	}
+	e.runner(t, db, store).Run(t.Context(), job, lease)
+	if c := publishedOf[events.ExportCompleted](e.pub); len(c) != 0 {
+		t.Errorf("published %+v without the lease", c)
+	}
+	if keys, _ := store.List(t.Context(), ""); !slices.Equal(keys, []string{other}) {
+		t.Errorf("bucket holds %q, want only the other attempt's %s", keys, other)
 	}
 }
