@@ -84,6 +84,9 @@ func New(cfg Config, cat catalog.Querier, objects objectstore.Store, leases Leas
 // errPermanent marks failures a retry cannot fix (a request that no longer validates).
 var errPermanent = errors.New("permanent")
 
+// errGaveUp marks a job claimed more often than MaxAttempts allows.
+var errGaveUp = errors.New("given up")
+
 // ErrLeaseLost is the cause of a job's cancellation when its lease could not be renewed.
 var ErrLeaseLost = errors.New("lease lost")
 
@@ -97,6 +100,15 @@ func (r *Runner) Run(ctx context.Context, job jobstore.Job, lease jobstore.Lease
 	log := r.log.With("job_id", job.ID, "attempt", lease.Attempt)
 	r.metrics.running.Inc()
 	defer r.metrics.running.Dec()
+	if lease.Attempt > r.cfg.MaxAttempts {
+		// Every earlier attempt ended without a word (its worker killed, e.g. out of memory on
+		// this very job): running it again would only kill the next worker.
+		err := fmt.Errorf("%w after %d attempts whose workers stopped without finishing", errGaveUp, lease.Attempt-1)
+		log.Error("export failed", "err", err)
+		r.fail(context.WithoutCancel(ctx), job, lease, err, log)
+		r.metrics.jobs.WithLabelValues("failed").Inc()
+		return
+	}
 
 	jctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -356,6 +368,9 @@ func stageErr(stage string, err error) error { return &stageError{stage, err} }
 func publicMessage(cause error, attempt int, jobID string) string {
 	if errors.Is(cause, errPermanent) {
 		return cause.Error()
+	}
+	if errors.Is(cause, errGaveUp) {
+		return fmt.Sprintf("the export was started %d times and never finished (its workers stopped); it is not retried again", attempt-1)
 	}
 	step := "running the export"
 	var se *stageError

@@ -266,11 +266,13 @@ func TestRunUploadFails(t *testing.T) {
 		name       string
 		attempt    int
 		wantFailed bool
+		wantMsg    string
 	}{
 		{name: "first attempt is given back", attempt: 1},
 		{name: "attempt before the last is given back", attempt: 2},
-		{name: "last attempt fails the job", attempt: 3, wantFailed: true},
-		{name: "beyond the last attempt fails the job", attempt: 4, wantFailed: true},
+		{name: "last attempt fails the job", attempt: 3, wantFailed: true, wantMsg: "while storing the file"},
+		// Attempts 1 to 3 ended without a word (their workers killed): the 4th is not run.
+		{name: "beyond the last attempt fails the job unrun", attempt: 4, wantFailed: true, wantMsg: "started 3 times and never finished"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,7 +289,7 @@ func TestRunUploadFails(t *testing.T) {
 			}
 			if tt.wantFailed {
 				if len(failed) != 1 || failed[0].Code != "export_failed" || failed[0].Attempt != tt.attempt ||
-					!strings.Contains(failed[0].Message, "storing the file") || strings.Contains(failed[0].Message, "connection reset") {
+					!strings.Contains(failed[0].Message, tt.wantMsg) || strings.Contains(failed[0].Message, "connection reset") {
 					t.Errorf("failed events %+v, want one export_failed naming the failed step, not its internals", failed)
 				}
 				if len(applied) != 1 || applied[0] != events.Event(failed[0]) {
