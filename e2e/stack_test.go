@@ -19,7 +19,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
@@ -263,50 +262,11 @@ func sha(b []byte) string {
 // system would, until it finds the ExportCompleted of job.
 func (s stack) findCompleted(t *testing.T, job string, timeout time.Duration) events.ExportCompleted {
 	t.Helper()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(strings.Split(s.brokers, ",")...),
-		kgo.ConsumeTopics(events.TopicEvents),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)
+	ev, err := events.Decode[events.ExportCompleted](s.findEvent(t, job, events.TypeCompleted, timeout))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("no ExportCompleted for job %s on %s within %s", job, events.TopicEvents, timeout)
-		}
-		var found *events.ExportCompleted
-		fs.EachRecord(func(r *kgo.Record) {
-			if string(r.Key) != job || found != nil {
-				return
-			}
-			hs := make([]events.Header, len(r.Headers))
-			for i, h := range r.Headers {
-				hs[i] = events.Header{Key: h.Key, Value: h.Value}
-			}
-			env, err := events.Parse(r.Key, hs, r.Value)
-			if err != nil {
-				t.Errorf("record of job %s is not a CloudEvent: %v", job, err)
-				return
-			}
-			if env.Type != events.TypeCompleted {
-				return
-			}
-			ev, err := events.Decode[events.ExportCompleted](env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			found = &ev
-		})
-		if found != nil {
-			return *found
-		}
-	}
+	return ev
 }
 
 // dialWS opens the progress WebSocket through the API with a token.

@@ -15,23 +15,16 @@ import (
 
 // Open connects a pool to url and pings it.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	pool, err := OpenLazy(url, maxConns)
 	if err != nil {
-		return nil, fmt.Errorf("parsing database url: %w", err)
-	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
-	}
-	cfg.MaxConnIdleTime = 5 * time.Minute
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", redact(cfg.ConnConfig.Host, cfg.ConnConfig.Database), err)
+		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
+		cfg := pool.Config().ConnConfig
 		pool.Close()
-		return nil, fmt.Errorf("pinging %s: %w", redact(cfg.ConnConfig.Host, cfg.ConnConfig.Database), err)
+		return nil, fmt.Errorf("pinging %s: %w", redact(cfg.Host, cfg.Database), err)
 	}
 	return pool, nil
 }
