@@ -44,8 +44,9 @@ cat <<EOF
 
 Export Platform is running (state in $STACK_DIR).
 
-  Web UI        http://$API_ADDR/#token=${TOKEN}
-                (the link logs you in; or paste the token below into the page)
+  Web UI        http://$API_ADDR/${TOKEN:+#token=$TOKEN}
+                (open this link to be signed in as Demo User for 24 h; the page drops the
+                token from the address bar. Or open http://$API_ADDR/ and paste a token.)
   REST API      http://$API_ADDR/api/v1/exports
   WebSocket     ws://$API_ADDR/api/v1/exports/ws
   progress-hub  $HUB_URL

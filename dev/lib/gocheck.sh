@@ -100,6 +100,12 @@ cmd_test() {
   # The XLSX tests read workbooks back with an independent reader: openpyxl, for the system's
   # python3 (Debian's package; a python3 earlier on PATH may not see it).
   /usr/bin/python3 -c 'import openpyxl' 2>/dev/null || apt_install python3 python3-openpyxl
+  # The web UI's end-to-end test (e2e/ui_test.go) drives Debian's headless chromium, with a font
+  # for readable screenshots. A failed install does not stop the other stages: that test then
+  # fails under CI (and skips elsewhere), naming what is missing.
+  if [[ ! -x /usr/bin/chromium || ! -d /usr/share/fonts/truetype/dejavu ]]; then
+    (apt_install chromium fonts-dejavu-core) || log "chromium could not be installed: the UI test will say so"
+  fi
   if ((${#unit[@]} + ${#e2e[@]})); then stage vet go vet "${unit[@]}" "${e2e[@]}"; fi
   if ((${#unit[@]})); then
     stage unit go test -race -count=1 "${unit[@]}"

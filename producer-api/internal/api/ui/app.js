@@ -1,0 +1,725 @@
+// Export Platform web UI: sign in with a JWT, start exports, follow every job live over the
+// progress WebSocket, download, cancel and delete. Plain DOM, no dependency, no network access
+// but this origin (the page is served with a strict Content-Security-Policy).
+"use strict";
+
+(() => {
+  const API = "/api/v1/exports";
+  const TOKEN_KEY = "exportplatform.token";
+  const FINISHED = new Set(["completed", "failed", "cancelled", "expired"]);
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, props, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (k === "text") e.textContent = v;
+      else if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+    }
+    e.append(...kids);
+    return e;
+  };
+
+  // ---------- messages ----------
+  let noticeTimer = 0;
+  function notice(text) {
+    clearTimeout(noticeTimer);
+    $("notice").textContent = text;
+    if (text) noticeTimer = setTimeout(() => { $("notice").textContent = ""; }, 8000);
+  }
+  function alertMsg(text) {
+    const a = $("alert");
+    a.textContent = text || "";
+    a.hidden = !text;
+  }
+
+  // ApiError is the contract's error body {"error": {"code", "message", "field"}}.
+  class ApiError extends Error {
+    constructor(status, code, message, field) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.field = field || "";
+    }
+  }
+
+  // ---------- token ----------
+  let token = "";
+  let claims = null;
+
+  function decodeClaims(t) {
+    const parts = t.split(".");
+    if (parts.length !== 3) throw new Error("a JWT has three dot-separated parts");
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "===".slice((b64.length + 3) % 4));
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    const c = JSON.parse(new TextDecoder().decode(bytes));
+    if (!c || typeof c !== "object") throw new Error("the JWT payload is not an object");
+    return c;
+  }
+
+  function tokenProblem(c) {
+    if (c.exp && c.exp * 1000 < Date.now()) return "this token expired at " + new Date(c.exp * 1000).toLocaleString();
+    return "";
+  }
+
+  function login(t, quiet) {
+    t = (t || "").trim().replace(/^Bearer\s+/i, "");
+    let c;
+    try {
+      c = decodeClaims(t);
+    } catch (e) {
+      showLogin("That is not a valid token: " + e.message + ".");
+      return false;
+    }
+    const problem = tokenProblem(c);
+    if (problem) {
+      showLogin("Please paste a valid token: " + problem + ".");
+      return false;
+    }
+    token = t;
+    claims = c;
+    try { sessionStorage.setItem(TOKEN_KEY, t); } catch (_) { /* storage disabled: keep it in memory */ }
+    $("who-name").textContent = c.name || c.sub || "unknown";
+    $("who-sub").textContent = c.name && c.sub ? "(" + c.sub + ")" : "";
+    $("who").hidden = false;
+    $("login").hidden = true;
+    $("export").hidden = false;
+    $("jobs").hidden = false;
+    $("token").value = "";
+    alertMsg("");
+    if (!quiet) notice("Signed in as " + (c.name || c.sub) + ".");
+    loadFields();
+    jobs.clear();
+    for (const row of rows.values()) row.tr.remove();
+    rows.clear();
+    loadPage(true);
+    connect(true);
+    return true;
+  }
+
+  function logout() {
+    token = "";
+    claims = null;
+    try { sessionStorage.removeItem(TOKEN_KEY); } catch (_) { /* nothing stored */ }
+    disconnect();
+    jobs.clear();
+    for (const row of rows.values()) row.tr.remove();
+    rows.clear();
+    renderSoon();
+    $("who").hidden = true;
+    $("export").hidden = true;
+    $("jobs").hidden = true;
+    showLogin("");
+    notice("Signed out.");
+  }
+
+  function showLogin(why) {
+    $("login").hidden = false;
+    if (why) alertMsg(why);
+    $("token").focus();
+  }
+
+  // authFailed handles a 401 or 403: the user must paste another token.
+  function authFailed(err) {
+    const what = err.status === 403
+      ? "Your token lacks the permission for this (" + err.message + "). Paste a token with READ_EXPORTS and WRITE_EXPORTS."
+      : "Your token was refused (" + err.message + "). Please paste a valid token.";
+    alertMsg(what);
+    $("login").hidden = false;
+    if (err.status === 401) {
+      disconnect();
+      setConn("offline", "Signed out: token refused");
+    }
+  }
+
+  // ---------- HTTP ----------
+  async function api(method, path, body) {
+    const headers = { "Authorization": "Bearer " + token, "Accept": "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let r;
+    try {
+      r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
+    } catch (e) {
+      throw new ApiError(0, "network", "the server cannot be reached (" + e.message + ")", "");
+    }
+    if (!r.ok) {
+      let code = "http_" + r.status, message = r.status + " " + r.statusText, field = "";
+      try {
+        const e = (await r.json()).error;
+        if (e) { code = e.code || code; message = e.message || message; field = e.field || ""; }
+      } catch (_) { /* not JSON: keep the status line */ }
+      const err = new ApiError(r.status, code, message, field);
+      if (r.status === 401 || r.status === 403) authFailed(err);
+      throw err;
+    }
+    return r;
+  }
+
+  // ---------- jobs: state and ordering ----------
+  const jobs = new Map(); // id -> job
+  const fetching = new Set(); // ids being fetched after an update for a job not shown yet
+  let nextCursor = "";
+
+  // stamp turns an RFC 3339 time into microseconds since the epoch (Date.parse keeps only
+  // milliseconds; two updates within one millisecond must still order).
+  function stamp(s) {
+    if (!s) return -Infinity;
+    const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(s);
+    if (!m) { const t = Date.parse(s); return isNaN(t) ? -Infinity : t * 1000; }
+    const base = Date.parse(m[1] + m[3]);
+    const micro = Number(((m[2] || "") + "000000").slice(0, 6));
+    return base * 1000 + micro;
+  }
+
+  // put applies a job (snapshot, list item) or an update, unless it is older than what is shown.
+  function put(id, data, partial) {
+    const cur = jobs.get(id);
+    if (cur && stamp(data.updated_at) < stamp(cur.updated_at)) return;
+    if (!cur && partial) {
+      // An update for a job this page has not loaded: fetch it whole, then apply.
+      jobs.set(id, Object.assign({ id, task_id: id }, data));
+      fetchJob(id);
+    } else {
+      jobs.set(id, Object.assign({}, cur || {}, data, { id }));
+    }
+    renderSoon();
+  }
+
+  async function fetchJob(id) {
+    if (fetching.has(id)) return;
+    fetching.add(id);
+    try {
+      const j = await (await api("GET", API + "/" + encodeURIComponent(id))).json();
+      const cur = jobs.get(id);
+      if (cur && stamp(cur.updated_at) > stamp(j.updated_at)) {
+        // keep the newer live fields, take the rest (entity, format, created_at...) from j
+        jobs.set(id, Object.assign({}, j, cur));
+      } else {
+        jobs.set(id, j);
+      }
+      renderSoon();
+    } catch (e) {
+      if (e.status === 404) { jobs.delete(id); renderSoon(); }
+    } finally {
+      fetching.delete(id);
+    }
+  }
+
+  async function loadPage(first) {
+    if (first) nextCursor = "";
+    const q = new URLSearchParams({ limit: "50" });
+    if (nextCursor) q.set("cursor", nextCursor);
+    if ($("mine").checked && claims && claims.sub) q.set("requested_by", claims.sub);
+    try {
+      const body = await (await api("GET", API + "?" + q)).json();
+      for (const j of body.items || []) put(j.id, j, false);
+      nextCursor = body.next_cursor || "";
+      $("more").hidden = !nextCursor;
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not load the jobs: " + e.message);
+    }
+  }
+
+  // ---------- WebSocket ----------
+  let ws = null;
+  let wsGen = 0; // bumps on every connect/disconnect: stale sockets' events are ignored
+  let retryMs = 500;
+  let retryTimer = 0;
+  let countdownTimer = 0;
+
+  function setConn(state, text) {
+    const c = $("conn");
+    c.dataset.state = state;
+    c.textContent = text;
+  }
+
+  function disconnect() {
+    wsGen++;
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+    if (ws) { try { ws.close(1000, "bye"); } catch (_) { /* already closed */ } }
+    ws = null;
+    setConn("offline", "Not connected");
+  }
+
+  function connect(reset) {
+    if (!token) return;
+    if (reset) retryMs = 500;
+    disconnect();
+    const gen = wsGen;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const url = proto + "//" + location.host + API + "/ws?access_token=" + encodeURIComponent(token);
+    setConn("connecting", "Connecting…");
+    let opened = false;
+    let sock;
+    try {
+      sock = new WebSocket(url);
+    } catch (e) {
+      scheduleReconnect(gen);
+      return;
+    }
+    ws = sock;
+    sock.onopen = () => {
+      if (gen !== wsGen) return;
+      opened = true;
+      retryMs = 500;
+      setConn("live", "Live");
+      // Snapshots answer the subscription: they refresh the table after a reconnect too.
+      sock.send(JSON.stringify({ type: "subscribe", all: true }));
+    };
+    sock.onmessage = (ev) => {
+      if (gen !== wsGen) return;
+      let m;
+      try { m = JSON.parse(ev.data); } catch (_) { return; }
+      onMessage(m);
+    };
+    sock.onclose = () => {
+      if (gen !== wsGen) return;
+      ws = null;
+      if (!opened) {
+        // The upgrade was refused or the server is down: a bad token gets a 401 from the API.
+        api("GET", API + "?limit=1").then(() => scheduleReconnect(gen), (e) => {
+          if (e.status !== 401 && e.status !== 403) scheduleReconnect(gen);
+        });
+        return;
+      }
+      scheduleReconnect(gen);
+    };
+  }
+
+  function scheduleReconnect(gen) {
+    if (gen !== wsGen || !token) return;
+    const wait = Math.round(retryMs * (0.75 + Math.random() * 0.5));
+    retryMs = Math.min(retryMs * 2, 15000);
+    const until = Date.now() + wait;
+    const show = () => setConn("reconnecting", "Reconnecting in " + Math.max(0, Math.ceil((until - Date.now()) / 1000)) + " s…");
+    show();
+    clearInterval(countdownTimer);
+    countdownTimer = setInterval(show, 1000);
+    retryTimer = setTimeout(() => { clearInterval(countdownTimer); connect(false); }, wait);
+  }
+
+  function onMessage(m) {
+    switch (m.type) {
+      case "snapshot":
+        if (m.job && m.job.id) put(m.job.id, m.job, false);
+        break;
+      case "progress": case "completed": case "failed": case "cancelled": case "expired": {
+        const id = m.job_id || m.task_id;
+        if (!id) return;
+        const u = {};
+        for (const k of ["status", "phase", "progress", "rows_done", "rows_total", "bytes_written",
+          "rate_rows_per_s", "eta_seconds", "queue_position", "expires_at", "updated_at", "error", "file"]) {
+          if (k in m) u[k] = m[k];
+        }
+        if (!u.status && m.type !== "progress") u.status = m.type;
+        put(id, u, true);
+        break;
+      }
+      case "error":
+        if (m.error) alertMsg("Live updates: " + (m.error.message || m.error.code));
+        break;
+      default:
+        break; // pong, unsubscribed
+    }
+  }
+
+  // ---------- jobs: rendering ----------
+  const rows = new Map(); // id -> {tr, cells...}
+  let renderQueued = false;
+  function renderSoon() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(() => { renderQueued = false; render(); });
+  }
+
+  const nf = new Intl.NumberFormat();
+  const nf1 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  function fmtRows(j) {
+    const done = nf.format(j.rows_done || 0);
+    return j.rows_total === null || j.rows_total === undefined ? done + " / ?" : done + " / " + nf.format(j.rows_total);
+  }
+  function fmtRate(r) {
+    if (r === null || r === undefined) return "";
+    return nf.format(Math.round(r)) + " rows/s";
+  }
+  function fmtETA(s) {
+    if (s === null || s === undefined) return "";
+    s = Math.max(0, Math.round(s));
+    if (s < 60) return s + " s";
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + " min " + String(s % 60).padStart(2, "0") + " s";
+    return Math.floor(m / 60) + " h " + String(m % 60).padStart(2, "0") + " min";
+  }
+  function fmtTime(s) {
+    const t = Date.parse(s);
+    return isNaN(t) ? "" : new Date(t).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+  }
+  function phaseText(j) {
+    let p = j.phase || "";
+    if (j.status === "queued" && j.queue_position) p = (p || "queued") + " (#" + j.queue_position + " in line)";
+    return p;
+  }
+  function jobLabel(j) {
+    return (j.entity || "export") + " " + (j.format || "") + " of " + fmtTime(j.created_at);
+  }
+
+  function makeRow(id) {
+    const cell = (label, cls) => el("td", { "data-label": label, class: cls || "" });
+    const r = {
+      tr: el("tr", { "data-job-id": id }),
+      created: cell("Created", "when"),
+      entity: cell("Entity"),
+      format: cell("Format"),
+      status: cell("Status"),
+      progressCell: cell("Progress"),
+      phase: cell("Phase"),
+      rowsCell: cell("Rows", "num"),
+      rate: cell("Rate", "num"),
+      eta: cell("ETA", "num"),
+      acts: cell("Actions", "acts-cell"),
+    };
+    r.badge = el("span", { class: "status" });
+    r.err = el("span", { class: "joberr" });
+    r.status.append(el("div", {}, r.badge, r.err));
+    r.bar = el("progress", { max: "100", value: "0" });
+    r.pct = el("span", { class: "pct" });
+    r.progressCell.append(el("div", { class: "bar" }, r.bar, r.pct));
+    r.createdText = el("span");
+    r.idText = el("span", { class: "id", text: id.slice(0, 8) });
+    r.created.append(el("div", {}, r.createdText, r.idText));
+    r.download = el("button", { type: "button", class: "small", "data-action": "download", onclick: () => download(id, r.download) }, "Download");
+    r.cancel = el("button", { type: "button", class: "small secondary", "data-action": "cancel", onclick: () => cancelJob(id, r.cancel) }, "Cancel");
+    r.del = el("button", { type: "button", class: "small danger", "data-action": "delete", onclick: () => deleteJob(id, r.del) }, "Delete");
+    r.acts.append(el("div", { class: "acts" }, r.download, r.cancel, r.del));
+    r.tr.append(r.created, r.entity, r.format, r.status, r.progressCell, r.phase, r.rowsCell, r.rate, r.eta, r.acts);
+    return r;
+  }
+
+  function fillRow(r, j) {
+    const label = jobLabel(j);
+    r.tr.dataset.status = j.status || "";
+    r.createdText.textContent = fmtTime(j.created_at);
+    r.entity.textContent = j.entity || "";
+    r.format.textContent = j.format || "";
+    r.badge.textContent = j.status || "";
+    r.badge.dataset.status = j.status || "";
+    r.err.textContent = j.error && j.error.message ? j.error.message : "";
+    const p = Math.max(0, Math.min(100, Number(j.progress) || 0));
+    r.bar.value = p;
+    r.bar.setAttribute("aria-label", "Progress of " + label);
+    r.bar.setAttribute("aria-valuetext", nf1.format(p) + " %, " + (j.status || ""));
+    r.pct.textContent = nf1.format(p) + " %";
+    r.phase.textContent = phaseText(j);
+    r.rowsCell.textContent = fmtRows(j);
+    r.rate.textContent = FINISHED.has(j.status) ? "" : fmtRate(j.rate_rows_per_s);
+    r.eta.textContent = FINISHED.has(j.status) ? "" : fmtETA(j.eta_seconds);
+    const expired = j.expires_at && Date.parse(j.expires_at) <= Date.now();
+    r.download.hidden = !(j.status === "completed" && !expired);
+    r.cancel.hidden = !(j.status === "queued" || j.status === "running");
+    r.download.setAttribute("aria-label", "Download " + label);
+    r.cancel.setAttribute("aria-label", "Cancel " + label);
+    if (!r.del.dataset.confirm) r.del.setAttribute("aria-label", "Delete " + label);
+  }
+
+  function render() {
+    const mine = $("mine").checked && claims ? claims.sub : "";
+    const list = [...jobs.values()]
+      .filter((j) => !mine || !j.requested_by || j.requested_by === mine)
+      .sort((a, b) => stamp(b.created_at) - stamp(a.created_at) || (a.id < b.id ? 1 : -1));
+    const keep = new Set(list.map((j) => j.id));
+    for (const [id, r] of rows) {
+      if (!keep.has(id)) { r.tr.remove(); rows.delete(id); }
+    }
+    const body = $("job-rows");
+    list.forEach((j, i) => {
+      let r = rows.get(j.id);
+      if (!r) { r = makeRow(j.id); rows.set(j.id, r); }
+      fillRow(r, j);
+      if (body.children[i] !== r.tr) body.insertBefore(r.tr, body.children[i] || null);
+    });
+    $("no-jobs").hidden = list.length > 0;
+  }
+
+  // ---------- job actions ----------
+  function fileName(disposition, fallback) {
+    if (disposition) {
+      const star = /filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/.exec(disposition);
+      if (star) { try { return decodeURIComponent(star[1].trim()); } catch (_) { /* fall through */ } }
+      const plain = /filename\s*=\s*"((?:[^"\\]|\\.)*)"/.exec(disposition) || /filename\s*=\s*([^;]+)/.exec(disposition);
+      if (plain) return plain[1].replace(/\\(.)/g, "$1").trim();
+    }
+    return fallback;
+  }
+
+  async function download(id, btn) {
+    const j = jobs.get(id) || {};
+    btn.disabled = true;
+    notice("Downloading " + jobLabel(j) + "…");
+    try {
+      const r = await api("GET", API + "/download/" + encodeURIComponent(id));
+      const blob = await r.blob();
+      const name = fileName(r.headers.get("Content-Disposition"), (j.file && j.file.file_name) || j.file_name || "export");
+      const a = el("a", { href: URL.createObjectURL(blob), download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+      notice("Downloaded " + name + " (" + nf.format(blob.size) + " bytes).");
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Download failed: " + e.message);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function cancelJob(id, btn) {
+    btn.disabled = true;
+    try {
+      const j = await (await api("POST", API + "/" + encodeURIComponent(id) + "/cancel")).json();
+      if (j && j.id) put(j.id, j, false);
+      notice("Cancelled " + jobLabel(j && j.id ? j : jobs.get(id) || {}) + ".");
+    } catch (e) {
+      if (e.code === "already_finished") notice("This job had already finished.");
+      else if (e.status !== 401 && e.status !== 403) alertMsg("Cancel failed: " + e.message);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  // deleteJob asks for a second press before deleting (the file goes with the job).
+  async function deleteJob(id, btn) {
+    const j = jobs.get(id) || {};
+    if (!btn.dataset.confirm) {
+      btn.dataset.confirm = "1";
+      btn.textContent = "Confirm delete";
+      btn.setAttribute("aria-label", "Confirm: delete " + jobLabel(j) + " and its file");
+      setTimeout(() => {
+        delete btn.dataset.confirm;
+        btn.textContent = "Delete";
+        btn.setAttribute("aria-label", "Delete " + jobLabel(j));
+      }, 5000);
+      return;
+    }
+    btn.disabled = true;
+    try {
+      await api("DELETE", API + "/" + encodeURIComponent(id));
+      jobs.delete(id);
+      renderSoon();
+      notice("Deleted " + jobLabel(j) + ".");
+      $("jobs-heading").focus();
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Delete failed: " + e.message);
+      btn.disabled = false;
+    }
+  }
+
+  // ---------- export form ----------
+  const fieldCache = new Map(); // entity -> fields answer
+  let fieldsFor = "";
+
+  async function loadFields() {
+    const entity = $("entity").value;
+    document.querySelectorAll("fieldset.filters").forEach((f) => { f.hidden = f.dataset.entity !== entity; f.disabled = f.hidden; });
+    let spec = fieldCache.get(entity);
+    if (!spec) {
+      $("field-list").replaceChildren(el("li", { class: "muted", text: "Loading the fields…" }));
+      try {
+        spec = await (await api("GET", API + "/fields/" + encodeURIComponent(entity))).json();
+        fieldCache.set(entity, spec);
+      } catch (e) {
+        $("field-list").replaceChildren();
+        if (e.status !== 401 && e.status !== 403) alertMsg("Could not load the fields of " + entity + ": " + e.message);
+        return;
+      }
+    }
+    if ($("entity").value !== entity) return; // changed meanwhile
+    fieldsFor = entity;
+    $("field-list").replaceChildren(...spec.fields.map((f) => fieldItem(f)));
+    $("relations-names").textContent = spec.relations && spec.relations.length
+      ? "(" + spec.relations.map((r) => r.name).join(", ") + ")" : "";
+    syncSheets();
+  }
+
+  function fieldItem(f) {
+    const id = "fld-" + f.name;
+    const box = el("input", { type: "checkbox", id, value: f.name, "data-field": f.name, "data-default": f.default ? "1" : "" });
+    box.checked = !!f.default;
+    const li = el("li", { "data-field": f.name, class: f.default ? "on" : "" },
+      el("span", { class: "pos", "aria-hidden": "true" }),
+      box,
+      el("label", { for: id, title: f.description || "" }, f.name + " ", el("span", { class: "type", text: f.type })),
+      el("button", { type: "button", class: "secondary", "aria-label": "Move " + f.name + " up", "data-move": "-1", text: "↑" }),
+      el("button", { type: "button", class: "secondary", "aria-label": "Move " + f.name + " down", "data-move": "1", text: "↓" }));
+    box.addEventListener("change", () => li.classList.toggle("on", box.checked));
+    return li;
+  }
+
+  $("field-list").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-move]");
+    if (!b) return;
+    const li = b.closest("li");
+    const list = $("field-list");
+    const items = [...list.children];
+    const i = items.indexOf(li);
+    const j = i + Number(b.dataset.move);
+    if (j < 0 || j >= items.length) { notice(li.dataset.field + " is already " + (j < 0 ? "first" : "last") + "."); return; }
+    if (j < i) list.insertBefore(li, items[j]); else list.insertBefore(li, items[j].nextSibling);
+    b.focus(); // moving the node keeps it, focus stays on the pressed button
+    const chosen = [...list.querySelectorAll("input[data-field]:checked")].map((x) => x.value);
+    const pos = chosen.indexOf(li.dataset.field);
+    notice(li.dataset.field + " moved to position " + (j + 1) + " of " + items.length +
+      (pos >= 0 ? " (column " + (pos + 1) + " of " + chosen.length + ")" : "") + ".");
+  });
+
+  function setAllFields(how) {
+    document.querySelectorAll("#field-list input[data-field]").forEach((x) => {
+      x.checked = how === "all" ? true : how === "none" ? false : x.dataset.default === "1";
+      x.closest("li").classList.toggle("on", x.checked);
+    });
+  }
+  $("fields-all").addEventListener("click", () => setAllFields("all"));
+  $("fields-none").addEventListener("click", () => setAllFields("none"));
+  $("fields-defaults").addEventListener("click", () => setAllFields("defaults"));
+
+  function syncOptions() {
+    const format = $("format").value;
+    document.querySelectorAll("fieldset.options").forEach((f) => { f.hidden = f.dataset.format !== format; f.disabled = f.hidden; });
+    syncSheets();
+  }
+  // The exported entity always has its sheet: its box is ticked and locked.
+  function syncSheets() {
+    const entity = $("entity").value;
+    document.querySelectorAll("input[data-sheet]").forEach((x) => {
+      const own = x.dataset.sheet === entity;
+      if (own) x.checked = true;
+      x.disabled = own || $("options-excel").hidden;
+    });
+  }
+  $("entity").addEventListener("change", () => {
+    clearErrors();
+    // a new entity starts with its own sheet only
+    document.querySelectorAll("input[data-sheet]").forEach((x) => { x.checked = x.dataset.sheet === $("entity").value; });
+    loadFields();
+  });
+  // A decimal comma cannot share the comma delimiter: switch to the semicolon, as Excel expects.
+  $("o-decimal").addEventListener("change", () => {
+    if ($("o-decimal").value === "," && $("o-delimiter").value === ",") {
+      $("o-delimiter").value = ";";
+      notice("Delimiter set to semicolon, since the decimal separator is now a comma.");
+    }
+  });
+  $("format").addEventListener("change", () => { clearErrors(); syncOptions(); });
+
+  function clearErrors() {
+    document.querySelectorAll("#export-form .err").forEach((e) => { e.textContent = ""; });
+    document.querySelectorAll("#export-form [aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+  }
+
+  // fieldError puts the API's message next to the input its field names; false when none shows.
+  function fieldError(field, message) {
+    let input = null, slot = null;
+    const [kind, name] = field.split(".");
+    if (kind === "filters" && name) input = document.querySelector("fieldset.filters:not([hidden]) [data-filter=\"" + CSS.escape(name) + "\"]");
+    else if (kind === "options" && name === "sheets") slot = $("err-options.sheets");
+    else if (kind === "options" && name) input = document.querySelector("fieldset.options:not([hidden]) [data-option=\"" + CSS.escape(name) + "\"]");
+    else if (kind === "fields" || kind === "exclude_fields") { slot = $("err-fields"); input = document.querySelector("#field-list input"); }
+    else if (kind === "file_name") input = $("file_name");
+    if (input && !slot) slot = $(input.getAttribute("aria-describedby") || "");
+    if (!slot) return false;
+    slot.textContent = message;
+    if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+    return true;
+  }
+
+  function buildRequest() {
+    const entity = $("entity").value;
+    const format = $("format").value;
+    const fields = [...document.querySelectorAll("#field-list input[data-field]:checked")].map((x) => x.value);
+    const filters = {};
+    document.querySelectorAll("fieldset.filters[data-entity=\"" + entity + "\"] [data-filter]").forEach((x) => {
+      const v = x.value.trim();
+      if (v === "") return;
+      switch (x.dataset.kind) {
+        case "number": filters[x.dataset.filter] = Number(v); break;
+        case "bool": filters[x.dataset.filter] = v === "true"; break;
+        case "list": filters[x.dataset.filter] = v.split(/[\s,;]+/).filter(Boolean); break;
+        case "time": {
+          const t = new Date(v);
+          filters[x.dataset.filter] = isNaN(t) ? v : t.toISOString();
+          break;
+        }
+        default: filters[x.dataset.filter] = v;
+      }
+    });
+    const options = {};
+    document.querySelectorAll("fieldset.options[data-format=\"" + format + "\"] [data-option]").forEach((x) => {
+      options[x.dataset.option] = x.type === "checkbox" ? x.checked : x.value;
+    });
+    if (format === "excel") {
+      options.sheets = [...document.querySelectorAll("input[data-sheet]")].filter((x) => x.checked).map((x) => x.dataset.sheet);
+    }
+    const body = { fields, filters, options };
+    const name = $("file_name").value.trim();
+    if (name) body.file_name = name;
+    return { entity, format, body };
+  }
+
+  $("export-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors();
+    alertMsg("");
+    if (fieldsFor !== $("entity").value) { alertMsg("The fields are still loading; try again in a moment."); return; }
+    const { entity, format, body } = buildRequest();
+    if (body.fields.length === 0) { fieldError("fields", "Choose at least one column."); return; }
+    const btn = $("start");
+    btn.disabled = true;
+    $("form-status").textContent = "Sending…";
+    try {
+      const a = await (await api("POST", API + "/" + format + "/" + entity, body)).json();
+      const id = a.job_id || a.task_id;
+      $("export-form").dataset.lastJobId = id;
+      $("form-status").textContent = "Export queued (job " + id.slice(0, 8) + ").";
+      if (!jobs.has(id)) {
+        put(id, { id, task_id: id, entity, format, status: a.status || "queued", progress: 0, rows_done: 0,
+          rows_total: null, created_at: new Date().toISOString(), requested_by: claims && claims.sub }, false);
+        fetchJob(id);
+      }
+    } catch (e) {
+      $("form-status").textContent = "";
+      if (e.status === 401 || e.status === 403) return;
+      const shown = e.field && fieldError(e.field, e.message);
+      alertMsg("Export refused: " + e.message + (e.field ? " (field " + e.field + ")" : ""));
+      if (!shown && e.field) notice("");
+    } finally {
+      btn.disabled = false;
+    }
+  });
+
+  // ---------- wiring ----------
+  $("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); login($("token").value, false); });
+  $("logout").addEventListener("click", logout);
+  $("more").addEventListener("click", () => loadPage(false));
+  $("refresh").addEventListener("click", () => { loadPage(true); connect(true); });
+  $("mine").addEventListener("change", () => { renderSoon(); loadPage(true); });
+  window.addEventListener("online", () => { if (token && !ws) connect(true); });
+
+  // A token in the address (#token=…, as `make run` prints) signs in, then leaves the address
+  // bar and the history: the fragment never reaches a server, but it should not linger either.
+  function tokenFromHash() {
+    const h = new URLSearchParams(location.hash.replace(/^#/, ""));
+    const t = h.get("token") || h.get("access_token");
+    if (t) history.replaceState(null, "", location.pathname + location.search);
+    return t;
+  }
+  window.addEventListener("hashchange", () => { const t = tokenFromHash(); if (t) login(t, false); });
+
+  syncOptions();
+  const fromHash = tokenFromHash();
+  let stored = "";
+  try { stored = sessionStorage.getItem(TOKEN_KEY) || ""; } catch (_) { /* storage disabled */ }
+  if (fromHash) login(fromHash, false);
+  else if (stored) login(stored, true);
+  else showLogin("");
+})();
