@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/jackc/pgx/v5"
@@ -35,7 +36,7 @@ func TestUI(t *testing.T) {
 
 	downloads := t.TempDir()
 	ctx := newBrowser(t, bin)
-	page := &uiPage{t: t, ctx: ctx}
+	pg := &uiPage{t: t, ctx: ctx}
 	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads, EventsEnabled: new(true),
 	}); err != nil {
@@ -44,36 +45,40 @@ func TestUI(t *testing.T) {
 
 	// Sign in through the link: the token leaves the address bar, the user shows.
 	tok := s.token(t, "e2e-ui", auth.PermReadExports, auth.PermWriteExports)
-	page.do(chromedp.Navigate(s.api + "/#token=" + tok))
-	page.waitJS(`document.getElementById("conn").dataset.state === "live"`, 20*time.Second, "the live connection")
-	if got := page.str(`location.href`); strings.Contains(got, "token") {
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: wsSpy}); err != nil {
+		t.Fatalf("installing the WebSocket spy: %v", err)
+	}
+	pg.do(chromedp.Navigate(s.api + "/#token=" + tok))
+	pg.waitJS(`document.getElementById("conn").dataset.state === "live"`, 20*time.Second, "the live connection")
+	if got := pg.str(`location.href`); strings.Contains(got, "token") {
 		t.Errorf("the token is still in the address bar: %s", got)
 	}
-	if got := page.str(`document.getElementById("who-name").textContent`); got != "E2E e2e-ui" {
+	if got := pg.str(`document.getElementById("who-name").textContent`); got != "E2E e2e-ui" {
 		t.Errorf("signed-in name = %q, want E2E e2e-ui", got)
 	}
-	if got := page.str(`sessionStorage.getItem("exportplatform.token")`); got != tok {
+	if got := pg.str(`sessionStorage.getItem("exportplatform.token")`); got != tok {
 		t.Errorf("the token was not kept in sessionStorage")
 	}
 
 	// An error the API finds shows next to the input it names.
-	page.waitJS(`!!document.getElementById("fld-sku")`, 10*time.Second, "the field list")
-	page.do(chromedp.Steps(
+	pg.waitJS(`!!document.getElementById("fld-sku")`, 10*time.Second, "the field list")
+	pg.do(chromedp.Steps(
 		setValue("f-p-price_min", "60"),
 		setValue("f-p-price_max", "50"),
 		chromedp.Click(chromedp.ID("start")),
 	))
-	page.waitJS(`document.getElementById("err-filters.price_min").textContent !== ""`, 10*time.Second, "the price_min error")
-	if got := page.str(`document.getElementById("f-p-price_min").getAttribute("aria-invalid")`); got != "true" {
+	pg.waitJS(`document.getElementById("err-filters.price_min").textContent !== ""`, 10*time.Second, "the price_min error")
+	if got := pg.str(`document.getElementById("f-p-price_min").getAttribute("aria-invalid")`); got != "true" {
 		t.Errorf("price_min is not marked invalid (aria-invalid=%q)", got)
 	}
-	if got := page.str(`document.getElementById("alert").textContent`); !strings.Contains(got, "filters.price_min") {
+	if got := pg.str(`document.getElementById("alert").textContent`); !strings.Contains(got, "filters.price_min") {
 		t.Errorf("the alert does not name the field: %q", got)
 	}
 
 	// A CSV of active products priced 10 to 50, columns price, sku, name, status in that order:
 	// price moved up with its button (keyboard-reachable), past description, brand, ean... .
-	page.do(chromedp.Steps(
+	pg.do(chromedp.Steps(
 		chromedp.Click(chromedp.ID("fields-none")),
 		chromedp.Click(chromedp.ID("fld-sku")),
 		chromedp.Click(chromedp.ID("fld-name")),
@@ -83,17 +88,17 @@ func TestUI(t *testing.T) {
 	// With the keyboard: focus "Move price up" and press Enter until price leads; the focus
 	// stays on the button as the item moves.
 	up := `#field-list li[data-field="price"] button[data-move="-1"]`
-	page.do(chromedp.Focus(chromedp.CSS(up)))
-	for i := 0; page.str(`[...document.querySelectorAll("#field-list input:checked")][0].value`) != "price"; i++ {
+	pg.do(chromedp.Focus(chromedp.CSS(up)))
+	for i := 0; pg.str(`[...document.querySelectorAll("#field-list input:checked")][0].value`) != "price"; i++ {
 		if i == 10 {
 			t.Fatal("price did not move to the first column")
 		}
-		page.do(chromedp.KeyEvent(kb.Enter))
-		if !page.truth(`document.activeElement === document.querySelector('` + up + `')`) {
+		pg.do(chromedp.KeyEvent(kb.Enter))
+		if !pg.truth(`document.activeElement === document.querySelector('` + up + `')`) {
 			t.Fatal("the focus left the Move up button")
 		}
 	}
-	page.do(chromedp.Steps(
+	pg.do(chromedp.Steps(
 		setValue("f-p-status", "active"),
 		setValue("f-p-price_min", ""),
 		setValue("f-p-price_max", ""),
@@ -101,10 +106,10 @@ func TestUI(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("f-p-price_max"), "50"),
 		chromedp.Click(chromedp.ID("start")),
 	))
-	id := page.waitJob()
+	id := pg.waitJob()
 	t.Logf("CSV export %s started from the form", id)
 	var seen []float64
-	final := page.waitRow(id, 2*time.Minute, func(r uiRow) bool {
+	final := pg.waitRow(id, 2*time.Minute, func(r uiRow) bool {
 		if len(seen) == 0 || seen[len(seen)-1] != r.Value {
 			seen = append(seen, r.Value)
 		}
@@ -114,6 +119,9 @@ func TestUI(t *testing.T) {
 	if final.Status != "completed" || final.Value != 100 || final.Pct != "100 %" || !final.Download {
 		t.Fatalf("final row = %+v, want completed, bar at 100 %%, a Download button", final)
 	}
+	if got := pg.str(`document.getElementById("notice").textContent`); !strings.Contains(got, "completed") {
+		t.Errorf("the live region did not announce the completion: %q", got)
+	}
 	for i := 1; i < len(seen); i++ {
 		if seen[i] < seen[i-1] {
 			t.Errorf("the bar went back: %v", seen)
@@ -121,7 +129,7 @@ func TestUI(t *testing.T) {
 	}
 
 	// Download through the page; the file is the filtered catalog.
-	file, name := page.download(id, downloads)
+	file, name := pg.download(id, downloads)
 	if name != "products.csv" {
 		t.Errorf("saved as %q, want products.csv (Content-Disposition)", name)
 	}
@@ -135,7 +143,7 @@ func TestUI(t *testing.T) {
 	}
 
 	// A large export, cancelled from the page while it runs.
-	page.do(chromedp.Steps(
+	pg.do(chromedp.Steps(
 		setValue("format", "excel"),
 		chromedp.Click(chromedp.ID("fields-defaults")),
 		setValue("f-p-status", ""),
@@ -144,16 +152,16 @@ func TestUI(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("export-form").dataset.lastJobId = ""`),
 		chromedp.Click(chromedp.ID("start")),
 	))
-	big := page.waitJob()
+	big := pg.waitJob()
 	t.Logf("Excel export %s of every product started from the form", big)
-	running := page.waitRow(big, time.Minute, func(r uiRow) bool {
+	running := pg.waitRow(big, time.Minute, func(r uiRow) bool {
 		return r.Status == "running" && r.Value > 0 || r.Status != "queued" && r.Status != "running"
 	})
 	if running.Status != "running" || !running.Cancel {
 		t.Fatalf("the large export did not show running with a Cancel button: %+v", running)
 	}
-	page.do(chromedp.Click(chromedp.CSS(`tr[data-job-id="` + big + `"] button[data-action="cancel"]`)))
-	ended := page.waitRow(big, time.Minute, func(r uiRow) bool {
+	pg.do(chromedp.Click(chromedp.CSS(`tr[data-job-id="` + big + `"] button[data-action="cancel"]`)))
+	ended := pg.waitRow(big, time.Minute, func(r uiRow) bool {
 		return r.Status != "queued" && r.Status != "running"
 	})
 	if ended.Status != "cancelled" || ended.Cancel || ended.Download {
@@ -161,27 +169,69 @@ func TestUI(t *testing.T) {
 	}
 	t.Logf("cancelled at %.1f %% (%s rows)", running.Value, ended.RowsText)
 
+	// The connection drops: the page says so, reconnects by itself and subscribes again.
+	pg.do(chromedp.Evaluate[chromedp.Void](`window.__ws.at(-1).close(4000, "test")`))
+	pg.waitJS(`window.__ws.length === 2 && document.getElementById("conn").dataset.state === "live"`,
+		30*time.Second, "the reconnection")
+	if got := pg.str(`window.__states.join(" ")`); !strings.Contains(got, "live reconnecting") {
+		t.Errorf("connection states shown: %q, want live, then reconnecting, then live", got)
+	}
+	if n := pg.num(`window.__sent.filter(m => JSON.parse(m).type === "subscribe" && JSON.parse(m).all).length`); n != 2 {
+		t.Errorf("%v subscriptions sent over two connections, want 2", n)
+	}
+	pg.waitRow(big, 10*time.Second, func(r uiRow) bool { return r.Status == "cancelled" })
+
 	// The finished table, on a laptop and on a phone.
 	dir := filepath.Join(s.root, ".stack", "artifacts")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	png := filepath.Join(dir, "ui-jobs.png")
-	page.screenshot(png)
+	pg.screenshot(png)
 	t.Logf("screenshot of the job table: %s", png)
-	page.do(chromedp.Steps(
+	pg.do(chromedp.Steps(
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("jobs-heading").scrollIntoView()`),
 	))
 	phone := filepath.Join(dir, "ui-jobs-phone.png")
-	page.screenshotViewport(phone)
+	pg.screenshotViewport(phone)
 	t.Logf("screenshot on a phone-sized screen: %s", phone)
-	if w := page.num(`document.documentElement.scrollWidth`); w > 400 {
+	if w := pg.num(`document.documentElement.scrollWidth`); w > 400 {
 		t.Errorf("on a 390 px screen the page is %v px wide (it should not scroll sideways)", w)
 	}
 
-	page.checkConsole()
+	// Delete asks for a second press, then the job leaves the table.
+	pg.do(chromedp.EmulateViewport(1366, 900))
+	del := chromedp.CSS(`tr[data-job-id="` + id + `"] button[data-action="delete"]`)
+	pg.do(chromedp.Click(del))
+	if got := pg.str(`document.querySelector('tr[data-job-id="` + id + `"] button[data-action="delete"]').textContent`); got != "Confirm delete" {
+		t.Errorf("the first press on Delete shows %q, want Confirm delete", got)
+	}
+	pg.do(chromedp.Click(del))
+	pg.waitJS(`!document.querySelector('tr[data-job-id="`+id+`"]')`, 10*time.Second, "the deleted job to leave the table")
+	if code, body := s.do(t, "GET", "/api/v1/exports/download/"+id, tok, nil); code < 400 {
+		t.Errorf("the deleted job's file still downloads: %d %.100s", code, body)
+	}
+
+	pg.checkConsole()
 }
+
+// wsSpy runs in the page before its own script: it keeps the page's WebSockets and what they
+// sent (so the test can drop the connection), and the connection states the page showed.
+const wsSpy = `(() => {
+	const W = window.WebSocket;
+	window.__ws = []; window.__sent = []; window.__states = [];
+	window.WebSocket = class extends W {
+		constructor(...a) { super(...a); window.__ws.push(this); }
+		send(d) { window.__sent.push(String(d)); return super.send(d); }
+	};
+	document.addEventListener("DOMContentLoaded", () => {
+		const c = document.getElementById("conn");
+		new MutationObserver(() => {
+			if (window.__states.at(-1) !== c.dataset.state) window.__states.push(c.dataset.state);
+		}).observe(c, {attributes: true, attributeFilter: ["data-state"]});
+	});
+})()`
 
 // setValue sets a form control as typing or choosing would, events included (SetValue with ""
 // leaves "undefined" in a number input).

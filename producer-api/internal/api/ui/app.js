@@ -159,6 +159,7 @@
   // ---------- jobs: state and ordering ----------
   const jobs = new Map(); // id -> job
   const fetching = new Set(); // ids being fetched after an update for a job not shown yet
+  const started = new Set(); // jobs started from this page whose end is not announced yet
   let nextCursor = "";
 
   // stamp turns an RFC 3339 time into microseconds since the epoch (Date.parse keeps only
@@ -176,6 +177,13 @@
   function put(id, data, partial) {
     const cur = jobs.get(id);
     if (cur && stamp(data.updated_at) < stamp(cur.updated_at)) return;
+    if (started.has(id) && FINISHED.has(data.status) && (!cur || cur.status !== data.status)) {
+      // Tell (screen-reader users too) how the exports started from this page ended.
+      started.delete(id);
+      const j = Object.assign({}, cur, data);
+      const why = data.error && data.error.message ? ": " + data.error.message : "";
+      notice("Export " + jobLabel(j) + " " + data.status + why + (data.status === "completed" ? " — ready to download." : "."));
+    }
     if (!cur && partial) {
       // An update for a job this page has not loaded: fetch it whole, then apply.
       jobs.set(id, Object.assign({ id, task_id: id }, data));
@@ -680,6 +688,7 @@
       const a = await (await api("POST", API + "/" + format + "/" + entity, body)).json();
       const id = a.job_id || a.task_id;
       $("export-form").dataset.lastJobId = id;
+      started.add(id);
       $("form-status").textContent = "Export queued (job " + id.slice(0, 8) + ").";
       if (!jobs.has(id)) {
         put(id, { id, task_id: id, entity, format, status: a.status || "queued", progress: 0, rows_done: 0,
