@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The CLI tests build exportctl and run it as a person would, against the running stack, with
+// no token given (it mints one from JWT_SECRET) and no terminal (progress comes as lines).
+
+// cliResult is what one exportctl run left.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// buildCLI builds exportctl into a temporary directory and returns its path.
+func (s stack) buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "exportctl")
+	cmd := exec.Command("go", "build", "-o", bin, "./exportctl")
+	cmd.Dir = s.root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building exportctl: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// cliCommand is exportctl with args, talking to the stack, NO_COLOR set, no token given.
+func (s stack) cliCommand(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(withoutEnv(os.Environ(), "EXPORT_TOKEN", "EXPORT_API_URL", "JWT_SECRET", "NO_COLOR"),
+		"EXPORT_API_URL="+s.api, "JWT_SECRET="+s.secret, "NO_COLOR=1")
+	return cmd
+}
+
+func withoutEnv(env []string, names ...string) []string {
+	var out []string
+next:
+	for _, kv := range env {
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// runCLI runs exportctl to the end (at most two minutes) and returns its exit code and output,
+// which must hold no escape sequence (NO_COLOR, no terminal).
+func (s stack) runCLI(t *testing.T, bin string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := s.cliCommand(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("running exportctl %s: %v", strings.Join(args, " "), err)
+	}
+	t.Logf("exportctl %s → exit %d\nstdout: %.2000s\nstderr: %.2000s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	if strings.ContainsRune(r.stdout+r.stderr, '\x1b') {
+		t.Errorf("exportctl %s: output holds an escape sequence with NO_COLOR=1", strings.Join(args, " "))
+	}
+	return r
+}
+
+var requestedRE = regexp.MustCompile(`export ([0-9a-f-]{36}) requested`)
+
+// requestedID is the job id exportctl export reports on stderr.
+func requestedID(t *testing.T, stderr string) string {
+	t.Helper()
+	m := requestedRE.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no job id in stderr %q", stderr)
+	}
+	return m[1]
+}
+
+// csvRows parses a CSV file (with or without a BOM) and returns its header and data rows.
+func csvRows(t *testing.T, data []byte) ([]string, [][]string) {
+	t.Helper()
+	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xEF\xBB\xBF"))))
+	recs, err := r.ReadAll()
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("file is not CSV with a header: %v", err)
+	}
+	return recs[0], recs[1:]
+}
+
+func TestCLIExportListDownloadDelete(t *testing.T) {
+	s := getStack(t)
+	s.seedOnce(t, 200000)
+	bin := s.buildCLI(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "catalog.csv")
+
+	r := s.runCLI(t, bin, "export", "products", "--format", "csv", "--fields", "sku,name,price",
+		"--filter", "status=active", "--out", out)
+	if r.code != 0 {
+		t.Fatalf("export: exit %d, want 0", r.code)
+	}
+	if r.stdout != out+"\n" {
+		t.Errorf("export: stdout = %q, want the path alone", r.stdout)
+	}
+	id := requestedID(t, r.stderr)
+	if strings.Contains(r.stderr, "polling") {
+		t.Errorf("export: the progress WebSocket was not used")
+	}
+	if !strings.Contains(r.stderr, "export "+id+": completed 100%") {
+		t.Errorf("export: stderr has no completed progress line")
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, rows := csvRows(t, data)
+	if strings.Join(header, ",") != "sku,name,price" {
+		t.Errorf("header = %v, want sku,name,price", header)
+	}
+	want := sqlOne[int64](t, s.catalogConn(t), "SELECT count(*) FROM products WHERE status = 'active'")
+	if int64(len(rows)) != want {
+		t.Errorf("file holds %d rows, the catalog %d active products (rerun if it was reseeded meanwhile)", len(rows), want)
+	}
+	if j := s.job(t, id); j.Status != "completed" || j.File == nil || j.File.SHA256 != sha(data) {
+		t.Errorf("job %s = %+v; file sha256 %s", id, j, sha(data))
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("leftovers beside the file: %v", entries)
+	}
+
+	t.Run("jobs lists it", func(t *testing.T) {
+		r := s.runCLI(t, bin, "jobs", "--entity", "products", "--format", "csv", "--status", "completed", "--limit", "500", "--all")
+		if r.code != 0 {
+			t.Fatalf("jobs: exit %d", r.code)
+		}
+		lines := strings.Split(r.stdout, "\n")
+		if !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(lines[0], "STATUS") {
+			t.Errorf("jobs: no table header: %q", lines[0])
+		}
+		var row string
+		for _, l := range lines {
+			if strings.HasPrefix(l, id+" ") {
+				row = l
+			}
+		}
+		if row == "" || !strings.Contains(row, "completed") || !strings.Contains(row, "products.csv") {
+			t.Errorf("jobs: row of %s = %q", id, row)
+		}
+		r = s.runCLI(t, bin, "jobs", "--json", "--limit", "5")
+		var page struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &page) != nil || len(page.Items) == 0 {
+			t.Errorf("jobs --json: exit %d, stdout not a page of jobs", r.code)
+		}
+	})
+
+	t.Run("download again, then delete", func(t *testing.T) {
+		again := filepath.Join(dir, "again.csv")
+		r := s.runCLI(t, bin, "download", id, "--out", again)
+		if r.code != 0 {
+			t.Fatalf("download: exit %d", r.code)
+		}
+		if got, err := os.ReadFile(again); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("downloaded again: %d bytes, %v; want the same %d bytes", len(got), err, len(data))
+		}
+		if r := s.runCLI(t, bin, "delete", id); r.code != 0 {
+			t.Fatalf("delete: exit %d", r.code)
+		}
+		r = s.runCLI(t, bin, "download", id, "--out", filepath.Join(dir, "gone.csv"))
+		if r.code == 0 || !strings.Contains(r.stderr, "404") {
+			t.Errorf("download of a deleted job: exit %d, stderr %q; want a 404 failure", r.code, r.stderr)
+		}
+	})
+
+	t.Run("API errors", func(t *testing.T) {
+		r := s.runCLI(t, bin, "export", "products", "--filter", "colour=red")
+		if r.code != 1 || !strings.Contains(r.stderr, "colour") || !strings.Contains(r.stderr, "400") || r.stdout != "" {
+			t.Errorf("unknown filter: exit %d, stderr %q; want 1 and the API's message", r.code, r.stderr)
+		}
+		r = s.runCLI(t, bin, "jobs", "--token", "not-a-token")
+		if r.code != 1 || !strings.Contains(r.stderr, "401") {
+			t.Errorf("bad token: exit %d, stderr %q; want 1 and a 401", r.code, r.stderr)
+		}
+	})
+}
+
+func TestCLICancel(t *testing.T) {
+	s := getStack(t)
+	s.seedOnce(t, 200000) // an excel export of it takes seconds
+	bin := s.buildCLI(t)
+
+	t.Run("detach then cancel", func(t *testing.T) {
+		r := s.runCLI(t, bin, "export", "products", "--format", "excel", "--detach")
+		id := strings.TrimSpace(r.stdout)
+		if r.code != 0 || len(id) != 36 {
+			t.Fatalf("export --detach: exit %d, stdout %q; want 0 and a job id", r.code, r.stdout)
+		}
+		if r := s.runCLI(t, bin, "cancel", id); r.code != 0 || !strings.Contains(r.stdout, "cancelled") {
+			t.Fatalf("cancel: exit %d", r.code)
+		}
+		s.waitStatus(t, id, "cancelled", 30*time.Second)
+		r = s.runCLI(t, bin, "cancel", id)
+		if r.code == 0 || !strings.Contains(r.stderr, "already") || r.stdout != "" {
+			t.Errorf("second cancel: exit %d, stderr %q; want a failure saying it already ended", r.code, r.stderr)
+		}
+		if r := s.runCLI(t, bin, "cancel", "01a00000-0000-7000-8000-000000000000"); r.code == 0 || !strings.Contains(r.stderr, "404") {
+			t.Errorf("cancel of an unknown job: exit %d; want a 404 failure", r.code)
+		}
+	})
+
+	t.Run("interrupt cancels", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "big.xlsx")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := s.cliCommand(ctx, bin, "export", "products", "--format", "excel", "--out", out)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Read stderr as it comes; interrupt once the job runs.
+		var mu sync.Mutex
+		var seen strings.Builder
+		progressed := make(chan struct{})
+		readDone := make(chan struct{})
+		go func() {
+			defer close(readDone)
+			sc := bufio.NewScanner(stderr)
+			once := sync.Once{}
+			for sc.Scan() {
+				mu.Lock()
+				seen.WriteString(sc.Text() + "\n")
+				mu.Unlock()
+				if l := sc.Text(); strings.HasPrefix(l, "export ") && (strings.Contains(l, ": counting") || strings.Contains(l, ": writing")) {
+					once.Do(func() { close(progressed) })
+				}
+			}
+			_, _ = io.Copy(io.Discard, stderr)
+		}()
+		select {
+		case <-progressed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the export did not start within 30s")
+		}
+		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		<-readDone
+		err = cmd.Wait()
+		mu.Lock()
+		log := seen.String()
+		mu.Unlock()
+		t.Logf("stderr:\n%s", log)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("interrupted export: %v, want exit status 130", err)
+		}
+		id := requestedID(t, log)
+		s.waitStatus(t, id, "cancelled", 30*time.Second)
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("an interrupted export left %s: %v", out, err)
+		}
+		if stdout.Len() != 0 || strings.ContainsRune(log, '\x1b') {
+			t.Errorf("stdout %q; escape in stderr: %v", stdout.String(), strings.ContainsRune(log, '\x1b'))
+		}
+	})
+}
