@@ -213,6 +213,22 @@ func TestUI(t *testing.T) {
 		t.Errorf("the deleted job's file still downloads: %d %.100s", code, body)
 	}
 
+	// Log out, try a token the API refuses (wrong signature), then paste the good one.
+	pg.do(chromedp.Click(chromedp.ID("logout")))
+	pg.waitJS(`getComputedStyle(document.getElementById("who")).display === "none" &&
+		!document.getElementById("login").hidden && document.getElementById("jobs").hidden &&
+		sessionStorage.getItem("exportplatform.token") === null`, 5*time.Second, "the signed-out page")
+	forged, err := auth.Mint([]byte("not-the-secret"), auth.Principal{Subject: "mallory", Permissions: []string{auth.PermReadExports}}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg.do(chromedp.Steps(setValue("token", forged), chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`))))
+	pg.waitJS(`document.getElementById("alert").textContent.includes("paste a valid token")`, 10*time.Second,
+		"the page to ask for a valid token")
+	pg.do(chromedp.Steps(setValue("token", tok), chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`))))
+	pg.waitJS(`document.getElementById("conn").dataset.state === "live" && document.getElementById("alert").hidden`,
+		20*time.Second, "signing in again with a pasted token")
+
 	pg.checkConsole()
 }
 
@@ -316,8 +332,11 @@ func (p *uiPage) watchConsole() {
 				if err != nil {
 					return
 				}
-				// The one refused request is the test's own (price_min above price_max).
-				if strings.Contains(m.Text, "status of 400 (Bad Request)") {
+				// The refused requests are the test's own: price_min above price_max, a forged
+				// token (its API calls and its WebSocket).
+				if strings.Contains(m.Text, "status of 400 (Bad Request)") || strings.Contains(m.Text, "status of 401 (Unauthorized)") ||
+					strings.Contains(m.Text, "WebSocket connection to") && (strings.Contains(m.Text, "HTTP Authentication failed") ||
+						strings.Contains(m.Text, "closed before the connection is established")) {
 					continue
 				}
 				if m.Type == chromedp.ConsoleException || m.Type == "error" || m.Type == "warning" ||
