@@ -23,7 +23,7 @@ leaves the job alone.`
 func (a *app) cmdDownload(ctx context.Context, args []string) error {
 	fs := a.flagSet("download", nil)
 	fs.Usage = commandUsage(fs, "download ID [flags]", downloadDoc)
-	out := fs.String("out", "", "where to write the file; - for stdout (default: the server's file name)")
+	out := fs.String("out", "", "the file, or directory, to write to; - for stdout (default: the server's file name, here)")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -75,6 +75,8 @@ func (a *app) save(ctx context.Context, c *client, j job, out string) error {
 	}
 	if out == "" {
 		out = serverFileName(resp, j)
+	} else if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		out = filepath.Join(out, serverFileName(resp, j))
 	}
 	n, err := writeVerified(out, a.stdout, resp.Body, want)
 	if err != nil {

@@ -55,7 +55,7 @@ func (a *app) parseExport(args []string) (exportFlags, error) {
 	fs.Var(&options, "option", "an export option `key=value` (repeatable)")
 	fs.Var(&optionJSON, "option-json", "options as a JSON `object` (repeatable; merged last)")
 	fs.StringVar(&f.body.FileName, "file-name", "", "the file name the server stores and offers")
-	fs.StringVar(&f.out, "out", "", "where to write the file; - for stdout (default: the server's file name)")
+	fs.StringVar(&f.out, "out", "", "the file, or directory, to write to; - for stdout (default: the server's file name, here)")
 	fs.BoolVar(&f.detach, "detach", false, "print the job id and return without waiting")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {

@@ -31,6 +31,8 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first Ctrl-C, which asks the server to cancel, a second one kills at once.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -140,6 +142,9 @@ func (a *app) fail(err error) int {
 		return exitUsage
 	case errors.Is(err, errInterrupted):
 		fmt.Fprintf(a.stderr, "exportctl: %v\n", err)
+		return exitInterrupted
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(a.stderr, "exportctl: interrupted")
 		return exitInterrupted
 	}
 	fmt.Fprintf(a.stderr, "exportctl: %v\n", err)

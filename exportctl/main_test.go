@@ -538,3 +538,59 @@ func TestToken(t *testing.T) {
 		t.Errorf("zero ttl: exit %d, want %d", r.code, exitUsage)
 	}
 }
+
+func TestPollingRidesOutAnAPIRestart(t *testing.T) {
+	f := newFakeAPI(t)
+	f.mux.HandleFunc("GET /api/v1/exports/"+jobID, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, update("", "running", "writing", 1, 2, nil))
+	})
+	f.mux.HandleFunc("GET /api/v1/exports/ws", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+	})
+	var mu sync.Mutex
+	polls := 0
+	f.mux.HandleFunc("GET /api/v1/exports/progress/"+jobID, func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		polls++
+		n := polls
+		mu.Unlock()
+		switch {
+		case n <= 3:
+			http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway)
+		case n == 4:
+			writeJSON(w, http.StatusOK, update("", "running", "writing", 1, 2, nil))
+		default:
+			writeJSON(w, http.StatusOK, update("", "cancelled", "done", 1, 2, nil))
+		}
+	})
+	// download waits for the job; it ends cancelled, so there is nothing to download.
+	r := runCLI(t, t.Context(), f.srv.URL, nil, "download", jobID, "--out", t.TempDir())
+	if r.code != exitFailure || !strings.Contains(r.stderr, "was cancelled") {
+		t.Errorf("exit %d, stderr %q: want 1 and the job's end", r.code, r.stderr)
+	}
+	if f.requested("GET /api/v1/exports/download/" + jobID) {
+		t.Error("downloaded the file of a cancelled job")
+	}
+}
+
+func TestDownloadIntoADirectory(t *testing.T) {
+	f := newFakeAPI(t)
+	f.mux.HandleFunc("GET /api/v1/exports/"+jobID, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, completedMsg())
+	})
+	f.mux.HandleFunc("GET /api/v1/exports/download/"+jobID, serveFile(csvData, sha(csvData)))
+	dir := t.TempDir()
+	r := runCLI(t, t.Context(), f.srv.URL, nil, "download", jobID, "--out", dir)
+	want := filepath.Join(dir, "products.csv")
+	if r.code != 0 || r.stdout != want+"\n" {
+		t.Fatalf("exit %d, stdout %q; want 0 and %s", r.code, r.stdout, want)
+	}
+	if got, err := os.ReadFile(want); err != nil || !bytes.Equal(got, csvData) {
+		t.Errorf("file = %q, %v", got, err)
+	}
+	// --out - writes the checked bytes to stdout, and nothing else.
+	r = runCLI(t, t.Context(), f.srv.URL, nil, "download", jobID, "--out", "-")
+	if r.code != 0 || r.stdout != string(csvData) {
+		t.Errorf("--out -: exit %d, stdout %q", r.code, r.stdout)
+	}
+}

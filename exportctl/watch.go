@@ -26,8 +26,11 @@ func (a *app) watch(ctx context.Context, c *client, id string, show func(job)) (
 		return j, err
 	}
 	var ae *apiError
-	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-		return j, err
+	if errors.As(err, &ae) {
+		switch ae.Status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return j, err // polling would be refused the same way
+		}
 	}
 	fmt.Fprintf(a.stderr, "exportctl: progress WebSocket unavailable (%v); polling\n", err)
 	return a.poll(ctx, c, id, show)
@@ -133,24 +136,37 @@ func (a *app) watchWS(ctx context.Context, c *client, id string, show func(job))
 	}
 }
 
+// pollOutage is how long polling goes on through network errors (an API restarting) before
+// giving up.
+const pollOutage = 30 * time.Second
+
 // poll follows the job through GET /progress/{id} until it ends.
 func (a *app) poll(ctx context.Context, c *client, id string, show func(job)) (job, error) {
 	t := time.NewTicker(a.pollEvery)
 	defer t.Stop()
+	var failingSince time.Time
 	for {
 		var j job
-		if err := c.do(ctx, http.MethodGet, basePath+"/progress/"+url.PathEscape(id), nil, &j); err != nil {
-			if ctx.Err() != nil {
-				return j, ctx.Err()
+		err := c.do(ctx, http.MethodGet, basePath+"/progress/"+url.PathEscape(id), nil, &j)
+		var ae *apiError
+		switch {
+		case ctx.Err() != nil:
+			return j, ctx.Err()
+		case err == nil:
+			failingSince = time.Time{}
+			show(j)
+			if terminal(j.Status) {
+				if j.Status == statusCompleted {
+					return c.getJob(ctx, id) // the progress answer has no file
+				}
+				return j, nil
 			}
-			return j, err
-		}
-		show(j)
-		if terminal(j.Status) {
-			if j.Status == statusCompleted {
-				return c.getJob(ctx, id) // the progress answer has no file
-			}
-			return j, nil
+		case errors.As(err, &ae) && ae.Status < 500:
+			return j, err // an answer that asking again will not change
+		case failingSince.IsZero():
+			failingSince = a.now()
+		case a.now().Sub(failingSince) > pollOutage:
+			return j, fmt.Errorf("following export %s: %w", id, err)
 		}
 		select {
 		case <-ctx.Done():
