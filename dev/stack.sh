@@ -10,7 +10,7 @@
 #   dev/stack.sh stop PART
 #   dev/stack.sh restart PART
 #   dev/stack.sh logs PART       the end of PART's log (follows it on a terminal)
-#   dev/stack.sh tools           builds dev/cmd/* into .stack/bin
+#   dev/stack.sh tools           builds dev/cmd/* and exportctl into .stack/bin
 #   dev/stack.sh clean           down, then removes .stack/ entirely
 #
 # Every command is idempotent: what already runs and answers is left alone. Processes run
@@ -58,14 +58,14 @@ build_infra_tools() {
 }
 
 build_all_tools() {
-  (cd "$ROOT" && go build -o "$STACK_DIR/bin/" ./dev/cmd/...) 9>&- || die "go build ./dev/cmd/... failed"
+  (cd "$ROOT" && go build -o "$STACK_DIR/bin/" ./dev/cmd/... ./exportctl) 9>&- || die "go build ./dev/cmd/... ./exportctl failed"
 }
 
 # `up` also builds the other tools (seed, token: the e2e tests and `make run` use them), but
 # a tool that does not build yet only warns: it must not keep the services from starting.
 build_all_tools_soft() {
-  (cd "$ROOT" && go build -o "$STACK_DIR/bin/" ./dev/cmd/...) 9>&- ||
-    warn "go build ./dev/cmd/... failed: some tools in $STACK_DIR/bin are missing or stale"
+  (cd "$ROOT" && go build -o "$STACK_DIR/bin/" ./dev/cmd/... ./exportctl) 9>&- ||
+    warn "go build ./dev/cmd/... ./exportctl failed: some tools in $STACK_DIR/bin are missing or stale"
 }
 
 # ensure_host: what a fresh Debian machine may lack besides the parts' own packages.
