@@ -58,5 +58,5 @@ bench: ## the benchmarks, one line per figure: name value unit (BENCH_FLAGS=-onl
 lint: ## gofmt -l must be empty, and go vet
 	@dev/lib/gocheck.sh lint
 
-tools: ## build dev/cmd/* into .stack/bin
+tools: ## build dev/cmd/* and exportctl into .stack/bin
 	@$(STACK) tools
