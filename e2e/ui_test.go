@@ -160,6 +160,11 @@ func TestUI(t *testing.T) {
 	if running.Status != "running" || !running.Cancel {
 		t.Fatalf("the large export did not show running with a Cancel button: %+v", running)
 	}
+	artifacts := filepath.Join(s.root, ".stack", "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pg.screenshotViewport(filepath.Join(artifacts, "ui-running.png"))
 	pg.do(chromedp.Click(chromedp.CSS(`tr[data-job-id="` + big + `"] button[data-action="cancel"]`)))
 	ended := pg.waitRow(big, time.Minute, func(r uiRow) bool {
 		return r.Status != "queued" && r.Status != "running"
@@ -182,18 +187,14 @@ func TestUI(t *testing.T) {
 	pg.waitRow(big, 10*time.Second, func(r uiRow) bool { return r.Status == "cancelled" })
 
 	// The finished table, on a laptop and on a phone.
-	dir := filepath.Join(s.root, ".stack", "artifacts")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	png := filepath.Join(dir, "ui-jobs.png")
+	png := filepath.Join(artifacts, "ui-jobs.png")
 	pg.screenshot(png)
 	t.Logf("screenshot of the job table: %s", png)
 	pg.do(chromedp.Steps(
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("jobs-heading").scrollIntoView()`),
 	))
-	phone := filepath.Join(dir, "ui-jobs-phone.png")
+	phone := filepath.Join(artifacts, "ui-jobs-phone.png")
 	pg.screenshotViewport(phone)
 	t.Logf("screenshot on a phone-sized screen: %s", phone)
 	if w := pg.num(`document.documentElement.scrollWidth`); w > 400 {

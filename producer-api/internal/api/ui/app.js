@@ -236,10 +236,12 @@
   let retryTimer = 0;
   let countdownTimer = 0;
 
+  // setConn shows the connection state; only a change of text is announced (the reconnect
+  // countdown beside it is not, or a screen reader would read it every second).
   function setConn(state, text) {
-    const c = $("conn");
-    c.dataset.state = state;
-    c.textContent = text;
+    $("conn").dataset.state = state;
+    if ($("conn-text").textContent !== text) $("conn-text").textContent = text;
+    $("conn-wait").textContent = "";
   }
 
   function disconnect() {
@@ -301,7 +303,8 @@
     const wait = Math.round(retryMs * (0.75 + Math.random() * 0.5));
     retryMs = Math.min(retryMs * 2, 15000);
     const until = Date.now() + wait;
-    const show = () => setConn("reconnecting", "Reconnecting in " + Math.max(0, Math.ceil((until - Date.now()) / 1000)) + " s…");
+    setConn("reconnecting", "Reconnecting");
+    const show = () => { $("conn-wait").textContent = " in " + Math.max(0, Math.ceil((until - Date.now()) / 1000)) + " s…"; };
     show();
     clearInterval(countdownTimer);
     countdownTimer = setInterval(show, 1000);
