@@ -22,7 +22,8 @@ var ErrPermanent = errors.New("permanent failure")
 // Permanent wraps err as permanent.
 func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
 
-// Consumer is one poll loop over a group client built with ConsumerOpts.
+// Consumer is one poll loop over a client built with ConsumerOpts (a group: offsets are
+// committed as handled) or BroadcastOpts (no group: nothing to commit).
 type Consumer struct {
 	cl      *kgo.Client
 	handle  Handler

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -61,6 +62,20 @@ func ConsumerOpts(group string, topics ...string) []kgo.Opt {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AutoCommitMarks(),
+	}
+}
+
+// BroadcastOpts are the options of a group-less consumer: the client reads every partition of
+// topics itself (committed records only), starting at the first record produced at or after
+// from, and commits nothing. Each process using it sees every record, which suits a replica
+// that must tell its own clients about every event (progress-hub); work that must be done once
+// belongs to a group consumer (ConsumerOpts). Partitions added later are picked up at their
+// start by the client's metadata refresh.
+func BroadcastOpts(from time.Time, topics ...string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumeTopics(topics...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(from.UnixMilli())),
 	}
 }
 
