@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,8 +35,15 @@ type Config struct {
 	Brokers        []string // KAFKA_BROKERS, comma-separated
 	JWTSecret      string   // JWT_SECRET
 	AllowedOrigins []string // HUB_ALLOWED_ORIGINS, comma-separated; "*" allows any
-	ConsumerGroup  string   // HUB_CONSUMER_GROUP
-	LogLevel       string   // LOG_LEVEL
+	ConsumerGroup  string   // HUB_CONSUMER_GROUP: the group all replicas share to fold events
+	// HUB_BROADCAST_LOOKBACK: how far before its start a replica begins reading every
+	// partition for its own clients, so that no event produced around its start is missed.
+	BroadcastLookback time.Duration
+	// HUB_FOLD_DELAY: how long after an event the shared group folds it (the replicas, reading
+	// every event live, fold it first; the group catches up what no replica read).
+	FoldDelay time.Duration
+	Pprof     bool   // HUB_PPROF: serve /debug/pprof/ (profiling; off by default)
+	LogLevel  string // LOG_LEVEL
 }
 
 // LoadConfig reads the settings with their defaults and validates them.
@@ -47,8 +56,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		JWTSecret: env.String("JWT_SECRET", "local-dev-secret"),
 		AllowedOrigins: env.List("HUB_ALLOWED_ORIGINS",
 			"http://127.0.0.1:8080,http://localhost:8080,http://127.0.0.1:8081,http://localhost:8081"),
-		ConsumerGroup: env.String("HUB_CONSUMER_GROUP", "progress-hub"),
-		LogLevel:      env.String("LOG_LEVEL", "info"),
+		ConsumerGroup:     env.String("HUB_CONSUMER_GROUP", "progress-hub"),
+		BroadcastLookback: env.Duration("HUB_BROADCAST_LOOKBACK", 10*time.Second),
+		FoldDelay:         env.Duration("HUB_FOLD_DELAY", 2*time.Second),
+		Pprof:             env.Bool("HUB_PPROF", false),
+		LogLevel:          env.String("LOG_LEVEL", "info"),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
@@ -82,6 +94,12 @@ func (c Config) Validate() error {
 	if c.ConsumerGroup == "" {
 		errs = append(errs, errors.New("HUB_CONSUMER_GROUP is empty"))
 	}
+	if c.BroadcastLookback < 0 {
+		errs = append(errs, fmt.Errorf("HUB_BROADCAST_LOOKBACK %s is negative", c.BroadcastLookback))
+	}
+	if c.FoldDelay < 0 {
+		errs = append(errs, fmt.Errorf("HUB_FOLD_DELAY %s is negative", c.FoldDelay))
+	}
 	return errors.Join(errs...)
 }
 
@@ -95,6 +113,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("jwt_secret", "[redacted]"),
 		slog.String("allowed_origins", strings.Join(c.AllowedOrigins, ",")),
 		slog.String("consumer_group", c.ConsumerGroup),
+		slog.Duration("broadcast_lookback", c.BroadcastLookback),
+		slog.Duration("fold_delay", c.FoldDelay),
+		slog.Bool("pprof", c.Pprof),
 		slog.String("log_level", c.LogLevel),
 	)
 }
@@ -105,16 +126,30 @@ const (
 	wsGrace   = 5 * time.Second
 )
 
-// run wires the hub and serves until ctx is cancelled. Shutdown order: the listener stops and
-// the hub closes every WebSocket (srv.RegisterOnShutdown), the consumer commits what it
-// handled, then the Kafka client and the pool close (deferred, in reverse order of opening).
+// run wires the hub and serves until ctx is cancelled.
+//
+// Two Kafka clients: a group-less one reads every partition of the job topics from just before
+// this replica started, folds each event and pushes the job's state to this replica's clients
+// (every replica sees every event); one in the group every replica shares folds exports.events
+// again, HUB_FOLD_DELAY later, and commits, so events produced while no hub ran are folded too. Apply is idempotent
+// and monotonic, so folding an event more than once changes the row once.
+//
+// Shutdown order: the listener stops and the hub closes every WebSocket with 1001 going away
+// (srv.RegisterOnShutdown), the group consumer commits what it folded, then the Kafka clients
+// and the pool close (deferred, in reverse order of opening).
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	started := time.Now()
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stdout, cfg.LogLevel, "progress-hub")
 	log.Info("starting", "config", cfg)
+	if soft, hard, err := raiseNoFile(); err != nil {
+		log.Warn("raising the open file limit", "err", err)
+	} else {
+		log.Info("open file limit", "soft", soft, "hard", hard)
+	}
 	reg := server.NewRegistry()
 
 	pool, err := pgdb.Open(ctx, cfg.ExportsDB, 10)
@@ -127,12 +162,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	store := jobstore.New(pool)
 
-	kcl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "progress-hub"},
-		log, reg, eventbus.ConsumerOpts(cfg.ConsumerGroup, events.TopicEvents, events.TopicRequested)...)
+	bcl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "progress-hub-broadcast"},
+		log, reg, eventbus.BroadcastOpts(started.Add(-cfg.BroadcastLookback), events.TopicEvents, events.TopicRequested)...)
 	if err != nil {
 		return err
 	}
-	defer kcl.Close()
+	defer bcl.Close()
+	gcl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "progress-hub"},
+		log, nil, eventbus.ConsumerOpts(cfg.ConsumerGroup, events.TopicEvents)...)
+	if err != nil {
+		return err
+	}
+	defer gcl.Close()
 
 	verifier, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret))
 	if err != nil {
@@ -146,11 +187,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	handler := fold.New(store, hub, log.With("component", "fold"), reg)
-	consumer := eventbus.NewConsumer(kcl, log.With("component", "consumer"), handler.Handle)
+	broadcast := eventbus.NewConsumer(bcl, log.With("component", "consumer", "consumer", "broadcast"), handler.Handle)
+	group := eventbus.NewConsumer(gcl, log.With("component", "consumer", "consumer", "group"), handler.Folder(cfg.FoldDelay))
 
-	srv := server.New(cfg.Addr, routes(wsSrv, reg, map[string]server.Check{
+	srv := server.New(cfg.Addr, routes(wsSrv, reg, cfg.Pprof, map[string]server.Check{
 		"postgres": pgdb.Check(pool),
-		"kafka":    eventbus.Ping(kcl),
+		"kafka":    eventbus.Ping(bcl),
 	}))
 	// Server.Shutdown does not close hijacked connections: the hub does.
 	srv.RegisterOnShutdown(hub.Shutdown)
@@ -159,8 +201,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error { return server.Run(gctx, srv, log.With("component", "http"), httpGrace) })
 	g.Go(func() error {
-		if err := consumer.Run(gctx); err != nil {
-			return fmt.Errorf("consuming job events: %w", err)
+		if err := broadcast.Run(gctx); err != nil {
+			return fmt.Errorf("reading job events: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := group.Run(gctx); err != nil {
+			return fmt.Errorf("folding job events: %w", err)
 		}
 		return nil
 	})
@@ -174,11 +222,31 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return err
 }
 
-// routes maps the hub's HTTP surface: the WebSocket (and its /ws alias), the ops endpoints, and
-// JSON 404s for the rest.
-func routes(wsSrv http.Handler, reg *prometheus.Registry, checks map[string]server.Check) http.Handler {
+// raiseNoFile lifts the soft limit of open files to the hard one: each WebSocket client holds a
+// socket, and the usual soft limit (1024) would refuse clients long before memory runs out.
+func raiseNoFile() (soft, hard uint64, err error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, 0, fmt.Errorf("setrlimit %d: %w", lim.Max, err)
+		}
+	}
+	return lim.Cur, lim.Max, nil
+}
+
+// routes maps the hub's HTTP surface: the WebSocket (and its /ws alias), the ops endpoints,
+// /debug/pprof/ when asked for, and JSON 404s for the rest.
+func routes(wsSrv http.Handler, reg *prometheus.Registry, withPprof bool, checks map[string]server.Check) http.Handler {
 	mux := http.NewServeMux()
 	server.Ops(mux, reg, checks)
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	// No method in the pattern: the WebSocket handler answers other methods with a JSON 405.
 	mux.Handle("/api/v1/exports/ws", wsSrv)
 	mux.Handle("/ws", wsSrv)

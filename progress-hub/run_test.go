@@ -217,7 +217,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("job %+v, %v", job, err)
 	}
 	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "progress_hub_ws_clients 1") ||
-		!strings.Contains(body, `progress_hub_events_total{outcome="changed",type="com.productsmanager.export.completed.v1"} 1`) {
+		!strings.Contains(body, `progress_hub_events_total{consumer="broadcast",outcome="changed",type="com.productsmanager.export.completed.v1"} 1`) {
 		t.Errorf("metrics lack the hub's figures")
 	}
 

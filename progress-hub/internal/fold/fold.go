@@ -1,14 +1,20 @@
-// Package fold provides the progress-hub's Kafka handler: it folds each job event of
-// exports.events into the job row (jobstore's idempotent, monotonic Apply) and hands the job's
+// Package fold provides the progress-hub's Kafka handlers: they fold each job event of
+// exports.events into the job row (jobstore's idempotent, monotonic Apply) and hand the job's
 // new state to the WebSocket hub. ExportRequested (exports.requested) folds into nothing, since
 // the row was written with it, but is pushed while the job is still queued, so clients
 // following every job see new ones appear.
 //
-// Delivery is at least once, so the handler is idempotent: a repeat changes nothing in the
-// database. It pushes when the job row reflects the event, whether this handler's Apply changed
-// the row or someone else folded the same event first (another hub replica, a writer updating
-// the row with its outbox event, or this handler before a retry). A stale event (one a later
-// event superseded) is folded into nothing and pushed to no one.
+// Every hub replica reads every event (a group-less consumer, Handle: fold, then push to its
+// own clients), and the replicas also share one consumer group (Folder: fold only, a little
+// later) whose committed offsets make sure an event produced while no hub ran is still folded
+// once one starts. So an event is folded several times, which Apply makes harmless: the first
+// fold changes the row, the others change nothing.
+//
+// Delivery is at least once, so the handlers are idempotent: a repeat changes nothing in the
+// database. Handle pushes when the job row reflects the event, whether its own Apply changed
+// the row or someone else folded the same event first (another hub replica, the shared group,
+// a writer updating the row with its outbox event, or this handler before a retry). A stale
+// event (one a later event superseded) is folded into nothing and pushed to no one.
 package fold
 
 import (
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -48,8 +55,8 @@ type Handler struct {
 func New(store Store, push Pusher, log *slog.Logger, reg prometheus.Registerer) *Handler {
 	folded := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "progress_hub_events_total",
-		Help: "Job events handled, by ce_type and outcome (changed, unchanged, pushed_unchanged, undecodable).",
-	}, []string{"type", "outcome"})
+		Help: "Job events handled, by consumer (broadcast: fold and push; group: fold only), ce_type and outcome (changed, unchanged, pushed_unchanged, undecodable).",
+	}, []string{"consumer", "type", "outcome"})
 	if reg != nil {
 		reg.MustRegister(folded)
 	}
@@ -61,7 +68,7 @@ func New(store Store, push Pusher, log *slog.Logger, reg prometheus.Registerer) 
 func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
 	ev, err := events.DecodeAny(env)
 	if err != nil {
-		h.folded.WithLabelValues(string(env.Type), "undecodable").Inc()
+		h.folded.WithLabelValues("broadcast", string(env.Type), "undecodable").Inc()
 		return eventbus.Permanent(fmt.Errorf("decoding event %s: %w", env.ID, err))
 	}
 	var changed bool
@@ -73,14 +80,14 @@ func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
 	job, err := h.store.Get(ctx, ev.Key())
 	if errors.Is(err, jobstore.ErrNotFound) {
 		// Unknown or deleted job: nobody can be subscribed to it.
-		h.folded.WithLabelValues(string(env.Type), outcome(changed, false)).Inc()
+		h.folded.WithLabelValues("broadcast", string(env.Type), outcome(changed, false)).Inc()
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("reading job %s after %s: %w", ev.Key(), env.Type, err)
 	}
 	push := changed || reflects(job, ev)
-	h.folded.WithLabelValues(string(env.Type), outcome(changed, push)).Inc()
+	h.folded.WithLabelValues("broadcast", string(env.Type), outcome(changed, push)).Inc()
 	if !push {
 		h.log.Debug("stale event, nothing to push", "job_id", job.ID, "ce_id", env.ID, "ce_type", env.Type)
 		return nil
@@ -88,6 +95,43 @@ func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
 	if err := h.push.Push(ctx, progress.FromJob(job)); err != nil {
 		return fmt.Errorf("pushing job %s: %w", job.ID, err)
 	}
+	return nil
+}
+
+// Folder is the eventbus.Handler of the group every replica shares: it folds each event and
+// pushes nothing (each replica's Handle pushes, having read the same event itself). Its
+// committed offsets are what folds the events produced while no hub was running.
+//
+// It holds each event until delay after its ce_time (at most delay), so that in the usual case
+// the replicas' Handle folds first and this fold finds nothing to change. Folding ahead of
+// them would make their Handle see a row that moved past an event and skip its push as stale:
+// clients would miss intermediate progress.
+func (h *Handler) Folder(delay time.Duration) eventbus.Handler {
+	return func(ctx context.Context, env events.Envelope) error {
+		if wait := min(time.Until(env.Time.Add(delay)), delay); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		return h.fold(ctx, env)
+	}
+}
+
+func (h *Handler) fold(ctx context.Context, env events.Envelope) error {
+	ev, err := events.DecodeAny(env)
+	if err != nil {
+		h.folded.WithLabelValues("group", string(env.Type), "undecodable").Inc()
+		return eventbus.Permanent(fmt.Errorf("decoding event %s: %w", env.ID, err))
+	}
+	changed, err := h.store.Apply(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("folding %s of job %s: %w", env.Type, ev.Key(), err)
+	}
+	h.folded.WithLabelValues("group", string(env.Type), outcome(changed, false)).Inc()
 	return nil
 }
 

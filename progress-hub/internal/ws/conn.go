@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,13 +27,16 @@ type conn struct {
 	subs map[string]struct{} // task ids subscribed, to enforce MaxSubscribed
 }
 
-// serve registers the connection with the hub, starts its writer and reads until the client
-// leaves or the hub closes it. It returns once both goroutines have ended.
+// serve registers the connection with the hub and reads until the client leaves or the hub
+// closes it. Writing is the outbox's: a writer goroutine runs only while messages are queued.
+// serve returns once the hub has closed the connection and its close frame is written (or the
+// connection broke).
 func (s *Server) serve(ctx context.Context, ws *websocket.Conn, p auth.Principal) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := newClient(s.nextID.Add(1), p.Subject, s.opts.SendBuffer)
 	log := s.log.With("client_id", c.id, "sub", p.Subject)
+	c.out.run = func() { s.flush(ws, c.out, log) }
 	if !send(s.hub, s.hub.register, c) {
 		_ = ws.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(closeWait))
@@ -40,52 +44,85 @@ func (s *Server) serve(ctx context.Context, ws *websocket.Conn, p auth.Principal
 		return
 	}
 	log.Debug("client connected")
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		s.write(ws, c, log)
-	}()
+	ping := startPinger(s.opts.PingInterval, c.out)
 	cn := &conn{s: s, ws: ws, c: c, log: log, subs: map[string]struct{}{}}
 	cn.read(ctx)
+	ping.stop()
 	send(s.hub, s.hub.unregister, c)
-	<-written
+	<-c.out.done
+	ws.Close()
 	log.Debug("client disconnected")
 }
 
-// write is the connection's only writer of data frames: queued messages and pings. It returns
-// when the hub closes the send channel (after a close frame) or a write fails, closing the
-// connection, which ends the reader.
-func (s *Server) write(ws *websocket.Conn, c *client, log *slog.Logger) {
-	ping := time.NewTicker(s.opts.PingInterval)
-	defer func() {
-		ping.Stop()
-		ws.Close()
-	}()
+// pinger queues a ping every interval: a timer, not a goroutine, per connection.
+type pinger struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func startPinger(every time.Duration, out *outbox) *pinger {
+	p := &pinger{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.t = time.AfterFunc(every, func() {
+		out.ping()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.stopped {
+			p.t.Reset(every)
+		}
+	})
+	return p
+}
+
+func (p *pinger) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	p.t.Stop()
+}
+
+// flush is the connection's writer while its outbox has messages: the only goroutine writing
+// data frames and pings at a time. It ends when the queue is empty, after the close frame once
+// the hub closed the outbox, or when a write fails (closing the connection, which ends the
+// reader).
+func (s *Server) flush(ws *websocket.Conn, out *outbox, log *slog.Logger) {
+	var batch [][]byte
 	for {
-		select {
-		case msg, ok := <-c.send:
-			if !ok {
-				_ = ws.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(c.closeCode, c.closeText), time.Now().Add(closeWait))
-				return
-			}
-			if err := ws.SetWriteDeadline(time.Now().Add(s.opts.WriteWait)); err != nil {
-				return
-			}
-			if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+		var closed, more bool
+		batch, closed, more = out.next(batch)
+		if !more {
+			return
+		}
+		for _, msg := range batch {
+			if err := s.writeOne(ws, msg); err != nil {
 				log.Debug("write failed", "err", err)
-				return
-			}
-		case <-ping.C:
-			if err := ws.SetWriteDeadline(time.Now().Add(s.opts.WriteWait)); err != nil {
-				return
-			}
-			if err := ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-				log.Debug("ping failed", "err", err)
+				out.fail()
+				ws.Close()
 				return
 			}
 		}
+		if closed {
+			code, text := out.closeFrame()
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(code, text), time.Now().Add(closeWait))
+			out.finish()
+			ws.Close()
+			return
+		}
 	}
+}
+
+// writeOne writes one queued message: a text frame, or a ping for nil.
+func (s *Server) writeOne(ws *websocket.Conn, msg []byte) error {
+	if err := ws.SetWriteDeadline(time.Now().Add(s.opts.WriteWait)); err != nil {
+		return err
+	}
+	if msg == nil {
+		return ws.WriteMessage(websocket.PingMessage, nil)
+	}
+	return ws.WriteMessage(websocket.TextMessage, msg)
 }
 
 // read handles client messages until the connection fails or closes. Any message, and any
@@ -107,10 +144,19 @@ func (cn *conn) read(ctx context.Context) {
 		if alive() != nil {
 			return
 		}
-		if !cn.handle(ctx, data) {
+		if !cn.handleAside(ctx, data) {
 			return
 		}
 	}
+}
+
+// handleAside runs handle on a goroutine of its own and waits for it: a subscription's
+// database read and encoding grow a stack to tens of KiB, and the reader's stack, parked for
+// the connection's whole life, would keep that size. Messages stay handled in order.
+func (cn *conn) handleAside(ctx context.Context, data []byte) bool {
+	res := make(chan bool, 1)
+	go func() { res <- cn.handle(ctx, data) }()
+	return <-res
 }
 
 // handle answers one client message; false when the hub has stopped.

@@ -12,18 +12,13 @@ import (
 	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
 )
 
-// client is one connection as the hub sees it. send is written and closed by the hub goroutine
-// only; the connection's writer goroutine drains it. Every other field but id and subject is
+// client is one connection as the hub sees it. Its outbox is filled by the hub goroutine only
+// and drained by the connection's writer goroutine. Every other field but id and subject is
 // owned by the hub goroutine.
 type client struct {
 	id      uint64
 	subject string
-	send    chan []byte
-
-	// closeCode and closeText are set by the hub before it closes send; the writer reads them
-	// after seeing send closed (the close orders the accesses).
-	closeCode int
-	closeText string
+	out     *outbox
 
 	all     bool
 	ids     map[string]struct{}
@@ -31,7 +26,7 @@ type client struct {
 }
 
 func newClient(id uint64, subject string, buffer int) *client {
-	return &client{id: id, subject: subject, send: make(chan []byte, buffer), ids: map[string]struct{}{}}
+	return &client{id: id, subject: subject, out: newOutbox(buffer), ids: map[string]struct{}{}}
 }
 
 func (c *client) subscribed(jobID string) bool {
@@ -245,7 +240,7 @@ func (h *Hub) add(c *client) {
 	h.m.clients.Inc()
 }
 
-// remove forgets c and closes its send channel, which ends its writer. Removing a client
+// remove forgets c and closes its outbox, which ends its writer once the queue is written. Removing a client
 // twice is harmless.
 func (h *Hub) remove(c *client, code int, text string) {
 	if _, ok := h.clients[c]; !ok {
@@ -262,8 +257,7 @@ func (h *Hub) remove(c *client, code int, text string) {
 }
 
 func (h *Hub) closeClient(c *client, code int, text string) {
-	c.closeCode, c.closeText = code, text
-	close(c.send)
+	c.out.close(code, text)
 }
 
 func (h *Hub) closeAll(code int, text string) {
@@ -281,21 +275,20 @@ func (h *Hub) unindex(id string, c *client) {
 	}
 }
 
-// deliver queues msg for c without waiting; a full buffer drops the client. It reports whether
+// deliver queues msg for c without waiting; a full outbox drops the client. msg is shared by
+// every client it goes to (encoded once per update), never changed after. It reports whether
 // c is still connected.
 func (h *Hub) deliver(c *client, msg []byte) bool {
-	select {
-	case c.send <- msg:
+	if c.out.push(msg) {
 		return true
-	default:
-		h.drop(c)
-		return false
 	}
+	h.drop(c)
+	return false
 }
 
 func (h *Hub) drop(c *client) {
 	h.m.dropped.Inc()
-	h.log.Warn("dropping slow client", "client_id", c.id, "sub", c.subject, "buffer", cap(c.send))
+	h.log.Warn("dropping slow client", "client_id", c.id, "sub", c.subject, "buffer", c.out.limit)
 	h.remove(c, websocket.CloseTryAgainLater, "too slow: send buffer full")
 }
 
@@ -384,7 +377,7 @@ func (h *Hub) broadcast(u progress.Update) {
 		if !c.pending.covers(u.JobID) {
 			continue
 		}
-		if len(c.pending.buf) >= cap(c.send) {
+		if len(c.pending.buf) >= c.out.limit {
 			h.drop(c)
 			continue
 		}

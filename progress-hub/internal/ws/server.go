@@ -106,8 +106,14 @@ func NewServer(hub *Hub, jobs Jobs, verifier Verifier, log *slog.Logger, m *Metr
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
+		// Memory per connection, which bounds how many clients a hub holds: clients send a few
+		// small messages, so 1 KiB of read buffer (a longer message is read in several calls;
+		// SetReadLimit bounds it); writing borrows a buffer from a pool for the time of one
+		// message, so an idle connection holds no write buffer. No compression.
+		ReadBufferSize:    1024,
+		WriteBufferSize:   4096,
+		WriteBufferPool:   &sync.Pool{},
+		EnableCompression: false,
 		// Checked before upgrading (so the refusal is JSON); checked again here in case the
 		// handler's order ever changes.
 		CheckOrigin: s.originAllowed,
@@ -173,14 +179,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusServiceUnavailable, codeUnavailable, "server shutting down", "shutting_down")
 		return
 	}
-	defer s.conns.Done()
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.conns.Done()
 		s.m.rejected.WithLabelValues("bad_handshake").Inc()
 		s.log.Debug("upgrade failed", "err", err)
 		return // the upgrader answered
 	}
-	s.serve(r.Context(), conn, p)
+	// The connection is served by a goroutine of its own, and this handler returns: the HTTP
+	// server's goroutine would otherwise stay parked for the connection's whole life, holding
+	// its deep stack and its 4 KiB response buffer (thousands of idle clients make that count).
+	// The request's context ends when the handler returns, hence WithoutCancel; the hub's
+	// shutdown is what ends connections.
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		defer s.conns.Done()
+		s.serve(ctx, conn, p)
+	}()
 }
 
 func (s *Server) refuse(w http.ResponseWriter, status int, code, msg, reason string) {
