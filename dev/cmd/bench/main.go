@@ -29,7 +29,11 @@ import (
 // benches lists every measurement in the order they run. csv_100k runs before csv so that the
 // 1M peak includes whatever the exporter retained from an earlier job; copy runs right before
 // csv so that both see the same cache and host load.
-var benches = []string{"csv_100k", "copy", "csv", "jsonl", "json_relations", "xlsx", "csv_stream", "jsonl_stream"}
+var benches = []string{"csv_100k", "copy", "csv", "jsonl", "json_relations", "xlsx", "csv_stream", "jsonl_stream",
+	"hub_latency", "hub_idle"}
+
+// hubBenches need no catalog: selected alone, they run without counting or seeding it.
+var hubBenches = []string{"hub_latency", "hub_idle"}
 
 // errUsage marks usage errors, already reported on stderr (by the flag package or loadConfig).
 var errUsage = errors.New("usage")
@@ -63,6 +67,27 @@ type config struct {
 	readyAddrs map[string]string // service → host:port, for /readyz
 	poll       time.Duration
 	sample     time.Duration
+
+	hubAddr        string
+	exportsURL     string
+	brokers        []string
+	hubClients     int           // clients following every job during hub_latency
+	hubIdleClients int           // idle clients of hub_idle
+	hubRate        float64       // ExportProgress events per second during hub_latency
+	hubDuration    time.Duration // how long hub_latency produces
+	hubJobs        int           // synthetic jobs the events are spread over
+	hubSettle      time.Duration // wait before reading the hub's RSS in hub_idle
+	hubPID         int           // the hub process to measure; 0: the stack's (.stack/pids)
+}
+
+// needsCatalog reports whether a selected bench exports or streams the catalog.
+func (c config) needsCatalog() bool {
+	for _, name := range c.only {
+		if !slices.Contains(hubBenches, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -79,6 +104,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up on one export (or stream) after this long")
 	up := fs.String("up", "auto", "auto: run dev/stack.sh up only when a service does not answer /readyz; always: run it anyway (rebuilds and restarts changed services); never")
 	keep := fs.Bool("keep", false, "keep the exported files (default: DELETE each job once measured)")
+	hubClients := fs.Int("hub-clients", 1000, "hub_latency: WebSocket clients following every job")
+	hubIdle := fs.Int("hub-idle-clients", 10000, "hub_idle: idle WebSocket clients")
+	hubRate := fs.Float64("hub-rate", 20, "hub_latency: ExportProgress events produced per second")
+	hubDuration := fs.Duration("hub-duration", 15*time.Second, "hub_latency: how long events are produced")
+	hubJobs := fs.Int("hub-jobs", 4, "hub_latency: synthetic jobs the events are spread over")
+	hubPID := fs.Int("hub-pid", 0, "hub benches: pid of the hub at HUB_ADDR to measure (default: the stack's progress-hub)")
+	hubSettle := fs.Duration("hub-settle", 5*time.Second, "hub_idle: wait once every client is connected before reading the hub's RSS")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: bench [flags]\n\nBenchmarks the local stack; one figure per line on stdout: name value unit.\n\nflags:")
 		fs.PrintDefaults()
@@ -104,6 +136,17 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		keep:     *keep,
 		poll:     100 * time.Millisecond,
 		sample:   20 * time.Millisecond,
+
+		hubClients:     *hubClients,
+		hubIdleClients: *hubIdle,
+		hubRate:        *hubRate,
+		hubDuration:    *hubDuration,
+		hubJobs:        *hubJobs,
+		hubSettle:      *hubSettle,
+		hubPID:         *hubPID,
+	}
+	if cfg.hubClients < 1 || cfg.hubIdleClients < 1 || cfg.hubJobs < 1 || cfg.hubRate <= 0 || cfg.hubDuration <= 0 {
+		return config{}, usage("-hub-clients, -hub-idle-clients, -hub-jobs, -hub-rate and -hub-duration must be positive")
 	}
 	if cfg.products < 1 {
 		return config{}, usage("-products must be at least 1")
@@ -143,6 +186,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	cfg.apiURL = "http://" + env("API_ADDR", "127.0.0.1:8080")
 	cfg.catalogURL = env("CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/products_manager?sslmode=disable")
 	cfg.jwtSecret = env("JWT_SECRET", "local-dev-secret")
+	cfg.hubAddr = env("HUB_ADDR", "127.0.0.1:8081")
+	cfg.exportsURL = env("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable")
+	for br := range strings.SplitSeq(env("KAFKA_BROKERS", "127.0.0.1:9092"), ",") {
+		if br = strings.TrimSpace(br); br != "" {
+			cfg.brokers = append(cfg.brokers, br)
+		}
+	}
 	cfg.readyAddrs = map[string]string{
 		"producer-api": env("API_ADDR", "127.0.0.1:8080"),
 		"progress-hub": env("HUB_ADDR", "127.0.0.1:8081"),
@@ -184,6 +234,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			b.benchStream(ctx, "csv_stream", "/api/v1/exports/stream/csv/products", false)
 		case "jsonl_stream":
 			b.benchStream(ctx, "jsonl_stream", "/api/v1/exports/stream/json/products?lines=true", true)
+		case "hub_latency":
+			b.benchHubLatency(ctx)
+		case "hub_idle":
+			b.benchHubIdle(ctx)
 		}
 	}
 	b.derived()
