@@ -132,7 +132,7 @@ func NewServer(d Deps) http.Handler {
 	r.Handle("/healthz", ops)
 	r.Handle("/readyz", ops)
 	r.Handle("/metrics", ops)
-	r.Handle("/", http.HandlerFunc(index)).Methods(http.MethodGet)
+	r.Handle("/", http.HandlerFunc(index)).Methods(http.MethodGet, http.MethodHead)
 
 	return a.instrument(r)
 }
