@@ -20,7 +20,7 @@ func (b *bench) derived() {
 	}
 }
 
-// target is one goal of issue 3: figure op want.
+// target is one goal of issue 3 (exports) or issue 4 (hub): figure op want.
 type target struct {
 	label  string
 	figure string
@@ -37,13 +37,15 @@ var targets = []target{
 	{label: "exporter peak RSS at 1M ≤ 1.1 × at 100k", figure: "csv_peak_rss_1m_vs_100k_ratio", atMost: true, want: 1.1},
 	{label: "CSV stream TTFB ≤ 100 ms", figure: "csv_stream_ttfb_ms", atMost: true, want: 100},
 	{label: "JSON Lines stream TTFB ≤ 100 ms", figure: "jsonl_stream_ttfb_ms", atMost: true, want: 100},
+	{label: "hub produce→push p99 ≤ 250 ms (1k clients)", figure: "hub_latency_p99_ms", atMost: true, want: 250},
+	{label: "hub RSS with 10k idle clients ≤ 400 MB", figure: "hub_idle_peak_rss_mib", atMost: true, want: 400e6 / (1 << 20)},
 }
 
 // summary compares the figures with the targets, on stderr.
 func (b *bench) summary() {
 	var sb strings.Builder
 	met, missed, absent := 0, 0, 0
-	fmt.Fprintln(&sb, "[bench] ==== summary against the targets (issue 3); the bench asserts nothing")
+	fmt.Fprintln(&sb, "[bench] ==== summary against the targets (issues 3 and 4); the bench asserts nothing")
 	for _, t := range targets {
 		v, ok := b.figures[t.figure]
 		var verdict string
