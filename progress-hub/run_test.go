@@ -44,7 +44,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "defaults", env: map[string]string{}, want: func(c Config) bool {
 			return c.Addr == "127.0.0.1:8081" && c.ExportsDB == "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable" &&
 				slices.Equal(c.Brokers, []string{"127.0.0.1:9092"}) && c.JWTSecret == "local-dev-secret" &&
-				len(c.AllowedOrigins) == 4 && c.ConsumerGroup == "progress-hub" && c.LogLevel == "info"
+				len(c.AllowedOrigins) == 4 && c.ConsumerGroup == "progress-hub" && c.LogLevel == "info" &&
+				c.BroadcastLookback == 10*time.Second && c.FoldDelay == 2*time.Second && !c.Pprof
 		}},
 		{name: "overrides", env: map[string]string{"HUB_ADDR": "0.0.0.0:9999", "KAFKA_BROKERS": "a:1, b:2",
 			"HUB_ALLOWED_ORIGINS": "*", "HUB_CONSUMER_GROUP": "hub-2", "LOG_LEVEL": "debug"}, want: func(c Config) bool {
@@ -52,8 +53,10 @@ func TestLoadConfig(t *testing.T) {
 				slices.Equal(c.AllowedOrigins, []string{"*"}) && c.ConsumerGroup == "hub-2" && c.LogLevel == "debug"
 		}},
 		{name: "invalid", env: map[string]string{"HUB_ADDR": "nope", "KAFKA_BROKERS": " , ",
-			"EXPORTS_DATABASE_URL": "mysql://x", "HUB_ALLOWED_ORIGINS": "127.0.0.1:8080"},
-			wantErr: []string{"HUB_ADDR", "KAFKA_BROKERS", "EXPORTS_DATABASE_URL", "HUB_ALLOWED_ORIGINS"}},
+			"EXPORTS_DATABASE_URL": "mysql://x", "HUB_ALLOWED_ORIGINS": "127.0.0.1:8080",
+			"HUB_BROADCAST_LOOKBACK": "-1s", "HUB_FOLD_DELAY": "-1s"},
+			wantErr: []string{"HUB_ADDR", "KAFKA_BROKERS", "EXPORTS_DATABASE_URL", "HUB_ALLOWED_ORIGINS",
+				"HUB_BROADCAST_LOOKBACK", "HUB_FOLD_DELAY"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
