@@ -241,33 +241,68 @@ func (cn *conn) subscribeAll(ctx context.Context) bool {
 	if !hub.beginSubscription(cn.c, nil, true) {
 		return false
 	}
+	f := cn.s.recentJobs(ctx, time.Now())
 	done := completeReq{c: cn.c}
-	jobs, err := cn.list(ctx)
-	if err != nil {
-		cn.log.Warn("listing jobs for snapshot", "err", err)
-		done.msgs = append(done.msgs, errorMsg(codeUnavailable, "could not list jobs; subscribe again", "", ""))
+	if f.err != nil {
+		done.msgs = [][]byte{errorMsg(codeUnavailable, "could not list jobs; subscribe again", "", "")}
 		return send(hub, hub.complete, done)
 	}
-	done.snapshots = make(map[string]time.Time, len(jobs))
-	for _, job := range jobs {
-		done.msgs = append(done.msgs, encode(snapshotMessage{Type: typeSnapshot, Job: job}))
-		done.snapshots[job.ID] = job.UpdatedAt
-	}
-	done.all = true
+	done.msgs, done.snapshots, done.all = f.msgs, f.snapshots, true
 	return send(hub, hub.complete, done)
+}
+
+// listing is one read of the most recent jobs, encoded once, shared by every {"all": true}
+// subscription that began before the read did. A storm of reconnecting clients (a hub
+// restart, 10,000 browsers) costs a few queries and encodings, not one per client. Sharing is
+// safe because the hub held each sharer's updates from before the read began, exactly as with
+// a read of its own. msgs and snapshots are read-only once done is closed.
+type listing struct {
+	started   time.Time
+	done      chan struct{}
+	msgs      [][]byte
+	snapshots map[string]time.Time
+	err       error
+}
+
+// recentJobs returns a listing that started at or after begun: the one in flight if it did,
+// else a new one.
+func (s *Server) recentJobs(ctx context.Context, begun time.Time) *listing {
+	s.listMu.Lock()
+	if f := s.listing; f != nil && !f.started.Before(begun) {
+		s.listMu.Unlock()
+		select {
+		case <-f.done:
+			return f
+		case <-ctx.Done():
+			return &listing{err: ctx.Err()}
+		}
+	}
+	f := &listing{started: time.Now(), done: make(chan struct{})}
+	s.listing = f
+	s.listMu.Unlock()
+	defer close(f.done)
+	// Not the first client's context: the others wait for this read too.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ReadTimeout)
+	defer cancel()
+	jobs, _, err := s.jobs.List(rctx, jobstore.ListFilter{Limit: s.opts.AllSnapshots})
+	if err != nil {
+		s.log.Warn("listing jobs for snapshot", "err", err)
+		f.err = err
+		return f
+	}
+	f.msgs = make([][]byte, 0, len(jobs))
+	f.snapshots = make(map[string]time.Time, len(jobs))
+	for _, job := range jobs {
+		f.msgs = append(f.msgs, encode(snapshotMessage{Type: typeSnapshot, Job: job}))
+		f.snapshots[job.ID] = job.UpdatedAt
+	}
+	return f
 }
 
 func (cn *conn) get(ctx context.Context, id string) (jobstore.Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, cn.s.opts.ReadTimeout)
 	defer cancel()
 	return cn.s.jobs.Get(ctx, id)
-}
-
-func (cn *conn) list(ctx context.Context) ([]jobstore.Job, error) {
-	ctx, cancel := context.WithTimeout(ctx, cn.s.opts.ReadTimeout)
-	defer cancel()
-	jobs, _, err := cn.s.jobs.List(ctx, jobstore.ListFilter{Limit: cn.s.opts.AllSnapshots})
-	return jobs, err
 }
 
 // dedupe drops empty and repeated ids, keeping the first occurrence's order.

@@ -83,6 +83,9 @@ type Server struct {
 	anyOrigin bool
 	origins   map[string]struct{}
 
+	listMu  sync.Mutex
+	listing *listing // the latest read of the recent jobs, see recentJobs
+
 	nextID atomic.Uint64
 	mu     sync.Mutex
 	closed bool
