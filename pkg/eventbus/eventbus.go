@@ -115,7 +115,12 @@ func (p *Publisher) Send(ctx context.Context, topic string, ev events.Event) {
 		return
 	}
 	p.cl.Produce(ctx, Record(topic, env), func(r *kgo.Record, err error) {
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled):
+			// The sender stopped (a cancelled job, a shutdown): the event no longer matters.
+			p.log.Debug("event not sent: its sender stopped", "ce_type", env.Type, "job_id", env.Key)
+		default:
 			p.log.Warn("sending event failed", "ce_type", env.Type, "job_id", env.Key, "err", err)
 		}
 	})
