@@ -49,7 +49,7 @@ func (s *Store) Apply(ctx context.Context, ev events.Event) (bool, error) {
 		}
 		sql = `UPDATE jobs SET status = 'completed', rows_done = $2, rows_total = $2, progress = 100,
 				bytes_written = $3, file = $4, started_at = coalesce(started_at, $5), finished_at = $6,
-				warnings = $7, expires_at = $8, phase = 'done', rate_rows_per_s = NULL, eta_seconds = NULL,
+				warnings = $7, expires_at = coalesce($8::timestamptz, $6::timestamptz + interval '30 days'), phase = 'done', rate_rows_per_s = NULL, eta_seconds = NULL,
 				lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
 			WHERE id = $1 AND status IN ('queued', 'running')`
 		args = []any{e.JobID, e.Rows, e.Object.SizeBytes, file, e.StartedAt, e.FinishedAt, nonNil(e.Warnings), e.ExpiresAt}

@@ -30,7 +30,7 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, ttl time.Duratio
 	job, err := scanJob(s.pool.QueryRow(ctx, `UPDATE jobs SET lease_owner = $2,
 			lease_expires_at = now() + $3 * interval '1 millisecond', attempt = attempt + 1,
 			status = 'running', started_at = coalesce(started_at, now()), updated_at = now(),
-			phase = 'counting', rate_rows_per_s = NULL, eta_seconds = NULL
+			phase = 'counting', rate_rows_per_s = NULL, eta_seconds = NULL, sealed_at = NULL
 		WHERE id = $1 AND deleted_at IS NULL AND status IN ('queued', 'running')
 		  AND (lease_expires_at IS NULL OR lease_expires_at < now())
 		RETURNING `+jobColumns, jobID, owner, ttl.Milliseconds()))
@@ -48,7 +48,7 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, ttl time.Duratio
 func (s *Store) ClaimExpired(ctx context.Context, owner string, ttl time.Duration) (Job, Lease, error) {
 	job, err := scanJob(s.pool.QueryRow(ctx, `UPDATE jobs SET lease_owner = $1,
 			lease_expires_at = now() + $2 * interval '1 millisecond', attempt = attempt + 1,
-			status = 'running', updated_at = now(), phase = 'counting', rate_rows_per_s = NULL, eta_seconds = NULL
+			status = 'running', updated_at = now(), phase = 'counting', rate_rows_per_s = NULL, eta_seconds = NULL, sealed_at = NULL
 		WHERE id = (SELECT id FROM jobs WHERE status IN ('queued', 'running') AND deleted_at IS NULL
 		              AND lease_expires_at < now()
 		            ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED)

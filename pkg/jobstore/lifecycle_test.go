@@ -115,6 +115,22 @@ func TestCancelRunningAndSealed(t *testing.T) {
 	if changed, err := s.Apply(ctx, events.ExportCancelled{JobID: id2, CancelledAt: time.Now()}); err != nil || changed {
 		t.Errorf("a stray ExportCancelled changed a sealed job: %v %v", changed, err)
 	}
+	// Its worker died before completing: the rescued attempt is not sealed and can be cancelled.
+	if err := s.Seal(ctx, lease2, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, _, err := s.ClaimExpired(ctx, "rescuer", time.Minute); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the sealed job's expired lease was never rescued: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := s.Cancel(ctx, id2, "bob"); err != nil {
+		t.Errorf("cancelling the rescued attempt of a once-sealed job = %v", err)
+	}
 }
 
 func TestDelete(t *testing.T) {
@@ -215,6 +231,23 @@ func TestExpiry(t *testing.T) {
 	job, _ = s.Get(ctx, id)
 	if job.Status != jobstore.StatusExpired || !job.FileRemoved {
 		t.Errorf("after the sweep the job is %s (file removed %v), want expired", job.Status, job.FileRemoved)
+	}
+}
+
+// TestExpiryDefault: a completion that does not say when its file expires (an exporter older
+// than retention) gets 30 days from its end.
+func TestExpiryDefault(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	id := create(t, s)
+	finished := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	if _, err := s.Apply(ctx, events.ExportCompleted{JobID: id, Rows: 1, FinishedAt: finished, Object: events.Object{Key: "k"}}); err != nil {
+		t.Fatal(err)
+	}
+	job, _ := s.Get(ctx, id)
+	if want := finished.Add(30 * 24 * time.Hour); job.ExpiresAt == nil || !job.ExpiresAt.Equal(want) {
+		t.Errorf("expires_at %v, want %v", job.ExpiresAt, want)
 	}
 }
 

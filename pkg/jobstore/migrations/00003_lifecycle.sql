@@ -13,6 +13,9 @@ ALTER TABLE jobs
     ADD COLUMN rate_rows_per_s double precision,
     ADD COLUMN eta_seconds     double precision;
 UPDATE jobs SET phase = 'done' WHERE status NOT IN ('queued', 'running');
+-- Files stored before retention existed get the default 30 days from their completion.
+UPDATE jobs SET expires_at = coalesce(finished_at, updated_at) + interval '30 days'
+    WHERE file IS NOT NULL AND expires_at IS NULL;
 UPDATE jobs SET phase = 'writing' WHERE status = 'running';
 -- The sweeper's work: files past their expiry, and files of deleted jobs, not yet removed.
 CREATE INDEX jobs_sweep_idx ON jobs (expires_at) WHERE file IS NOT NULL AND file_removed_at IS NULL;
