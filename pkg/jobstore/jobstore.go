@@ -241,6 +241,15 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	return scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND deleted_at IS NULL`, id))
 }
 
+// GetAny is Get with deleted jobs too: the hub's last push of a job deleted while clients
+// were watching it (a running job deleted ends cancelled on their screens).
+func (s *Store) GetAny(ctx context.Context, id string) (Job, error) {
+	if !looksLikeUUID(id) {
+		return Job{}, ErrNotFound
+	}
+	return scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, id))
+}
+
 // ListFilter selects jobs for List.
 type ListFilter struct {
 	Status        Status

@@ -35,7 +35,9 @@ import (
 // Store is the part of the job store the handler needs; *jobstore.Store implements it.
 type Store interface {
 	Apply(ctx context.Context, ev events.Event) (bool, error)
-	Get(ctx context.Context, id string) (jobstore.Job, error)
+	// GetAny reads the job row, deleted or not: a job deleted while it ran is pushed as
+	// cancelled to those who watched it.
+	GetAny(ctx context.Context, id string) (jobstore.Job, error)
 }
 
 // Pusher delivers an update to the subscribed clients; the WebSocket hub implements it.
@@ -77,9 +79,9 @@ func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
 			return fmt.Errorf("folding %s of job %s: %w", env.Type, ev.Key(), err)
 		}
 	}
-	job, err := h.store.Get(ctx, ev.Key())
+	job, err := h.store.GetAny(ctx, ev.Key())
 	if errors.Is(err, jobstore.ErrNotFound) {
-		// Unknown or deleted job: nobody can be subscribed to it.
+		// Unknown job: nobody can be subscribed to it.
 		h.folded.WithLabelValues("broadcast", string(env.Type), outcome(changed, false)).Inc()
 		return nil
 	}

@@ -36,7 +36,7 @@ func (f *fakeStore) Apply(_ context.Context, ev events.Event) (bool, error) {
 	return f.changed, f.applyErr
 }
 
-func (f *fakeStore) Get(context.Context, string) (jobstore.Job, error) { return f.job, f.getErr }
+func (f *fakeStore) GetAny(context.Context, string) (jobstore.Job, error) { return f.job, f.getErr }
 
 // recorder is a Pusher keeping what it was given.
 type recorder struct {

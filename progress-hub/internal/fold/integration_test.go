@@ -102,3 +102,38 @@ func TestFoldAgainstPostgres(t *testing.T) {
 		t.Errorf("repeat pushed %+v", got)
 	}
 }
+
+// TestFoldDeletedRunningJob: a running job deleted while clients watch it is pushed to them as
+// cancelled (the delete cancelled it), although the API no longer shows it.
+func TestFoldDeletedRunningJob(t *testing.T) {
+	t.Parallel()
+	pool := pgdbtest.NewDatabase(t, "hub_fold_delete")
+	ctx := t.Context()
+	if err := jobstore.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	store := jobstore.New(pool)
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := store.Create(ctx, events.ExportRequested{JobID: id, Entity: "products", Format: "csv",
+		RequestedBy: "alice", RequestedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.Claim(ctx, id, "w", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Delete(ctx, id, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	h := New(store, rec, slog.New(slog.NewTextHandler(t.Output(), nil)), nil)
+	env, err := events.Wrap(events.ExportCancelled{JobID: id, CancelledBy: "bob", CancelledAt: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Handle(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.updates) != 1 || rec.updates[0].Type != "cancelled" || rec.updates[0].TaskID != id {
+		t.Errorf("pushed %+v, want the deleted job as cancelled", rec.updates)
+	}
+}
