@@ -161,6 +161,30 @@ func (s *Store) FileRemoved(ctx context.Context, id string, now time.Time) error
 	return nil
 }
 
+// Jobs returns the jobs among ids, deleted ones included, by id (unknown ids are absent):
+// the sweeper's view of the jobs whose objects it found in the bucket.
+func (s *Store) Jobs(ctx context.Context, ids []string) (map[string]Job, error) {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if looksLikeUUID(id) {
+			valid = append(valid, id)
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ANY($1::uuid[])`, valid)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d jobs: %w", len(valid), err)
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) { return scanJob(r) })
+	if err != nil {
+		return nil, fmt.Errorf("reading %d jobs: %w", len(valid), err)
+	}
+	out := make(map[string]Job, len(jobs))
+	for _, j := range jobs {
+		out[j.ID] = j
+	}
+	return out, nil
+}
+
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

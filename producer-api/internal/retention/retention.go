@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,11 +20,13 @@ import (
 type Store interface {
 	RemovableFiles(ctx context.Context, now time.Time, limit int) ([]jobstore.Job, error)
 	FileRemoved(ctx context.Context, id string, now time.Time) error
+	Jobs(ctx context.Context, ids []string) (map[string]jobstore.Job, error)
 }
 
-// Objects removes files.
+// Objects lists and removes files.
 type Objects interface {
 	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string) ([]string, error)
 }
 
 // StaleUploads is implemented by stores that can abort abandoned multipart uploads.
@@ -37,7 +40,10 @@ type Config struct {
 	// UploadMaxAge is the age past which an unfinished multipart upload is abandoned; it
 	// must exceed the longest export (default 24h).
 	UploadMaxAge time.Duration
-	Now          func() time.Time // the clock; nil is time.Now
+	// OrphanEvery is how often the whole bucket is compared with the jobs (default 1h), and
+	// OrphanGrace how long after a job ended an object it does not name is removed (1h).
+	OrphanEvery, OrphanGrace time.Duration
+	Now                      func() time.Time // the clock; nil is time.Now
 }
 
 // Sweeper removes expired and deleted files.
@@ -49,6 +55,8 @@ type Sweeper struct {
 	removed *prometheus.CounterVec
 	aborted prometheus.Counter
 	failed  prometheus.Counter
+
+	lastOrphans time.Time // when the bucket was last compared with the jobs
 }
 
 // New builds a sweeper; its metrics go to reg (nil: none).
@@ -62,9 +70,15 @@ func New(cfg Config, store Store, objects Objects, log *slog.Logger, reg prometh
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.OrphanEvery <= 0 {
+		cfg.OrphanEvery = time.Hour
+	}
+	if cfg.OrphanGrace <= 0 {
+		cfg.OrphanGrace = time.Hour
+	}
 	s := &Sweeper{cfg: cfg, store: store, objects: objects, log: log,
 		removed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "export_files_removed_total", Help: "Export files removed from the bucket by the sweeper, by reason (expired, deleted).",
+			Name: "export_files_removed_total", Help: "Export files removed from the bucket by the sweeper, by reason (expired, deleted, orphan).",
 		}, []string{"reason"}),
 		aborted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "export_stale_uploads_aborted_total", Help: "Abandoned multipart uploads aborted by the sweeper.",
@@ -141,5 +155,60 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 			s.log.Info("abandoned multipart uploads aborted", "count", n)
 		}
 	}
+	if now.Sub(s.lastOrphans) >= s.cfg.OrphanEvery {
+		n, err := s.SweepOrphans(ctx, now)
+		removed += n
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			s.lastOrphans = now
+		}
+	}
 	return removed, errors.Join(errs...)
+}
+
+// SweepOrphans removes the objects no job will ever name: under ENTITY/JOB_ID/…, those of a
+// job that ended more than OrphanGrace ago and whose file they are not (an attempt that lost
+// its lease, was killed after storing its file, or was cancelled as its upload completed).
+// Objects of running jobs, of unknown jobs and outside that layout are left alone.
+func (s *Sweeper) SweepOrphans(ctx context.Context, now time.Time) (int, error) {
+	keys, err := s.objects.List(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	byJob := map[string][]string{}
+	for _, k := range keys {
+		parts := strings.SplitN(k, "/", 3)
+		if len(parts) == 3 {
+			byJob[parts[1]] = append(byJob[parts[1]], k)
+		}
+	}
+	ids := make([]string, 0, len(byJob))
+	for id := range byJob {
+		ids = append(ids, id)
+	}
+	removed := 0
+	for start := 0; start < len(ids); start += 500 {
+		jobs, err := s.store.Jobs(ctx, ids[start:min(start+500, len(ids))])
+		if err != nil {
+			return removed, err
+		}
+		for id, job := range jobs {
+			if !job.Status.Terminal() || job.FinishedAt == nil || now.Sub(*job.FinishedAt) < s.cfg.OrphanGrace {
+				continue
+			}
+			for _, k := range byJob[id] {
+				if job.File != nil && k == job.File.Key && !job.FileRemoved {
+					continue // the job's own file: RemovableFiles decides when it goes
+				}
+				if err := s.objects.Delete(ctx, k); err != nil {
+					return removed, err
+				}
+				s.removed.WithLabelValues("orphan").Inc()
+				s.log.Info("orphaned export file removed", "job_id", id, "key", k)
+				removed++
+			}
+		}
+	}
+	return removed, nil
 }

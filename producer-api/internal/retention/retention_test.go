@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -117,5 +118,53 @@ func assertKeys(t *testing.T, objects objectstore.Store, want ...string) {
 		if keys[i] != want[i] {
 			t.Errorf("bucket holds %q, want %q", keys, want)
 		}
+	}
+}
+
+// TestSweepOrphans: an object no job names (another attempt's file) goes once its job ended
+// more than the grace ago; running jobs, recent ends, unknown jobs and other keys are kept.
+func TestSweepOrphans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	objects := &flakyObjects{Memory: objectstore.NewMemory()}
+	expiry := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	done, doneKey := completed(t, s, objects, expiry) // finished 30 days before expiry
+	put := func(key string) {
+		if _, err := objects.Put(ctx, key, bytes.NewReader([]byte("x")), "text/csv"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orphan := "products/" + done + "/1/products.csv"
+	put(orphan)
+	running := uuid.Must(uuid.NewV7()).String()
+	if _, err := s.Create(ctx, events.ExportRequested{JobID: running, Entity: "products", Format: "csv", RequestedBy: "a", RequestedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Claim(ctx, running, "w", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	runningKey := "products/" + running + "/1/products.csv"
+	put(runningKey)
+	unknown := "products/" + uuid.Must(uuid.NewV7()).String() + "/1/products.csv"
+	put(unknown)
+	put("conformance-1/x.csv")
+
+	sw := retention.New(retention.Config{}, s, objects, slog.New(slog.NewTextHandler(t.Output(), nil)), nil)
+	finished := expiry.Add(-30 * 24 * time.Hour)
+	if n, err := sw.SweepOrphans(ctx, finished.Add(30*time.Minute)); n != 0 || err != nil {
+		t.Errorf("within the grace: removed %d, %v; want none", n, err)
+	}
+	if n, err := sw.SweepOrphans(ctx, finished.Add(2*time.Hour)); n != 1 || err != nil {
+		t.Errorf("after the grace: removed %d, %v; want the other attempt's file", n, err)
+	}
+	keys, _ := objects.List(ctx, "")
+	for _, k := range []string{doneKey, runningKey, unknown, "conformance-1/x.csv"} {
+		if !slices.Contains(keys, k) {
+			t.Errorf("%s was removed", k)
+		}
+	}
+	if slices.Contains(keys, orphan) {
+		t.Errorf("the orphan %s stays", orphan)
 	}
 }
