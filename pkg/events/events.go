@@ -142,6 +142,9 @@ type ExportFailed struct {
 // ExportCancelled says a job was stopped on a user's request.
 type ExportCancelled struct {
 	JobID       string    `json:"job_id"`
+	Entity      string    `json:"entity,omitempty"`
+	Format      string    `json:"format,omitempty"`
+	RequestedBy string    `json:"requested_by,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	CancelledBy string    `json:"cancelled_by,omitempty"`
 	CancelledAt time.Time `json:"cancelled_at"`

@@ -32,7 +32,7 @@ func (s *Store) Cancel(ctx context.Context, id, by string) (Job, error) {
 	var job Job
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		job, err = s.cancelTx(ctx, tx, id, by)
+		job, err = s.cancelTx(ctx, tx, id, by, "cancelled on request")
 		return err
 	})
 	if errors.Is(err, ErrFinished) {
@@ -45,7 +45,7 @@ func (s *Store) Cancel(ctx context.Context, id, by string) (Job, error) {
 	return job, err
 }
 
-func (s *Store) cancelTx(ctx context.Context, tx pgx.Tx, id, by string) (Job, error) {
+func (s *Store) cancelTx(ctx context.Context, tx pgx.Tx, id, by, reason string) (Job, error) {
 	job, err := scanJob(tx.QueryRow(ctx, cancelSQL, id, by))
 	if errors.Is(err, ErrNotFound) {
 		var exists bool
@@ -61,7 +61,8 @@ func (s *Store) cancelTx(ctx context.Context, tx pgx.Tx, id, by string) (Job, er
 		return Job{}, fmt.Errorf("cancelling job %s: %w", id, err)
 	}
 	env, err := events.Wrap(events.ExportCancelled{
-		JobID: id, Reason: "cancelled on request", CancelledBy: by, CancelledAt: derefTime(job.FinishedAt),
+		JobID: id, Entity: job.Entity, Format: job.Format, RequestedBy: job.RequestedBy,
+		Reason: reason, CancelledBy: by, CancelledAt: derefTime(job.FinishedAt),
 	})
 	if err != nil {
 		return Job{}, err
@@ -88,7 +89,7 @@ func (s *Store) Delete(ctx context.Context, id, by string) (Job, error) {
 			return err
 		}
 		if !job.Status.Terminal() {
-			if cancelled, err := s.cancelTx(ctx, tx, id, by); err == nil {
+			if cancelled, err := s.cancelTx(ctx, tx, id, by, "deleted"); err == nil {
 				job = cancelled
 			} else if !errors.Is(err, ErrFinished) {
 				return err

@@ -52,7 +52,8 @@ func TestCancelQueued(t *testing.T) {
 		t.Fatalf("outbox after cancel = %+v", msgs)
 	}
 	ev, err := events.Decode[events.ExportCancelled](msgs[0].Envelope)
-	if err != nil || ev.JobID != id || ev.CancelledBy != "bob" || ev.CancelledAt.IsZero() {
+	if err != nil || ev.JobID != id || ev.CancelledBy != "bob" || ev.CancelledAt.IsZero() ||
+		ev.Entity != "products" || ev.Format != "csv" || ev.RequestedBy != "alice" || ev.Reason != "cancelled on request" {
 		t.Errorf("ExportCancelled = %+v, %v", ev, err)
 	}
 	// The exporter that receives the ExportRequested later never starts it.

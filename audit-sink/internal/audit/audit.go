@@ -121,8 +121,9 @@ func Map(env events.Envelope) (rec Record, ok bool, err error) {
 	case events.ExportCancelled:
 		rec.Action = ActionCancelled
 		rec.ActorID = e.CancelledBy
+		rec.Entity, rec.Format = e.Entity, e.Format
 		rec.RiskLevel = RiskLow
-		rec.Details = compact(map[string]any{"reason": e.Reason})
+		rec.Details = compact(map[string]any{"reason": e.Reason, "requested_by": e.RequestedBy})
 	}
 	if rec.ResourceID == "" {
 		return Record{}, false, fmt.Errorf("%w: %s %s has no job_id", ErrMalformed, env.Type, env.ID)

@@ -52,7 +52,8 @@ func TestMap(t *testing.T) {
 		JobID: "job-2", Entity: "suppliers", Format: "excel", Code: "catalog_unavailable",
 		Message: "connection refused", Attempt: 3, RequestedBy: "bob", FailedAt: t0.Add(2 * time.Minute),
 	}
-	cancelled := events.ExportCancelled{JobID: "job-4", Reason: "cancelled on request", CancelledBy: "carol", CancelledAt: t0.Add(3 * time.Minute)}
+	cancelled := events.ExportCancelled{JobID: "job-4", Entity: "products", Format: "json", RequestedBy: "alice",
+		Reason: "cancelled on request", CancelledBy: "carol", CancelledAt: t0.Add(3 * time.Minute)}
 	noTime := wrap(t, events.ExportFailed{JobID: "job-3", Code: "x"})
 	noTime.Time = t0.Add(time.Hour)
 
@@ -109,8 +110,8 @@ func TestMap(t *testing.T) {
 			name: "cancelled", env: wrap(t, cancelled), wantOK: true,
 			want: audit.Record{
 				EventID: events.ID(cancelled), EventType: events.TypeCancelled, OccurredAt: t0.Add(3 * time.Minute),
-				Action: audit.ActionCancelled, ActorID: "carol", ResourceID: "job-4", RiskLevel: audit.RiskLow,
-				Details: map[string]any{"reason": "cancelled on request"},
+				Action: audit.ActionCancelled, ActorID: "carol", ResourceID: "job-4", Entity: "products", Format: "json",
+				RiskLevel: audit.RiskLow, Details: map[string]any{"reason": "cancelled on request", "requested_by": "alice"},
 			},
 		},
 		{name: "unknown type is not audited", env: events.Envelope{ID: "x", Type: "com.example.other.v1", Data: []byte(`{}`)}},
