@@ -26,12 +26,20 @@ func (s stack) startExporter(t *testing.T, id, addr string) *exec.Cmd {
 // .stack/logs/e2e-ID.log.
 func (s stack) startExporterEnv(t *testing.T, id, addr string, env ...string) *exec.Cmd {
 	t.Helper()
+	return s.startService(t, "exporter", id, addr, append([]string{"EXPORTER_ADDR=" + addr, "EXPORTER_ID=" + id}, env...)...)
+}
+
+// startService runs another process of a stack service (.stack/bin/NAME) with the stack's
+// settings plus env, logging to .stack/logs/e2e-ID.log, and returns once it answers /readyz
+// on addr; the test's cleanup stops it (SIGTERM, then SIGKILL after 20 s).
+func (s stack) startService(t *testing.T, name, id, addr string, env ...string) *exec.Cmd {
+	t.Helper()
 	logf, err := os.Create(filepath.Join(s.root, ".stack/logs/e2e-"+id+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(s.root, ".stack/bin/exporter"))
-	cmd.Env = append(append(os.Environ(), "EXPORTER_ADDR="+addr, "EXPORTER_ID="+id), env...)
+	cmd := exec.Command(filepath.Join(s.root, ".stack/bin", name))
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -57,7 +65,7 @@ func (s stack) startExporterEnv(t *testing.T, id, addr string, env ...string) *e
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("second exporter not ready: %v", err)
+			t.Fatalf("second %s not ready: %v (see .stack/logs/e2e-%s.log)", name, err, id)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

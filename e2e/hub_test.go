@@ -4,10 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -102,41 +98,7 @@ func waitPush(t *testing.T, c *websocket.Conn, name, job string, timeout time.Du
 // .stack/logs/e2e-ID.log; it shares the stack's settings (database, Kafka, fold group).
 func (s stack) startHub(t *testing.T, id, addr string) {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(s.root, ".stack/logs/e2e-"+id+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(s.root, ".stack/bin/progress-hub"))
-	cmd.Env = append(os.Environ(), "HUB_ADDR="+addr)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		logf.Close()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("second hub not ready: %v (see .stack/logs/e2e-%s.log)", err, id)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.startService(t, "progress-hub", id, addr, "HUB_ADDR="+addr)
 }
 
 func hubAddr() string { return env("HUB_ADDR", "127.0.0.1:8081") }

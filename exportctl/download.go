@@ -24,15 +24,10 @@ func (a *app) cmdDownload(ctx context.Context, args []string) error {
 	fs := a.flagSet("download", nil)
 	fs.Usage = commandUsage(fs, "download ID [flags]", downloadDoc)
 	out := fs.String("out", "", "the file, or directory, to write to; - for stdout (default: the server's file name, here)")
-	pos, err := parse(fs, args, 1, 1)
+	c, id, err := a.jobCommand(fs, args)
 	if err != nil {
 		return err
 	}
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
-	id := pos[0]
 	j, err := c.getJob(ctx, id)
 	if err != nil {
 		return fmt.Errorf("reading export %s: %w", id, err)

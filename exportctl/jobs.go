@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -123,40 +124,45 @@ func cell(s string) string {
 	return s
 }
 
+// jobCommand parses the one job ID of a command and makes the API client.
+func (a *app) jobCommand(fs *flag.FlagSet, args []string) (*client, string, error) {
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := a.client()
+	if err != nil {
+		return nil, "", err
+	}
+	return c, pos[0], nil
+}
+
 func (a *app) cmdCancel(ctx context.Context, args []string) error {
 	fs := a.flagSet("cancel", nil)
 	fs.Usage = commandUsage(fs, "cancel ID", "Cancels a queued or running export job. A job that has already ended is an error.")
-	pos, err := parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	c, id, err := a.jobCommand(fs, args)
 	if err != nil {
 		return err
 	}
 	var j job
-	if err := c.do(ctx, http.MethodPost, basePath+"/"+url.PathEscape(pos[0])+"/cancel", nil, &j); err != nil {
-		return fmt.Errorf("cannot cancel export %s: %w", pos[0], err)
+	if err := c.do(ctx, http.MethodPost, basePath+"/"+url.PathEscape(id)+"/cancel", nil, &j); err != nil {
+		return fmt.Errorf("cannot cancel export %s: %w", id, err)
 	}
-	fmt.Fprintf(a.stdout, "export %s %s\n", pos[0], firstNonEmpty(j.Status, statusCancelled))
+	fmt.Fprintf(a.stdout, "export %s %s\n", id, firstNonEmpty(j.Status, statusCancelled))
 	return nil
 }
 
 func (a *app) cmdDelete(ctx context.Context, args []string) error {
 	fs := a.flagSet("delete", nil)
 	fs.Usage = commandUsage(fs, "delete ID", "Deletes an export job and its file, cancelling the job if it is queued or running.")
-	pos, err := parse(fs, args, 1, 1)
+	c, id, err := a.jobCommand(fs, args)
 	if err != nil {
 		return err
 	}
-	c, err := a.client()
-	if err != nil {
-		return err
+	if err := c.do(ctx, http.MethodDelete, basePath+"/"+url.PathEscape(id), nil, nil); err != nil {
+		return fmt.Errorf("cannot delete export %s: %w", id, err)
 	}
-	if err := c.do(ctx, http.MethodDelete, basePath+"/"+url.PathEscape(pos[0]), nil, nil); err != nil {
-		return fmt.Errorf("cannot delete export %s: %w", pos[0], err)
-	}
-	fmt.Fprintf(a.stdout, "export %s deleted\n", pos[0])
+	fmt.Fprintf(a.stdout, "export %s deleted\n", id)
 	return nil
 }
 

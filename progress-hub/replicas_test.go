@@ -8,15 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
-	"github.com/productsmanager/exportplatform/pkg/pgdb"
 	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
 )
 
@@ -74,22 +71,8 @@ func TestReplicasEachPushEveryEvent(t *testing.T) {
 	}
 	addrs := []string{startReplica(t, base), startReplica(t, env2)}
 
-	pool, err := pgdb.Open(ctx, dbURL, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store := jobstore.New(pool)
-	id := uuid.Must(uuid.NewV7()).String()
-	now := time.Now().UTC()
-	if _, err := store.Create(ctx, events.ExportRequested{JobID: id, Entity: "products", Format: "csv",
-		RequestedBy: "alice", RequestedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := auth.Mint([]byte(secret), auth.Principal{Subject: "alice", Permissions: []string{auth.PermReadExports}}, time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The job row, as producer-api would have written it, and a reader's token.
+	store, id, now, tok := newJobAndToken(t, dbURL, secret)
 	var conns []*websocket.Conn
 	for _, addr := range addrs {
 		conn, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+addr+"/api/v1/exports/ws?access_token="+tok, nil)

@@ -157,24 +157,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("/ws without token: %d %s", code, body)
 	}
 
-	// The job row, as producer-api would have written it.
-	pool, err := pgdb.Open(ctx, dbURL, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store := jobstore.New(pool)
-	id := uuid.Must(uuid.NewV7()).String()
-	now := time.Now().UTC()
-	if _, err := store.Create(ctx, events.ExportRequested{JobID: id, Entity: "products", Format: "csv",
-		RequestedBy: "alice", RequestedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-
-	tok, err := auth.Mint([]byte(secret), auth.Principal{Subject: "alice", Permissions: []string{auth.PermReadExports}}, time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The job row, as producer-api would have written it, and a reader's token.
+	store, id, now, tok := newJobAndToken(t, dbURL, secret)
 	conn, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+addr+"/api/v1/exports/ws?access_token="+tok,
 		http.Header{"Origin": {"http://localhost:8080"}})
 	if err != nil {
@@ -296,4 +280,27 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		<-tick.C
 	}
+}
+
+// newJobAndToken creates a queued products job in the exports database at dbURL and mints a
+// READ_EXPORTS token for its requester with secret.
+func newJobAndToken(t *testing.T, dbURL, secret string) (store *jobstore.Store, id string, now time.Time, tok string) {
+	t.Helper()
+	pool, err := pgdb.Open(t.Context(), dbURL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store = jobstore.New(pool)
+	id = uuid.Must(uuid.NewV7()).String()
+	now = time.Now().UTC()
+	if _, err := store.Create(t.Context(), events.ExportRequested{JobID: id, Entity: "products", Format: "csv",
+		RequestedBy: "alice", RequestedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err = auth.Mint([]byte(secret), auth.Principal{Subject: "alice", Permissions: []string{auth.PermReadExports}}, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, id, now, tok
 }

@@ -165,6 +165,12 @@ const jobColumns = `id::text, entity, format, status, progress, rows_done, rows_
 		AND q.deleted_at IS NULL AND (q.created_at, q.id) < (jobs.created_at, jobs.id)) END,
 	expires_at, cancelled_by, file_removed_at IS NOT NULL`
 
+// jobSQL reads one job by id ($1), deleted or not; liveJobSQL only one not deleted.
+const (
+	jobSQL     = `SELECT ` + jobColumns + ` FROM jobs WHERE id = $1`
+	liveJobSQL = jobSQL + ` AND deleted_at IS NULL`
+)
+
 func scanJob(row pgx.Row) (Job, error) {
 	var j Job
 	var errCode, errMsg *string
@@ -238,7 +244,7 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	if !looksLikeUUID(id) {
 		return Job{}, ErrNotFound
 	}
-	return scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND deleted_at IS NULL`, id))
+	return scanJob(s.pool.QueryRow(ctx, liveJobSQL, id))
 }
 
 // GetAny is Get with deleted jobs too: the hub's last push of a job deleted while clients
@@ -247,7 +253,7 @@ func (s *Store) GetAny(ctx context.Context, id string) (Job, error) {
 	if !looksLikeUUID(id) {
 		return Job{}, ErrNotFound
 	}
-	return scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, id))
+	return scanJob(s.pool.QueryRow(ctx, jobSQL, id))
 }
 
 // ListFilter selects jobs for List.
@@ -301,22 +307,10 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
 		where = append(where, fmt.Sprintf("(created_at, id) < ($%d, $%d)", len(args)-1, len(args)))
 	}
 	// where holds only the fixed fragments above; values travel as arguments.
-	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+strings.Join(where, " AND ")+
+	jobs, err := s.queryJobs(ctx, "listing jobs", `SELECT `+jobColumns+` FROM jobs WHERE `+strings.Join(where, " AND ")+
 		` ORDER BY created_at DESC, id DESC LIMIT $1`, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("listing jobs: %w", err)
-	}
-	defer rows.Close()
-	jobs := []Job{}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		jobs = append(jobs, j)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("listing jobs: %w", err)
+		return nil, "", err
 	}
 	next := ""
 	if len(jobs) > limit {
@@ -325,6 +319,19 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
 		next = encodeCursor(last.CreatedAt, last.ID)
 	}
 	return jobs, next, nil
+}
+
+// queryJobs runs a query of jobColumns rows; what names it in errors.
+func (s *Store) queryJobs(ctx context.Context, what, sql string, args ...any) ([]Job, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) { return scanJob(r) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return jobs, nil
 }
 
 func encodeCursor(t time.Time, id string) string {

@@ -35,27 +35,18 @@ func (s *Store) Cancel(ctx context.Context, id, by string) (Job, error) {
 		job, err = s.cancelTx(ctx, tx, id, by, "cancelled on request")
 		return err
 	})
-	if errors.Is(err, ErrFinished) {
-		current, gerr := s.Get(ctx, id)
-		if gerr != nil {
-			return Job{}, gerr
-		}
-		return current, ErrFinished
-	}
 	return job, err
 }
 
+// cancelTx is Cancel within tx; on ErrFinished it returns the job as it is.
 func (s *Store) cancelTx(ctx context.Context, tx pgx.Tx, id, by, reason string) (Job, error) {
 	job, err := scanJob(tx.QueryRow(ctx, cancelSQL, id, by))
 	if errors.Is(err, ErrNotFound) {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND deleted_at IS NULL)`, id).Scan(&exists); err != nil {
-			return Job{}, fmt.Errorf("cancelling job %s: %w", id, err)
+		current, err := scanJob(tx.QueryRow(ctx, liveJobSQL, id))
+		if err != nil {
+			return Job{}, err // ErrNotFound: no such job
 		}
-		if exists {
-			return Job{}, ErrFinished
-		}
-		return Job{}, ErrNotFound
+		return current, ErrFinished
 	}
 	if err != nil {
 		return Job{}, fmt.Errorf("cancelling job %s: %w", id, err)
@@ -84,7 +75,7 @@ func (s *Store) Delete(ctx context.Context, id, by string) (Job, error) {
 	var job Job
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		job, err = scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id))
+		job, err = scanJob(tx.QueryRow(ctx, liveJobSQL+` FOR UPDATE`, id))
 		if err != nil {
 			return err
 		}
@@ -137,17 +128,9 @@ func (s *Store) Seal(ctx context.Context, l Lease, ttl time.Duration) error {
 // RemovableFiles returns up to limit jobs whose file is to be removed from the bucket at now:
 // past its expiry, or of a deleted job.
 func (s *Store) RemovableFiles(ctx context.Context, now time.Time, limit int) ([]Job, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs
+	return s.queryJobs(ctx, "listing files to remove", `SELECT `+jobColumns+` FROM jobs
 		WHERE file IS NOT NULL AND file_removed_at IS NULL AND (expires_at <= $1 OR deleted_at IS NOT NULL)
 		ORDER BY expires_at NULLS FIRST LIMIT $2`, now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("listing files to remove: %w", err)
-	}
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) { return scanJob(r) })
-	if err != nil {
-		return nil, fmt.Errorf("listing files to remove: %w", err)
-	}
-	return jobs, nil
 }
 
 // FileRemoved records that a job's file is gone from the bucket at now; a completed job whose
@@ -171,13 +154,10 @@ func (s *Store) Jobs(ctx context.Context, ids []string) (map[string]Job, error) 
 			valid = append(valid, id)
 		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ANY($1::uuid[])`, valid)
+	jobs, err := s.queryJobs(ctx, fmt.Sprintf("reading %d jobs", len(valid)),
+		`SELECT `+jobColumns+` FROM jobs WHERE id = ANY($1::uuid[])`, valid)
 	if err != nil {
-		return nil, fmt.Errorf("reading %d jobs: %w", len(valid), err)
-	}
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) { return scanJob(r) })
-	if err != nil {
-		return nil, fmt.Errorf("reading %d jobs: %w", len(valid), err)
+		return nil, err
 	}
 	out := make(map[string]Job, len(jobs))
 	for _, j := range jobs {

@@ -22,7 +22,7 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case job.Status == jobstore.StatusExpired || job.FileRemoved ||
-		job.ExpiresAt != nil && !a.now().Before(*job.ExpiresAt):
+		job.ExpiresAt != nil && !a.Now().Before(*job.ExpiresAt):
 		server.WriteError(w, http.StatusGone, "expired", "the file of this export has expired", "")
 		return
 	case job.Status != jobstore.StatusCompleted || job.File == nil:

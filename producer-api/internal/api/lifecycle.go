@@ -62,17 +62,10 @@ func (a *api) deleteJob(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if err := a.Objects.Delete(ctx, job.File.Key); err != nil {
 			a.Log.Warn("removing the file of a deleted job failed; the sweeper will retry", "job_id", job.ID, "key", job.File.Key, "err", err)
-		} else if err := a.Jobs.FileRemoved(ctx, job.ID, a.now()); err != nil {
+		} else if err := a.Jobs.FileRemoved(ctx, job.ID, a.Now()); err != nil {
 			a.Log.Warn("recording the removal of a deleted job's file failed", "job_id", job.ID, "err", err)
 		}
 	}
 	a.Log.Info("export deleted", "job_id", job.ID, "deleted_by", p.Subject)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (a *api) now() time.Time {
-	if a.Now != nil {
-		return a.Now()
-	}
-	return time.Now()
 }

@@ -75,6 +75,9 @@ func NewServer(d Deps) http.Handler {
 	if d.Notify == nil {
 		d.Notify = func() {}
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	a := &api{Deps: d, metrics: newMetrics(d.Registry)}
 	if d.MaxStreams > 0 {
 		a.streamSlots = make(chan struct{}, d.MaxStreams)
