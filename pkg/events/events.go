@@ -65,8 +65,10 @@ type ExportRequested struct {
 	RequestedBy   string         `json:"requested_by"`
 	RequesterName string         `json:"requester_name,omitempty"`
 	ScheduleID    *string        `json:"schedule_id"`
-	PlatformID    *string        `json:"platform_id"`
-	RequestedAt   time.Time      `json:"requested_at"`
+	// ScheduledFor is the fire time of the schedule run the job belongs to (absent otherwise).
+	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
+	PlatformID   *string    `json:"platform_id"`
+	RequestedAt  time.Time  `json:"requested_at"`
 }
 
 // ExportStarted says a worker began (or, after a crash, resumed from scratch) a job.
@@ -109,17 +111,19 @@ const (
 
 // ExportCompleted says a job's file is stored and complete.
 type ExportCompleted struct {
-	JobID       string    `json:"job_id"`
-	Entity      string    `json:"entity"`
-	Format      string    `json:"format"`
-	Rows        int64     `json:"rows"`
-	Object      Object    `json:"object"`
-	RequestedBy string    `json:"requested_by"`
-	ScheduleID  *string   `json:"schedule_id"`
-	PlatformID  *string   `json:"platform_id"`
-	StartedAt   time.Time `json:"started_at"`
-	FinishedAt  time.Time `json:"finished_at"`
-	DurationMS  int64     `json:"duration_ms"`
+	JobID       string  `json:"job_id"`
+	Entity      string  `json:"entity"`
+	Format      string  `json:"format"`
+	Rows        int64   `json:"rows"`
+	Object      Object  `json:"object"`
+	RequestedBy string  `json:"requested_by"`
+	ScheduleID  *string `json:"schedule_id"`
+	// ScheduledFor is the fire time of the schedule run the job belongs to (absent otherwise).
+	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
+	PlatformID   *string    `json:"platform_id"`
+	StartedAt    time.Time  `json:"started_at"`
+	FinishedAt   time.Time  `json:"finished_at"`
+	DurationMS   int64      `json:"duration_ms"`
 	// Warnings say where the file differs from the catalog because the format could not hold
 	// a value (text cut to fit an XLSX cell); empty when nothing was altered.
 	Warnings []string `json:"warnings,omitempty"`

@@ -67,7 +67,7 @@ func (s *Store) Apply(ctx context.Context, ev events.Event) (bool, error) {
 	default:
 		return false, fmt.Errorf("applying %T: unknown event", ev)
 	}
-	if !looksLikeUUID(ev.Key()) {
+	if !ValidID(ev.Key()) {
 		return false, nil // not one of our jobs: nothing to fold
 	}
 	tag, err := s.pool.Exec(ctx, sql, args...)

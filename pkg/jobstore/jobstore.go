@@ -86,15 +86,17 @@ type Job struct {
 	RequestedBy   string         `json:"requested_by"`
 	RequesterName string         `json:"requester_name,omitempty"`
 	ScheduleID    *string        `json:"schedule_id"`
-	PlatformID    *string        `json:"platform_id"`
-	CreatedAt     time.Time      `json:"created_at"`
-	StartedAt     *time.Time     `json:"started_at"`
-	FinishedAt    *time.Time     `json:"finished_at"`
-	UpdatedAt     time.Time      `json:"updated_at"`
-	Error         *JobError      `json:"error"`
-	File          *events.Object `json:"file,omitempty"`
-	Warnings      []string       `json:"warnings"`
-	Attempt       int            `json:"attempt"`
+	// ScheduledFor is the fire time of the schedule run that made the job.
+	ScheduledFor *time.Time     `json:"scheduled_for"`
+	PlatformID   *string        `json:"platform_id"`
+	CreatedAt    time.Time      `json:"created_at"`
+	StartedAt    *time.Time     `json:"started_at"`
+	FinishedAt   *time.Time     `json:"finished_at"`
+	UpdatedAt    time.Time      `json:"updated_at"`
+	Error        *JobError      `json:"error"`
+	File         *events.Object `json:"file,omitempty"`
+	Warnings     []string       `json:"warnings"`
+	Attempt      int            `json:"attempt"`
 	// Phase is where the job is: queued, counting (its rows), writing, uploading, done.
 	Phase string `json:"phase"`
 	// RateRowsPerS and ETASeconds come from the rows written over the last seconds; null
@@ -116,8 +118,8 @@ func (j Job) Request() events.ExportRequested {
 	return events.ExportRequested{
 		JobID: j.ID, Entity: j.Entity, Format: j.Format, Fields: j.Fields, ExcludeFields: j.ExcludeFields,
 		Filters: j.Filters, Options: j.Options, FileName: j.FileName, RequestedBy: j.RequestedBy,
-		RequesterName: j.RequesterName, ScheduleID: j.ScheduleID, PlatformID: j.PlatformID,
-		RequestedAt: j.CreatedAt,
+		RequesterName: j.RequesterName, ScheduleID: j.ScheduleID, ScheduledFor: j.ScheduledFor,
+		PlatformID: j.PlatformID, RequestedAt: j.CreatedAt,
 	}
 }
 
@@ -163,7 +165,7 @@ const jobColumns = `id::text, entity, format, status, progress, rows_done, rows_
 	attempt, lease_owner, warnings, phase, rate_rows_per_s, eta_seconds,
 	CASE WHEN status = 'queued' THEN (SELECT count(*) + 1 FROM jobs q WHERE q.status = 'queued'
 		AND q.deleted_at IS NULL AND (q.created_at, q.id) < (jobs.created_at, jobs.id)) END,
-	expires_at, cancelled_by, file_removed_at IS NOT NULL`
+	expires_at, cancelled_by, file_removed_at IS NOT NULL, scheduled_for`
 
 // jobSQL reads one job by id ($1), deleted or not; liveJobSQL only one not deleted.
 const (
@@ -179,7 +181,7 @@ func scanJob(row pgx.Row) (Job, error) {
 		&j.BytesWritten, &j.Fields, &j.ExcludeFields, &j.Filters, &j.Options, &j.FileName, &j.RequestedBy,
 		&j.RequesterName, &j.ScheduleID, &j.PlatformID, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
 		&j.UpdatedAt, &errCode, &errMsg, &file, &j.Attempt, &j.LeaseOwner, &j.Warnings, &j.Phase,
-		&j.RateRowsPerS, &j.ETASeconds, &j.QueuePosition, &j.ExpiresAt, &j.CancelledBy, &j.FileRemoved)
+		&j.RateRowsPerS, &j.ETASeconds, &j.QueuePosition, &j.ExpiresAt, &j.CancelledBy, &j.FileRemoved, &j.ScheduledFor)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, ErrNotFound
 	}
@@ -211,37 +213,42 @@ func scanJob(row pgx.Row) (Job, error) {
 
 // Create inserts a queued job and its ExportRequested into the outbox in one transaction.
 func (s *Store) Create(ctx context.Context, req events.ExportRequested) (Job, error) {
+	var job Job
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		job, err = CreateTx(ctx, tx, req)
+		return err
+	})
+	return job, err
+}
+
+// CreateTx is Create within the caller's transaction: a schedule's run and its job are
+// written together (pkg/schedstore).
+func CreateTx(ctx context.Context, tx pgx.Tx, req events.ExportRequested) (Job, error) {
 	env, err := events.Wrap(req)
 	if err != nil {
 		return Job{}, err
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return Job{}, fmt.Errorf("creating job: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
 	job, err := scanJob(tx.QueryRow(ctx, `INSERT INTO jobs (id, entity, format, fields, exclude_fields,
-		filters, options, file_name, requested_by, requester_name, schedule_id, platform_id, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+		filters, options, file_name, requested_by, requester_name, schedule_id, platform_id, created_at, updated_at,
+		scheduled_for)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)
 		RETURNING `+jobColumns,
 		req.JobID, req.Entity, req.Format, nonNil(req.Fields), nonNil(req.ExcludeFields), nonNilMap(req.Filters),
 		nonNilMap(req.Options), req.FileName, req.RequestedBy, req.RequesterName, req.ScheduleID, req.PlatformID,
-		req.RequestedAt))
+		req.RequestedAt, req.ScheduledFor))
 	if err != nil {
 		return Job{}, fmt.Errorf("inserting job %s: %w", req.JobID, err)
 	}
 	if err := insertOutbox(ctx, tx, events.TopicRequested, env); err != nil {
 		return Job{}, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return Job{}, fmt.Errorf("committing job %s: %w", req.JobID, err)
-	}
 	return job, nil
 }
 
 // Get returns one job that has not been deleted.
 func (s *Store) Get(ctx context.Context, id string) (Job, error) {
-	if !looksLikeUUID(id) {
+	if !ValidID(id) {
 		return Job{}, ErrNotFound
 	}
 	return scanJob(s.pool.QueryRow(ctx, liveJobSQL, id))
@@ -250,7 +257,7 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 // GetAny is Get with deleted jobs too: the hub's last push of a job deleted while clients
 // were watching it (a running job deleted ends cancelled on their screens).
 func (s *Store) GetAny(ctx context.Context, id string) (Job, error) {
-	if !looksLikeUUID(id) {
+	if !ValidID(id) {
 		return Job{}, ErrNotFound
 	}
 	return scanJob(s.pool.QueryRow(ctx, jobSQL, id))
@@ -263,6 +270,7 @@ type ListFilter struct {
 	Format        string
 	RequestedBy   string
 	ScheduleID    string
+	ScheduledFor  time.Time // zero: any
 	CreatedAfter  time.Time // inclusive; zero: no bound
 	CreatedBefore time.Time // exclusive; zero: no bound
 	Limit         int
@@ -290,6 +298,10 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
 			where = append(where, fmt.Sprintf("%s = $%d", eq.column, len(args)))
 		}
 	}
+	if !f.ScheduledFor.IsZero() {
+		args = append(args, f.ScheduledFor)
+		where = append(where, fmt.Sprintf("scheduled_for = $%d", len(args)))
+	}
 	if !f.CreatedAfter.IsZero() {
 		args = append(args, f.CreatedAfter)
 		where = append(where, fmt.Sprintf("created_at >= $%d", len(args)))
@@ -299,7 +311,7 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
 		where = append(where, fmt.Sprintf("created_at < $%d", len(args)))
 	}
 	if f.Cursor != "" {
-		t, id, err := decodeCursor(f.Cursor)
+		t, id, err := DecodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -316,7 +328,7 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
 	if len(jobs) > limit {
 		jobs = jobs[:limit]
 		last := jobs[len(jobs)-1]
-		next = encodeCursor(last.CreatedAt, last.ID)
+		next = EncodeCursor(last.CreatedAt, last.ID)
 	}
 	return jobs, next, nil
 }
@@ -334,17 +346,19 @@ func (s *Store) queryJobs(ctx context.Context, what, sql string, args ...any) ([
 	return jobs, nil
 }
 
-func encodeCursor(t time.Time, id string) string {
+// EncodeCursor is a page cursor: the (time, id) of the last item of a page, opaque to clients.
+func EncodeCursor(t time.Time, id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
 }
 
-func decodeCursor(c string) (time.Time, string, error) {
+// DecodeCursor reads EncodeCursor's cursor; ErrBadCursor for anything else.
+func DecodeCursor(c string) (time.Time, string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
 		return time.Time{}, "", ErrBadCursor
 	}
 	ts, id, ok := strings.Cut(string(b), "|")
-	if !ok || !looksLikeUUID(id) {
+	if !ok || !ValidID(id) {
 		return time.Time{}, "", ErrBadCursor
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
@@ -354,7 +368,8 @@ func decodeCursor(c string) (time.Time, string, error) {
 	return t, id, nil
 }
 
-func looksLikeUUID(s string) bool {
+// ValidID reports whether s is shaped like the platform's ids (UUIDs).
+func ValidID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}

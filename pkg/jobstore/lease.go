@@ -24,7 +24,7 @@ type Lease struct {
 // Claim takes the lease of a queued or running job whose lease is free or expired, for ttl,
 // and marks it running. It returns the job as claimed.
 func (s *Store) Claim(ctx context.Context, jobID, owner string, ttl time.Duration) (Job, Lease, error) {
-	if !looksLikeUUID(jobID) {
+	if !ValidID(jobID) {
 		return Job{}, Lease{}, ErrNotFound
 	}
 	job, err := scanJob(s.pool.QueryRow(ctx, `UPDATE jobs SET lease_owner = $2,

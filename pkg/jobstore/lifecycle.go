@@ -26,7 +26,7 @@ const cancelSQL = `UPDATE jobs SET status = 'cancelled', finished_at = now(), ca
 // one sees it (Cancelled) and stops. It returns the cancelled job, or the job as it is with
 // ErrFinished when it had already ended, or ErrNotFound.
 func (s *Store) Cancel(ctx context.Context, id, by string) (Job, error) {
-	if !looksLikeUUID(id) {
+	if !ValidID(id) {
 		return Job{}, ErrNotFound
 	}
 	var job Job
@@ -69,7 +69,7 @@ func (s *Store) cancelTx(ctx context.Context, tx pgx.Tx, id, by, reason string) 
 // job as it was, so the caller can remove its file at once; the sweeper removes it otherwise
 // (RemovableFiles). The events of the job, its audit trail, stay.
 func (s *Store) Delete(ctx context.Context, id, by string) (Job, error) {
-	if !looksLikeUUID(id) {
+	if !ValidID(id) {
 		return Job{}, ErrNotFound
 	}
 	var job Job
@@ -150,7 +150,7 @@ func (s *Store) FileRemoved(ctx context.Context, id string, now time.Time) error
 func (s *Store) Jobs(ctx context.Context, ids []string) (map[string]Job, error) {
 	valid := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if looksLikeUUID(id) {
+		if ValidID(id) {
 			valid = append(valid, id)
 		}
 	}

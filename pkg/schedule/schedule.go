@@ -208,9 +208,127 @@ type Schedule struct {
 	// LastError says why the scheduler disabled the schedule (a stored expression it cannot
 	// read); empty otherwise.
 	LastError string `json:"last_error,omitempty"`
+	// DisabledAt is when the schedule was last switched off (null while on).
+	DisabledAt *time.Time `json:"disabled_at"`
 	// Version grows with every change; a change made from a stale read is refused.
 	Version int64 `json:"version"`
 }
 
 // ErrNeverFires is returned when a schedule has no further fire time.
 var ErrNeverFires = errors.New("the schedule has no further fire time")
+
+// New is a schedule made from a normalized spec at now: its interval anchor is now (to the
+// second) and its next fire time the first after now.
+func New(id string, spec Spec, owner string, now time.Time) (Schedule, error) {
+	now = now.UTC()
+	s := Schedule{ID: id, Spec: spec, Owner: owner, CreatedBy: owner, CreatedAt: now, UpdatedAt: now, Version: 1}
+	if !spec.Enabled {
+		s.DisabledAt = &now
+	}
+	return s, s.retime(now)
+}
+
+// retime restarts the timetable at now: an interval counts from now, and the next fire time
+// is the first after now (none while disabled).
+func (s *Schedule) retime(now time.Time) error {
+	s.AnchorAt = now.UTC().Truncate(time.Second)
+	s.NextRunAt = nil
+	if !s.Enabled {
+		return nil
+	}
+	t, err := s.Spec.Timing(s.AnchorAt)
+	if err != nil {
+		return err
+	}
+	if next := t.Next(now); !next.IsZero() {
+		s.NextRunAt = &next
+	}
+	return nil
+}
+
+func (s Spec) sameTiming(o Spec) bool {
+	return s.Type == o.Type && s.CronExpression == o.CronExpression && s.IntervalMinutes == o.IntervalMinutes &&
+		s.Timezone == o.Timezone
+}
+
+// Replace is a full update (PUT) at now. The timetable restarts from now when the timing
+// changed or the schedule is re-enabled; otherwise it goes on (an interval keeps its anchor).
+// Stats and the run log stay. When the schedule is switched back on, it returns the fire
+// times passed while it was off, within window, to be logged as disabled.
+func (s *Schedule) Replace(spec Spec, now time.Time, window time.Duration) ([]Fire, error) {
+	now = now.UTC()
+	wasEnabled, same := s.Enabled, s.Spec.sameTiming(spec)
+	var passed []Fire
+	if !wasEnabled && spec.Enabled && s.DisabledAt != nil {
+		passed = s.DisabledFires(*s.DisabledAt, now, window, 1000)
+	}
+	s.Spec = spec
+	s.UpdatedAt = now
+	s.LastError = ""
+	switch {
+	case !spec.Enabled:
+		if wasEnabled || s.DisabledAt == nil {
+			s.DisabledAt = &now
+		}
+		s.NextRunAt = nil
+		return nil, nil
+	case !wasEnabled || !same:
+		s.DisabledAt = nil
+		return passed, s.retime(now)
+	}
+	return nil, nil
+}
+
+// SetEnabled turns the schedule on or off at now (toggle). Off: nothing fires until it is on
+// again. On: the timetable restarts from now; fire times passed while off are not caught up
+// but returned, to be logged as disabled.
+func (s *Schedule) SetEnabled(on bool, now time.Time, window time.Duration) ([]Fire, error) {
+	spec := s.Spec
+	spec.Enabled = on
+	return s.Replace(spec, now, window)
+}
+
+// DisabledFires are the fire times in (from, now] within the window, at most max, logged as
+// disabled when a schedule is switched back on, so the run log says why nothing ran.
+func (s Schedule) DisabledFires(from, now time.Time, window time.Duration, max int) []Fire {
+	if start := now.Add(-window); from.Before(start) {
+		from = start
+	}
+	t, err := s.Spec.Timing(s.AnchorAt)
+	if err != nil {
+		return nil
+	}
+	var out []Fire
+	for at := t.Next(from); !at.IsZero() && !at.After(now) && len(out) < max; at = t.Next(at) {
+		out = append(out, Fire{At: at, Trigger: TriggerTimetable, Status: RunDisabled, Reason: "the schedule was disabled"})
+	}
+	return out
+}
+
+// Fired counts a fire time that started a job.
+func (st *Stats) Fired(at time.Time, jobID string) {
+	st.Runs++
+	if st.LastRunAt == nil || !at.Before(*st.LastRunAt) {
+		at, status := at.UTC(), RunQueued
+		st.LastRunAt, st.LastStatus, st.LastJobID = &at, &status, &jobID
+	}
+}
+
+// Moved records that the run of scheduledFor moved to status (its latest job jobID, "" for
+// the same), with the outcome it means: a fire counts once, as a success or a failure.
+func (st *Stats) Moved(scheduledFor time.Time, status RunStatus, jobID string, o Outcome) {
+	switch o {
+	case OutcomeSuccess:
+		st.Successes++
+		st.ConsecutiveFailures = 0
+	case OutcomeFailure:
+		st.Failures++
+		st.ConsecutiveFailures++
+	}
+	if st.LastRunAt != nil && st.LastRunAt.Equal(scheduledFor) {
+		st.LastStatus = &status
+		if jobID != "" {
+			st.LastJobID = &jobID
+		}
+	}
+}

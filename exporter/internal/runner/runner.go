@@ -292,7 +292,7 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 			Bucket: r.cfg.Bucket, Key: key, SizeBytes: res.info.Size, SHA256: hex.EncodeToString(hash.Sum(nil)),
 			ContentType: spec.ContentType, FileName: spec.FileName,
 		},
-		RequestedBy: job.RequestedBy, ScheduleID: job.ScheduleID, PlatformID: job.PlatformID,
+		RequestedBy: job.RequestedBy, ScheduleID: job.ScheduleID, ScheduledFor: job.ScheduledFor, PlatformID: job.PlatformID,
 		StartedAt: startedAt, FinishedAt: finished, DurationMS: finished.Sub(startedAt).Milliseconds(),
 		Warnings: written.Warnings, ExpiresAt: &expires,
 	}, nil

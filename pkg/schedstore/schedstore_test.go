@@ -1,0 +1,288 @@
+package schedstore_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
+	"github.com/productsmanager/exportplatform/pkg/schedstore"
+	"github.com/productsmanager/exportplatform/pkg/schedule"
+)
+
+func newStore(t *testing.T) (*schedstore.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool := pgdbtest.NewDatabase(t, "schedstoretest")
+	if err := jobstore.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return schedstore.New(pool), pool
+}
+
+func newID() (string, error) {
+	id, err := uuid.NewV7()
+	return id.String(), err
+}
+
+var cfg = schedstore.FireConfig{Grace: 10 * time.Second, Window: 24 * time.Hour, NewID: newID}
+
+func create(t *testing.T, st *schedstore.Store, spec schedule.Spec, now time.Time) schedule.Schedule {
+	t.Helper()
+	if spec.Name == "" {
+		spec.Name = "nightly"
+	}
+	spec.Enabled = true
+	spec.ExportConfig = schedule.ExportConfig{Entity: "products", Format: "csv", Fields: []string{"sku"}}
+	if err := spec.Normalize(now); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := newID()
+	s, err := schedule.New(id, spec, "alice", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := st.Create(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func countRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestFireOnceAndJobCarriesTheRun(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 11, 59, 30, 0, time.UTC)
+	s := create(t, st, schedule.Spec{CronExpression: "0 14 * * *"}, now) // 14:00 Paris = 12:00 UTC
+	if want := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC); !s.NextRunAt.Equal(want) {
+		t.Fatalf("next_run_at = %s, want %s", s.NextRunAt, want)
+	}
+	if f, err := st.FireNext(ctx, now, cfg); err != nil || f != nil {
+		t.Fatalf("not due yet: %+v %v", f, err)
+	}
+	at := time.Date(2026, 6, 1, 12, 0, 0, 200_000_000, time.UTC)
+	f, err := st.FireNext(ctx, at, cfg)
+	if err != nil || f == nil || len(f.Jobs) != 1 {
+		t.Fatalf("fire: %+v %v", f, err)
+	}
+	job := f.Jobs[0]
+	if job.ScheduleID == nil || *job.ScheduleID != s.ID || !job.ScheduledFor.Equal(*s.NextRunAt) || job.RequestedBy != "alice" {
+		t.Fatalf("job = %+v", job)
+	}
+	if f, err := st.FireNext(ctx, at, cfg); err != nil || f != nil {
+		t.Fatalf("fired twice: %+v %v", f, err)
+	}
+	got, _ := st.Get(ctx, s.ID)
+	if got.Stats.Runs != 1 || *got.Stats.LastJobID != job.ID || !got.NextRunAt.Equal(s.NextRunAt.Add(24*time.Hour)) {
+		t.Fatalf("after the fire: %+v next %s", got.Stats, got.NextRunAt)
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM outbox WHERE key = $1`, job.ID); n != 1 {
+		t.Fatalf("%d ExportRequested in the outbox", n)
+	}
+	jobs, _, err := jobstore.New(pool).List(ctx, jobstore.ListFilter{ScheduleID: s.ID, ScheduledFor: *s.NextRunAt})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs by schedule and fire time: %d %v", len(jobs), err)
+	}
+}
+
+// TestConcurrentFiringNeverDoubles: eight firers racing over 50 every-minute schedules for
+// ten simulated minutes make exactly one run per fire time.
+func TestConcurrentFiringNeverDoubles(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	start := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
+	for i := range 50 {
+		spec := schedule.Spec{CronExpression: "* * * * *", OverlapPolicy: schedule.OverlapQueue}
+		if i%2 == 1 {
+			spec = schedule.Spec{IntervalMinutes: 1, OverlapPolicy: schedule.OverlapQueue, Timezone: "Asia/Kolkata"}
+		}
+		create(t, st, spec, start)
+	}
+	for minute := 1; minute <= 10; minute++ {
+		now := start.Add(time.Duration(minute) * time.Minute)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					f, err := st.FireNext(ctx, now, cfg)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if f == nil {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM schedule_runs`); n != 500 {
+		t.Fatalf("%d runs, want 500", n)
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM (SELECT DISTINCT schedule_id, scheduled_for FROM jobs) d`); n != 500 {
+		t.Fatalf("%d distinct fire times with a job, want 500", n)
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM jobs`); n != 500 {
+		t.Fatalf("%d jobs, want 500", n)
+	}
+}
+
+func TestRetryCountsOneFire(t *testing.T) {
+	t.Parallel()
+	st, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := create(t, st, schedule.Spec{CronExpression: "@yearly", MaxRetries: 2, RetryDelaySeconds: 30}, now)
+	job, err := st.RunNow(ctx, s.ID, now, mustID(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failAt := now.Add(time.Minute)
+	m, err := st.JobChanged(ctx, schedstore.JobChange{JobID: job.ID, Status: schedule.JobFailed, At: failAt, Message: "boom"}, failAt)
+	if err != nil || m == nil || m.Run.Status != schedule.RunRetrying {
+		t.Fatalf("first failure: %+v %v", m, err)
+	}
+	if m, _ := st.JobChanged(ctx, schedstore.JobChange{JobID: job.ID, Status: schedule.JobFailed, At: failAt}, failAt); m != nil {
+		t.Fatal("a repeated failure moved the run again")
+	}
+	if r, _ := st.RetryNext(ctx, failAt.Add(29*time.Second), newID); r != nil {
+		t.Fatal("retried before retry_delay_seconds")
+	}
+	r, err := st.RetryNext(ctx, failAt.Add(30*time.Second), newID)
+	if err != nil || r == nil || r.Job == nil || r.Run.Attempt != 2 {
+		t.Fatalf("retry: %+v %v", r, err)
+	}
+	if !r.Job.ScheduledFor.Equal(*job.ScheduledFor) {
+		t.Fatal("the retry is not of the same fire time")
+	}
+	m, err = st.JobChanged(ctx, schedstore.JobChange{JobID: r.Job.ID, Status: schedule.JobCompleted, At: failAt.Add(time.Minute)}, failAt)
+	if err != nil || m == nil || m.Outcome != schedule.OutcomeSuccess {
+		t.Fatalf("completion: %+v %v", m, err)
+	}
+	st.JobChanged(ctx, schedstore.JobChange{JobID: r.Job.ID, Status: schedule.JobCompleted, At: failAt.Add(time.Minute)}, failAt)
+	got, _ := st.Get(ctx, s.ID)
+	if got.Stats.Runs != 1 || got.Stats.Successes != 1 || got.Stats.Failures != 0 || *got.Stats.LastStatus != schedule.RunCompleted || *got.Stats.LastJobID != r.Job.ID {
+		t.Fatalf("stats = %+v", got.Stats)
+	}
+	runs, _, err := st.Runs(ctx, got, schedstore.RunFilter{})
+	if err != nil || len(runs) != 1 || len(runs[0].JobIDs) != 2 || runs[0].Trigger != schedule.TriggerManual {
+		t.Fatalf("run log = %+v %v", runs, err)
+	}
+}
+
+func TestAllAttemptsFail(t *testing.T) {
+	t.Parallel()
+	st, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := create(t, st, schedule.Spec{CronExpression: "@yearly", MaxRetries: 1}, now)
+	job, _ := st.RunNow(ctx, s.ID, now, mustID(t))
+	st.JobChanged(ctx, schedstore.JobChange{JobID: job.ID, Status: schedule.JobFailed, At: now}, now)
+	r, err := st.RetryNext(ctx, now.Add(5*time.Minute), newID)
+	if err != nil || r == nil || r.Job == nil {
+		t.Fatalf("retry: %+v %v", r, err)
+	}
+	st.JobChanged(ctx, schedstore.JobChange{JobID: r.Job.ID, Status: schedule.JobFailed, At: now}, now)
+	if r, _ := st.RetryNext(ctx, now.Add(time.Hour), newID); r != nil {
+		t.Fatal("retried beyond max_retries")
+	}
+	got, _ := st.Get(ctx, s.ID)
+	if got.Stats.Runs != 1 || got.Stats.Failures != 1 || got.Stats.ConsecutiveFailures != 1 || got.Stats.Successes != 0 {
+		t.Fatalf("stats = %+v", got.Stats)
+	}
+}
+
+func TestMisfireAfterDowntime(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	created := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
+	once := create(t, st, schedule.Spec{CronExpression: "* * * * *"}, created)
+	skip := create(t, st, schedule.Spec{CronExpression: "* * * * *", MisfirePolicy: schedule.MisfireSkip}, created)
+	back := created.Add(3*time.Minute + 20*time.Second) // down from 12:00:30 to 12:03:50
+	for {
+		f, err := st.FireNext(ctx, back, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == nil {
+			break
+		}
+	}
+	for _, c := range []struct {
+		s             schedule.Schedule
+		jobs, missing int
+	}{{once, 1, 2}, {skip, 0, 3}} {
+		if n := countRows(t, pool, `SELECT count(*) FROM jobs WHERE schedule_id = $1`, c.s.ID); n != c.jobs {
+			t.Errorf("%s: %d jobs, want %d", c.s.MisfirePolicy, n, c.jobs)
+		}
+		if n := countRows(t, pool, `SELECT count(*) FROM schedule_runs WHERE schedule_id = $1 AND status = 'missed'`, c.s.ID); n != c.missing {
+			t.Errorf("%s: %d missed, want %d", c.s.MisfirePolicy, n, c.missing)
+		}
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM schedule_runs WHERE schedule_id = $1 AND trigger = 'catch_up'
+		AND scheduled_for = '2026-06-01T12:03:00Z'`, once.ID); n != 1 {
+		t.Error("the catch-up run is not the latest missed fire time")
+	}
+}
+
+func TestToggleAndBadStoredExpression(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
+	s := create(t, st, schedule.Spec{CronExpression: "* * * * *"}, now)
+	off, err := st.Change(ctx, s.ID, func(s *schedule.Schedule) ([]schedule.Fire, error) { return s.SetEnabled(false, now, 24*time.Hour) })
+	if err != nil || off.Enabled || off.NextRunAt != nil {
+		t.Fatalf("toggle off: %+v %v", off, err)
+	}
+	if f, _ := st.FireNext(ctx, now.Add(5*time.Minute), cfg); f != nil {
+		t.Fatal("a disabled schedule fired")
+	}
+	later := now.Add(5*time.Minute + 10*time.Second)
+	on, err := st.Change(ctx, s.ID, func(s *schedule.Schedule) ([]schedule.Fire, error) { return s.SetEnabled(true, later, 24*time.Hour) })
+	if err != nil || !on.Enabled || !on.NextRunAt.Equal(time.Date(2026, 6, 1, 12, 6, 0, 0, time.UTC)) {
+		t.Fatalf("toggle on: %+v %v", on, err)
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM schedule_runs WHERE schedule_id = $1 AND status = 'disabled'`, s.ID); n != 5 {
+		t.Fatalf("%d fire times logged disabled, want 5", n)
+	}
+	// An expression no API would accept, stored by hand: the scheduler disables it, no panic.
+	if _, err := pool.Exec(ctx, `UPDATE schedules SET cron_expression = 'TZ=', next_run_at = $2 WHERE id = $1`, s.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	f, err := st.FireNext(ctx, later, cfg)
+	if err != nil || f == nil || f.Disabled == nil {
+		t.Fatalf("bad stored expression: %+v %v", f, err)
+	}
+	got, _ := st.Get(ctx, s.ID)
+	if got.Enabled || got.LastError == "" {
+		t.Fatalf("after a bad expression: %+v", got)
+	}
+}
+
+func mustID(t *testing.T) string {
+	id, err := newID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
