@@ -1,6 +1,7 @@
-// Command scheduler will start exports on their schedules (cron or interval). For now it
-// connects to the exports database and to Kafka and serves /healthz, /readyz and /metrics
-// only: the schedules themselves come with a later issue.
+// Command scheduler starts exports on their schedules (cron or interval, in each schedule's
+// time zone): it fires due schedules into jobs (internal/firing), folds the jobs' events into
+// the run log and stats (internal/outcomes), and serves /healthz, /readyz and /metrics. Any
+// number of replicas may run; none leads.
 package main
 
 import (

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/productsmanager/exportplatform/pkg/config"
+	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
 	"github.com/productsmanager/exportplatform/pkg/server/servertest"
 )
 
@@ -35,21 +36,26 @@ func TestLoadConfig(t *testing.T) {
 				ExportsDB: "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable",
 				Brokers:   []string{"127.0.0.1:9092"},
 				LogLevel:  "info",
+				Group:     "scheduler", CatchUpWindow: 24 * time.Hour, MisfireGrace: 10 * time.Second,
+				Poll: 500 * time.Millisecond,
 			},
 		},
 		{
 			name: "overrides",
 			env: map[string]string{
 				"SCHEDULER_ADDR": ":18083", "EXPORTS_DATABASE_URL": "postgresql://u:p@db:5432/x",
-				"KAFKA_BROKERS": "k1:9092,k2:9092", "LOG_LEVEL": "debug",
+				"KAFKA_BROKERS": "k1:9092,k2:9092", "LOG_LEVEL": "debug", "SCHEDULER_GROUP": "g",
+				"SCHEDULER_CATCHUP_WINDOW": "1h", "SCHEDULER_MISFIRE_GRACE": "5s", "SCHEDULER_POLL": "100ms",
 			},
 			want: Config{Addr: ":18083", ExportsDB: "postgresql://u:p@db:5432/x",
-				Brokers: []string{"k1:9092", "k2:9092"}, LogLevel: "debug"},
+				Brokers: []string{"k1:9092", "k2:9092"}, LogLevel: "debug", Group: "g",
+				CatchUpWindow: time.Hour, MisfireGrace: 5 * time.Second, Poll: 100 * time.Millisecond},
 		},
 		{
-			name:    "every bad setting is named",
-			env:     map[string]string{"SCHEDULER_ADDR": "localhost", "EXPORTS_DATABASE_URL": "http://h/x", "KAFKA_BROKERS": " ,"},
-			wantErr: []string{"SCHEDULER_ADDR", "EXPORTS_DATABASE_URL", "KAFKA_BROKERS"},
+			name: "every bad setting is named",
+			env: map[string]string{"SCHEDULER_ADDR": "localhost", "EXPORTS_DATABASE_URL": "http://h/x", "KAFKA_BROKERS": " ,",
+				"SCHEDULER_CATCHUP_WINDOW": "-1h", "SCHEDULER_POLL": "1ns"},
+			wantErr: []string{"SCHEDULER_ADDR", "EXPORTS_DATABASE_URL", "KAFKA_BROKERS", "SCHEDULER_CATCHUP_WINDOW", "SCHEDULER_POLL"},
 		},
 		{
 			name:    "database url without a database, password not echoed",
@@ -129,11 +135,13 @@ func TestRunFailsWithoutDatabase(t *testing.T) {
 // soon after its context is cancelled.
 func TestRunStartsAndStops(t *testing.T) {
 	t.Parallel()
-	dbURL, brokers := stack(t)
+	_, brokers := stack(t)
+	// A database and a group of its own: the stack's schedules are not this test's to fire.
 	env := map[string]string{
 		"SCHEDULER_ADDR":       "127.0.0.1:0",
-		"EXPORTS_DATABASE_URL": dbURL,
+		"EXPORTS_DATABASE_URL": pgdbtest.NewDatabaseURL(t, "schedulerrun"),
 		"KAFKA_BROKERS":        strings.Join(brokers, ","),
+		"SCHEDULER_GROUP":      "scheduler-test-" + strings.ReplaceAll(t.Name(), "/", "-") + "-" + time.Now().Format("150405.000000"),
 	}
 	logs := servertest.NewLogWatch(t)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -145,7 +153,7 @@ func TestRunStartsAndStops(t *testing.T) {
 	for path, want := range map[string]string{
 		"/healthz": `"ok"`,
 		"/readyz":  `"ready"`,
-		"/metrics": "go_goroutines",
+		"/metrics": "scheduler_fire_delay_seconds",
 	} {
 		code, body := servertest.Get(t, "http://"+addr+path)
 		if code != http.StatusOK || !strings.Contains(body, want) {
