@@ -17,6 +17,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
 	"github.com/productsmanager/exportplatform/producer-api/internal/relay"
@@ -147,7 +148,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	handler := api.NewServer(api.Deps{
 		Jobs: store, Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
 		Registry: reg, HubURL: hub, MaxBodySize: cfg.MaxBodySize, Notify: rl.Notify,
-		Catalog: catalogPool, MaxStreams: cfg.MaxStreams,
+		Catalog: catalogPool, MaxStreams: cfg.MaxStreams, Schedules: schedstore.New(pool),
 		Checks: map[string]server.Check{
 			"postgres": pgdb.Check(pool),
 			"s3":       objects.Ping,

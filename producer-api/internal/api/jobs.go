@@ -97,6 +97,11 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
 	a.Notify()
 	a.metrics.jobsRequested.WithLabelValues(spec.Entity, spec.Format).Inc()
 	a.Log.Info("export requested", "job_id", job.ID, "entity", job.Entity, "format", job.Format, "requested_by", job.RequestedBy)
+	a.accepted(w, job)
+}
+
+// accepted answers 202 with a job just queued and its links.
+func (a *api) accepted(w http.ResponseWriter, job jobstore.Job) {
 	base := "/api/v1/exports/"
 	w.Header().Set("Location", base+job.ID)
 	server.WriteJSON(w, http.StatusAccepted, accepted{
@@ -199,7 +204,7 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	for k := range q {
 		if !listParams[k] {
 			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
-				fmt.Sprintf("unknown parameter %q (one of status, entity, format, requested_by, schedule_id, created_after, created_before, limit, cursor)", k), k)
+				fmt.Sprintf("unknown parameter %q (one of status, entity, format, requested_by, schedule_id, scheduled_for, created_after, created_before, limit, cursor)", k), k)
 			return
 		}
 	}
@@ -225,7 +230,7 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	for _, b := range []struct {
 		name string
 		t    *time.Time
-	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}} {
+	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}, {"scheduled_for", &f.ScheduledFor}} {
 		if s := q.Get(b.name); s != "" {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
@@ -257,7 +262,7 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 }
 
 var listParams = map[string]bool{"status": true, "entity": true, "format": true, "requested_by": true,
-	"schedule_id": true, "created_after": true, "created_before": true, "limit": true, "cursor": true}
+	"schedule_id": true, "scheduled_for": true, "created_after": true, "created_before": true, "limit": true, "cursor": true}
 
 func (a *api) lookup(w http.ResponseWriter, r *http.Request, id string) (jobstore.Job, bool) {
 	job, err := a.Jobs.Get(r.Context(), id)

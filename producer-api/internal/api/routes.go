@@ -54,8 +54,11 @@ type Deps struct {
 	// StreamWriteTimeout bounds one write of a stream to a client that stopped reading;
 	// 0 is one minute.
 	StreamWriteTimeout time.Duration
-	// Now is the clock that decides whether a file expired; nil is time.Now.
+	// Now is the clock that decides whether a file expired and when schedules fire; nil is
+	// time.Now.
 	Now func() time.Time
+	// Schedules is the schedules' repository.
+	Schedules Schedules
 }
 
 // jobID is the route pattern of a job id (a UUID).
@@ -121,6 +124,15 @@ func NewServer(d Deps) http.Handler {
 	v1.Handle("/fields/{entity}", read(http.HandlerFunc(a.fields))).Methods(http.MethodGet)
 	v1.Handle("/stream/{format}/{entity}", read(http.HandlerFunc(a.stream))).Methods(http.MethodGet)
 	v1.Handle("/progress/{task_id}", read(http.HandlerFunc(a.progress))).Methods(http.MethodGet)
+	v1.Handle("/schedules", read(http.HandlerFunc(a.listSchedules))).Methods(http.MethodGet)
+	v1.Handle("/schedules", write(http.HandlerFunc(a.createSchedule))).Methods(http.MethodPost)
+	v1.Handle("/schedules/{id}", read(http.HandlerFunc(a.getSchedule))).Methods(http.MethodGet)
+	v1.Handle("/schedules/{id}", write(http.HandlerFunc(a.updateSchedule))).Methods(http.MethodPut)
+	v1.Handle("/schedules/{id}", write(http.HandlerFunc(a.deleteSchedule))).Methods(http.MethodDelete)
+	v1.Handle("/schedules/{id}/toggle", write(http.HandlerFunc(a.toggleSchedule))).Methods(http.MethodPost)
+	v1.Handle("/schedules/{id}/run", write(http.HandlerFunc(a.runSchedule))).Methods(http.MethodPost)
+	v1.Handle("/schedules/{id}/next", read(http.HandlerFunc(a.nextRuns))).Methods(http.MethodGet)
+	v1.Handle("/schedules/{id}/runs", read(http.HandlerFunc(a.scheduleRuns))).Methods(http.MethodGet)
 	v1.Handle("/download/{task_id}", read(http.HandlerFunc(a.download))).Methods(http.MethodGet)
 	// Patterns. {format} matches formats only, so POST /{id}/cancel is never an export request
 	// whatever the order routes are added in.

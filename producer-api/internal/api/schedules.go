@@ -1,0 +1,410 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/schedstore"
+	"github.com/productsmanager/exportplatform/pkg/schedule"
+	"github.com/productsmanager/exportplatform/pkg/server"
+)
+
+// Schedules is what the API needs of the schedules' repository (pkg/schedstore).
+type Schedules interface {
+	Create(ctx context.Context, s schedule.Schedule) (schedule.Schedule, error)
+	Get(ctx context.Context, id string) (schedule.Schedule, error)
+	List(ctx context.Context, f schedstore.ListFilter) ([]schedule.Schedule, string, error)
+	Change(ctx context.Context, id string, fn func(*schedule.Schedule) ([]schedule.Fire, error)) (schedule.Schedule, error)
+	Delete(ctx context.Context, id string) error
+	RunNow(ctx context.Context, id string, now time.Time, jobID string) (jobstore.Job, error)
+	Runs(ctx context.Context, s schedule.Schedule, f schedstore.RunFilter) ([]schedstore.Run, string, error)
+}
+
+// disabledWindow bounds the fire times logged "disabled" when a schedule is switched back on.
+const disabledWindow = 24 * time.Hour
+
+// scheduleBody is a schedule as a client sends it (create, full update). The read-only keys
+// of the schedule's JSON are accepted and ignored, so what a GET returned can be PUT back.
+type scheduleBody struct {
+	Name              string          `json:"name"`
+	PlatformID        *string         `json:"platform_id"`
+	ScheduleType      string          `json:"schedule_type"`
+	CronExpression    string          `json:"cron_expression"`
+	IntervalMinutes   int             `json:"interval_minutes"`
+	Timezone          string          `json:"timezone"`
+	ExportConfig      json.RawMessage `json:"export_config"`
+	MaxRetries        int             `json:"max_retries"`
+	RetryDelaySeconds *int            `json:"retry_delay_seconds"`
+	MisfirePolicy     string          `json:"misfire_policy"`
+	OverlapPolicy     string          `json:"overlap_policy"`
+	Enabled           *bool           `json:"enabled"`
+
+	ID         *string         `json:"id"`
+	NextRunAt  json.RawMessage `json:"next_run_at"`
+	Owner      json.RawMessage `json:"owner"`
+	CreatedBy  json.RawMessage `json:"created_by"`
+	Stats      json.RawMessage `json:"stats"`
+	AnchorAt   json.RawMessage `json:"anchor_at"`
+	CreatedAt  json.RawMessage `json:"created_at"`
+	UpdatedAt  json.RawMessage `json:"updated_at"`
+	LastError  json.RawMessage `json:"last_error"`
+	DisabledAt json.RawMessage `json:"disabled_at"`
+	Version    json.RawMessage `json:"version"`
+}
+
+// spec validates a body into a normalized schedule spec; the export configuration is checked
+// by the same prepare as an immediate export. A refusal is a *badRequest naming the field.
+func (a *api) scheduleSpec(b scheduleBody, now time.Time) (schedule.Spec, error) {
+	if len(b.ExportConfig) == 0 || string(b.ExportConfig) == "null" {
+		return schedule.Spec{}, invalid("export_config", "is required: {\"entity\": \"products\", \"format\": \"csv\", …}")
+	}
+	// Decoded on its own, so that an unknown key is named with its path.
+	var cfg schedule.ExportConfig
+	dec := json.NewDecoder(bytes.NewReader(b.ExportConfig))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		msg, field := describeJSONError(err)
+		if field == "" {
+			field = "export_config"
+		} else if !strings.HasPrefix(field, "export_config.") {
+			field = "export_config." + field
+		}
+		return schedule.Spec{}, &badRequest{code: "invalid_body", message: "export_config: " + msg, field: field}
+	}
+	s := schedule.Spec{
+		Name: b.Name, PlatformID: b.PlatformID, Type: schedule.Kind(b.ScheduleType), CronExpression: b.CronExpression,
+		IntervalMinutes: b.IntervalMinutes, Timezone: b.Timezone, ExportConfig: cfg,
+		MaxRetries: b.MaxRetries, RetryDelaySeconds: schedule.DefaultRetryDelaySeconds,
+		MisfirePolicy: schedule.MisfirePolicy(b.MisfirePolicy), OverlapPolicy: schedule.OverlapPolicy(b.OverlapPolicy),
+		Enabled: true,
+	}
+	if b.RetryDelaySeconds != nil {
+		s.RetryDelaySeconds = *b.RetryDelaySeconds
+	}
+	if b.Enabled != nil {
+		s.Enabled = *b.Enabled
+	}
+	if err := s.Normalize(now); err != nil {
+		var fe *schedule.FieldError
+		if errors.As(err, &fe) {
+			return s, invalid(fe.Field, "%s %s", fe.Field, fe.Message)
+		}
+		return s, err
+	}
+	if s.PlatformID != nil {
+		return s, invalid("platform_id", "unknown platform %q (platforms are not available yet: leave platform_id null)", *s.PlatformID)
+	}
+	c := s.ExportConfig
+	spec, err := prepare(exportBody{Entity: c.Entity, Format: c.Format, Fields: c.Fields, ExcludeFields: c.ExcludeFields,
+		Filters: c.Filters, Options: c.Options, FileName: c.FileName})
+	var br *badRequest
+	if errors.As(err, &br) {
+		return s, &badRequest{code: br.code, field: "export_config." + br.field, message: br.message}
+	}
+	if err != nil {
+		return s, err
+	}
+	s.ExportConfig.FileName = spec.FileName
+	return s, nil
+}
+
+func (a *api) decodeSchedule(w http.ResponseWriter, r *http.Request) (schedule.Spec, bool) {
+	var body scheduleBody
+	if !a.decode(w, r, &body, false) {
+		return schedule.Spec{}, false
+	}
+	if id, ok := mux.Vars(r)["id"]; ok && body.ID != nil && *body.ID != id {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("id %q in the body contradicts %q in the path", *body.ID, id), "id")
+		return schedule.Spec{}, false
+	}
+	spec, err := a.scheduleSpec(body, a.Now())
+	if err != nil {
+		a.refuse(w, r, err)
+		return spec, false
+	}
+	return spec, true
+}
+
+func (a *api) createSchedule(w http.ResponseWriter, r *http.Request) {
+	spec, ok := a.decodeSchedule(w, r)
+	if !ok {
+		return
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		a.internal(w, r, "generating schedule id", err)
+		return
+	}
+	p, _ := auth.FromContext(r.Context())
+	s, err := schedule.New(id.String(), spec, p.Subject, a.Now())
+	if err != nil {
+		a.refuse(w, r, err)
+		return
+	}
+	s, err = a.Schedules.Create(r.Context(), s)
+	if err != nil {
+		a.internal(w, r, "creating the schedule", err)
+		return
+	}
+	a.Log.Info("schedule created", "schedule_id", s.ID, "owner", s.Owner, "type", s.Type, "cron", s.CronExpression,
+		"interval_minutes", s.IntervalMinutes, "timezone", s.Timezone)
+	w.Header().Set("Location", "/api/v1/exports/schedules/"+s.ID)
+	server.WriteJSON(w, http.StatusCreated, s)
+}
+
+func (a *api) getSchedule(w http.ResponseWriter, r *http.Request) {
+	if s, ok := a.lookupSchedule(w, r); ok {
+		server.WriteJSON(w, http.StatusOK, s)
+	}
+}
+
+func (a *api) lookupSchedule(w http.ResponseWriter, r *http.Request) (schedule.Schedule, bool) {
+	id := mux.Vars(r)["id"]
+	s, err := a.Schedules.Get(r.Context(), id)
+	return s, a.scheduleFound(w, r, id, err)
+}
+
+// scheduleFound answers a schedule store error: 404, 500, or nothing (true) when err is nil.
+func (a *api) scheduleFound(w http.ResponseWriter, r *http.Request, id string, err error) bool {
+	switch {
+	case errors.Is(err, schedstore.ErrNotFound):
+		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no schedule %q", id), "")
+		return false
+	case err != nil:
+		var br *badRequest
+		if errors.As(err, &br) {
+			a.refuse(w, r, err)
+			return false
+		}
+		a.internal(w, r, "reading or changing the schedule", err)
+		return false
+	}
+	return true
+}
+
+var scheduleListParams = map[string]bool{"enabled": true, "platform_id": true, "owner": true, "limit": true, "cursor": true}
+
+func (a *api) listSchedules(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		if !scheduleListParams[k] {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+				fmt.Sprintf("unknown parameter %q (one of enabled, platform_id, owner, limit, cursor)", k), k)
+			return
+		}
+	}
+	f := schedstore.ListFilter{PlatformID: q.Get("platform_id"), Owner: q.Get("owner"), Cursor: q.Get("cursor")}
+	if s := q.Get("enabled"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument", "enabled must be true or false", "enabled")
+			return
+		}
+		f.Enabled = &b
+	}
+	limit, ok := limitParam(w, q.Get("limit"), 50, 500)
+	if !ok {
+		return
+	}
+	f.Limit = limit
+	items, next, err := a.Schedules.List(r.Context(), f)
+	if errors.Is(err, schedstore.ErrBadCursor) {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "cursor is not one this API returned", "cursor")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "listing schedules", err)
+		return
+	}
+	if items == nil {
+		items = []schedule.Schedule{}
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+}
+
+// limitParam reads a page size: def when empty, else 1..max.
+func limitParam(w http.ResponseWriter, s string, def, max int) (int, bool) {
+	if s == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("limit must be an integer from 1 to %d", max), "limit")
+		return 0, false
+	}
+	return n, true
+}
+
+func (a *api) updateSchedule(w http.ResponseWriter, r *http.Request) {
+	spec, ok := a.decodeSchedule(w, r)
+	if !ok {
+		return
+	}
+	id := mux.Vars(r)["id"]
+	s, err := a.Schedules.Change(r.Context(), id, func(s *schedule.Schedule) ([]schedule.Fire, error) {
+		return s.Replace(spec, a.Now(), disabledWindow)
+	})
+	if !a.scheduleFound(w, r, id, err) {
+		return
+	}
+	a.Log.Info("schedule updated", "schedule_id", s.ID, "enabled", s.Enabled)
+	server.WriteJSON(w, http.StatusOK, s)
+}
+
+// toggleSchedule flips enabled, or sets it to the body's {"enabled": …} when given (so a
+// client that retries does not flip it back).
+func (a *api) toggleSchedule(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if !a.decode(w, r, &body, true) {
+		return
+	}
+	id := mux.Vars(r)["id"]
+	s, err := a.Schedules.Change(r.Context(), id, func(s *schedule.Schedule) ([]schedule.Fire, error) {
+		on := !s.Enabled
+		if body.Enabled != nil {
+			on = *body.Enabled
+		}
+		if on == s.Enabled {
+			return nil, nil
+		}
+		return s.SetEnabled(on, a.Now(), disabledWindow)
+	})
+	if !a.scheduleFound(w, r, id, err) {
+		return
+	}
+	a.Log.Info("schedule toggled", "schedule_id", s.ID, "enabled", s.Enabled)
+	server.WriteJSON(w, http.StatusOK, s)
+}
+
+func (a *api) deleteSchedule(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	if !a.scheduleFound(w, r, id, a.Schedules.Delete(r.Context(), id)) {
+		return
+	}
+	a.Log.Info("schedule deleted", "schedule_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) runSchedule(w http.ResponseWriter, r *http.Request) {
+	if !a.decode(w, r, &struct{}{}, true) {
+		return
+	}
+	id := mux.Vars(r)["id"]
+	jobID, err := uuid.NewV7()
+	if err != nil {
+		a.internal(w, r, "generating job id", err)
+		return
+	}
+	job, err := a.Schedules.RunNow(r.Context(), id, a.Now(), jobID.String())
+	if errors.Is(err, schedstore.ErrRunExists) {
+		server.WriteError(w, http.StatusConflict, "conflict", "a run of this schedule started at this very instant; retry", "")
+		return
+	}
+	if !a.scheduleFound(w, r, id, err) {
+		return
+	}
+	a.Notify()
+	a.metrics.jobsRequested.WithLabelValues(job.Entity, job.Format).Inc()
+	a.Log.Info("schedule run now", "schedule_id", id, "job_id", job.ID)
+	a.accepted(w, job)
+}
+
+type fireTime struct {
+	At    time.Time `json:"at"`
+	Local string    `json:"local"`
+}
+
+// nextRuns lists the next count fire times (default 5, at most 1000) after now, in UTC and
+// on the schedule's wall clock. A disabled schedule shows when it would fire.
+func (a *api) nextRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "count" {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("unknown parameter %q (only count)", k), k)
+			return
+		}
+	}
+	count := 5
+	if c := q.Get("count"); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 1 || n > 1000 {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument", "count must be an integer from 1 to 1000", "count")
+			return
+		}
+		count = n
+	}
+	s, ok := a.lookupSchedule(w, r)
+	if !ok {
+		return
+	}
+	t, err := s.Spec.Timing(s.AnchorAt)
+	if err != nil {
+		a.internal(w, r, "reading the schedule's timing", err)
+		return
+	}
+	runs := []fireTime{}
+	for _, at := range t.Upcoming(a.Now(), count) {
+		runs = append(runs, fireTime{At: at, Local: at.In(t.Location()).Format(time.RFC3339)})
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"timezone": s.Timezone, "enabled": s.Enabled, "runs": runs})
+}
+
+var runsParams = map[string]bool{"status": true, "limit": true, "cursor": true}
+
+func (a *api) scheduleRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		if !runsParams[k] {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("unknown parameter %q (one of status, limit, cursor)", k), k)
+			return
+		}
+	}
+	f := schedstore.RunFilter{Status: schedule.RunStatus(q.Get("status")), Cursor: q.Get("cursor")}
+	if f.Status != "" && !validRunStatus(f.Status) {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+			fmt.Sprintf("unknown status %q (one of queued, running, retrying, completed, failed, cancelled, missed, skipped_overlap, disabled)", f.Status), "status")
+		return
+	}
+	limit, ok := limitParam(w, q.Get("limit"), 50, 500)
+	if !ok {
+		return
+	}
+	f.Limit = limit
+	s, ok := a.lookupSchedule(w, r)
+	if !ok {
+		return
+	}
+	runs, next, err := a.Schedules.Runs(r.Context(), s, f)
+	if errors.Is(err, schedstore.ErrBadCursor) {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "cursor is not one this API returned", "cursor")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "reading the run log", err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"items": runs, "next_cursor": next})
+}
+
+func validRunStatus(s schedule.RunStatus) bool {
+	switch s {
+	case schedule.RunQueued, schedule.RunRunning, schedule.RunRetrying, schedule.RunCompleted, schedule.RunFailed,
+		schedule.RunCancelled, schedule.RunMissed, schedule.RunSkippedOverlap, schedule.RunDisabled:
+		return true
+	}
+	return false
+}
