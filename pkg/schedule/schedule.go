@@ -92,6 +92,42 @@ func (s *Spec) Normalize(now time.Time) error {
 	case strings.ContainsFunc(s.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return refuse("name", "must not hold control characters")
 	}
+	if err := s.NormalizeTiming(now); err != nil {
+		return err
+	}
+	if s.MaxRetries < 0 || s.MaxRetries > MaxRetries {
+		return refuse("max_retries", "must be from 0 to %d", MaxRetries)
+	}
+	if s.RetryDelaySeconds < 0 || s.RetryDelaySeconds > MaxRetryDelaySeconds {
+		return refuse("retry_delay_seconds", "must be from 0 to %d", MaxRetryDelaySeconds)
+	}
+	switch s.MisfirePolicy {
+	case "":
+		s.MisfirePolicy = MisfireRunOnce
+	case MisfireRunOnce, MisfireSkip:
+	default:
+		return refuse("misfire_policy", "%q is not run_once or skip", s.MisfirePolicy)
+	}
+	switch s.OverlapPolicy {
+	case "":
+		s.OverlapPolicy = OverlapSkip
+	case OverlapSkip, OverlapQueue:
+	default:
+		return refuse("overlap_policy", "%q is not skip or queue", s.OverlapPolicy)
+	}
+	if s.ExportConfig.Entity == "" {
+		return refuse("export_config.entity", "is required")
+	}
+	if s.ExportConfig.Format == "" {
+		return refuse("export_config.format", "is required")
+	}
+	return nil
+}
+
+// NormalizeTiming fills and checks the fields that say when the schedule fires (type, cron
+// expression or interval, time zone), returning a *FieldError: what a preview of the next fire
+// times needs, before the rest of the schedule is filled in.
+func (s *Spec) NormalizeTiming(now time.Time) error {
 	if s.Type == "" { // inferred when only one of the two is given
 		switch {
 		case s.CronExpression != "" && s.IntervalMinutes == 0:
@@ -127,32 +163,6 @@ func (s *Spec) Normalize(now time.Time) error {
 		}
 	default:
 		return refuse("schedule_type", "%q is not cron or interval", s.Type)
-	}
-	if s.MaxRetries < 0 || s.MaxRetries > MaxRetries {
-		return refuse("max_retries", "must be from 0 to %d", MaxRetries)
-	}
-	if s.RetryDelaySeconds < 0 || s.RetryDelaySeconds > MaxRetryDelaySeconds {
-		return refuse("retry_delay_seconds", "must be from 0 to %d", MaxRetryDelaySeconds)
-	}
-	switch s.MisfirePolicy {
-	case "":
-		s.MisfirePolicy = MisfireRunOnce
-	case MisfireRunOnce, MisfireSkip:
-	default:
-		return refuse("misfire_policy", "%q is not run_once or skip", s.MisfirePolicy)
-	}
-	switch s.OverlapPolicy {
-	case "":
-		s.OverlapPolicy = OverlapSkip
-	case OverlapSkip, OverlapQueue:
-	default:
-		return refuse("overlap_policy", "%q is not skip or queue", s.OverlapPolicy)
-	}
-	if s.ExportConfig.Entity == "" {
-		return refuse("export_config.entity", "is required")
-	}
-	if s.ExportConfig.Format == "" {
-		return refuse("export_config.format", "is required")
 	}
 	return nil
 }

@@ -126,6 +126,7 @@ func NewServer(d Deps) http.Handler {
 	v1.Handle("/progress/{task_id}", read(http.HandlerFunc(a.progress))).Methods(http.MethodGet)
 	v1.Handle("/schedules", read(http.HandlerFunc(a.listSchedules))).Methods(http.MethodGet)
 	v1.Handle("/schedules", write(http.HandlerFunc(a.createSchedule))).Methods(http.MethodPost)
+	v1.Handle("/schedules/preview", read(http.HandlerFunc(a.previewSchedule))).Methods(http.MethodPost)
 	v1.Handle("/schedules/{id}", read(http.HandlerFunc(a.getSchedule))).Methods(http.MethodGet)
 	v1.Handle("/schedules/{id}", write(http.HandlerFunc(a.updateSchedule))).Methods(http.MethodPut)
 	v1.Handle("/schedules/{id}", write(http.HandlerFunc(a.deleteSchedule))).Methods(http.MethodDelete)

@@ -338,14 +338,9 @@ func (a *api) nextRuns(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	count := 5
-	if c := q.Get("count"); c != "" {
-		n, err := strconv.Atoi(c)
-		if err != nil || n < 1 || n > 1000 {
-			server.WriteError(w, http.StatusBadRequest, "invalid_argument", "count must be an integer from 1 to 1000", "count")
-			return
-		}
-		count = n
+	count, ok := countParam(w, q.Get("count"))
+	if !ok {
+		return
 	}
 	s, ok := a.lookupSchedule(w, r)
 	if !ok {
@@ -356,11 +351,70 @@ func (a *api) nextRuns(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "reading the schedule's timing", err)
 		return
 	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"timezone": s.Timezone, "enabled": s.Enabled, "runs": upcoming(t, a.Now(), count)})
+}
+
+func countParam(w http.ResponseWriter, c string) (int, bool) {
+	if c == "" {
+		return 5, true
+	}
+	n, err := strconv.Atoi(c)
+	if err != nil || n < 1 || n > 1000 {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "count must be an integer from 1 to 1000", "count")
+		return 0, false
+	}
+	return n, true
+}
+
+func upcoming(t schedule.Timing, now time.Time, count int) []fireTime {
 	runs := []fireTime{}
-	for _, at := range t.Upcoming(a.Now(), count) {
+	for _, at := range t.Upcoming(now, count) {
 		runs = append(runs, fireTime{At: at, Local: at.In(t.Location()).Format(time.RFC3339)})
 	}
-	server.WriteJSON(w, http.StatusOK, map[string]any{"timezone": s.Timezone, "enabled": s.Enabled, "runs": runs})
+	return runs
+}
+
+// previewSchedule answers the next fire times of timing fields not saved anywhere (the web
+// form shows them while the expression is typed): schedule_type, cron_expression,
+// interval_minutes, timezone and count; a bad one is a 400 naming it. An interval counts from
+// now, as a schedule created now would.
+func (a *api) previewSchedule(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		ScheduleType    string `json:"schedule_type"`
+		CronExpression  string `json:"cron_expression"`
+		IntervalMinutes int    `json:"interval_minutes"`
+		Timezone        string `json:"timezone"`
+		Count           int    `json:"count"`
+	}
+	if !a.decode(w, r, &body, false) {
+		return
+	}
+	count := body.Count
+	if count == 0 {
+		count = 5
+	}
+	if count < 1 || count > 1000 {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "count must be an integer from 1 to 1000", "count")
+		return
+	}
+	now := a.Now()
+	spec := schedule.Spec{Type: schedule.Kind(body.ScheduleType), CronExpression: body.CronExpression,
+		IntervalMinutes: body.IntervalMinutes, Timezone: body.Timezone}
+	if err := spec.NormalizeTiming(now); err != nil {
+		var fe *schedule.FieldError
+		if errors.As(err, &fe) {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument", fe.Field+" "+fe.Message, fe.Field)
+			return
+		}
+		a.internal(w, r, "previewing a schedule", err)
+		return
+	}
+	t, err := spec.Timing(now.UTC().Truncate(time.Second))
+	if err != nil {
+		a.internal(w, r, "previewing a schedule", err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"timezone": spec.Timezone, "schedule_type": spec.Type, "runs": upcoming(t, now, count)})
 }
 
 var runsParams = map[string]bool{"status": true, "limit": true, "cursor": true}

@@ -231,3 +231,26 @@ func TestScheduleLifecycle(t *testing.T) {
 	e.do(t, http.MethodPost, path+"/run", w, nil).checkError(t, http.StatusNotFound, "not_found", "")
 	e.do(t, http.MethodGet, "/api/v1/exports/schedules/not-a-uuid", ro, nil).checkError(t, http.StatusNotFound, "not_found", "")
 }
+
+func TestSchedulePreview(t *testing.T) {
+	t.Parallel()
+	e := scheduleEnv(t, time.Date(2026, 10, 24, 12, 0, 0, 0, time.UTC))
+	ro := token(t, "rita", auth.PermReadExports)
+	r := e.do(t, http.MethodPost, "/api/v1/exports/schedules/preview", ro, []byte(`{"cron_expression": "30 2 * * *", "count": 2}`))
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"local":"2026-10-25T02:30:00+02:00"`) ||
+		!strings.Contains(string(r.body), `"local":"2026-10-26T02:30:00+01:00"`) {
+		t.Fatalf("preview = %d %s", r.status, r.body)
+	}
+	r = e.do(t, http.MethodPost, "/api/v1/exports/schedules/preview", ro, []byte(`{"schedule_type": "interval", "interval_minutes": 90}`))
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"at":"2026-10-24T13:30:00Z"`) {
+		t.Fatalf("interval preview = %d %s", r.status, r.body)
+	}
+	for body, field := range map[string]string{
+		`{"cron_expression": "0 0 30 2 *"}`:                    "cron_expression",
+		`{"cron_expression": "* * * * *", "timezone": "Mars"}`: "timezone",
+		`{"cron_expression": "* * * * *", "count": 1001}`:      "count",
+		`{}`: "schedule_type",
+	} {
+		e.do(t, http.MethodPost, "/api/v1/exports/schedules/preview", ro, []byte(body)).checkError(t, http.StatusBadRequest, "invalid_argument", field)
+	}
+}

@@ -86,6 +86,7 @@
     $("login").hidden = true;
     $("export").hidden = false;
     $("jobs").hidden = false;
+    $("schedules").hidden = false;
     $("token").value = "";
     alertMsg("");
     if (!quiet) notice("Signed in as " + (c.name || c.sub) + ".");
@@ -94,6 +95,8 @@
     for (const row of rows.values()) row.tr.remove();
     rows.clear();
     loadPage(true);
+    resetScheduleForm();
+    loadSchedules();
     connect(true);
     return true;
   }
@@ -110,6 +113,9 @@
     $("who").hidden = true;
     $("export").hidden = true;
     $("jobs").hidden = true;
+    $("schedules").hidden = true;
+    schedules.clear();
+    renderSchedules();
     showLogin("");
     notice("Signed out.");
   }
@@ -184,6 +190,7 @@
       const why = data.error && data.error.message ? ": " + data.error.message : "";
       notice("Export " + jobLabel(j) + " " + data.status + why + (data.status === "completed" ? " — ready to download." : "."));
     }
+    scheduledJobMoved(Object.assign({}, cur, data), !cur);
     if (!cur && partial) {
       // An update for a job this page has not loaded: fetch it whole, then apply.
       jobs.set(id, Object.assign({ id, task_id: id }, data));
@@ -206,6 +213,7 @@
       } else {
         jobs.set(id, j);
       }
+      scheduledJobMoved(j, true);
       renderSoon();
     } catch (e) {
       if (e.status === 404) { jobs.delete(id); renderSoon(); }
@@ -708,6 +716,316 @@
       btn.disabled = false;
     }
   });
+
+  // ---------- schedules ----------
+  const ZONES = ["Europe/Paris", "UTC", "Europe/London", "Europe/Berlin", "Europe/Madrid", "America/New_York",
+    "America/Chicago", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata", "Asia/Shanghai", "Asia/Tokyo",
+    "Australia/Sydney", "Australia/Lord_Howe"];
+  const schedules = new Map(); // id -> schedule
+  let editing = null; // the schedule being edited, or null for a new one
+  let schedulesTimer = 0;
+  let previewTimer = 0;
+  let previewGen = 0;
+  let runLogFor = "";
+
+  // A zone the browser cannot format (it should not happen: the API checked it) shows UTC.
+  function fmtZoned(iso, zone) {
+    try {
+      return new Date(iso).toLocaleString(undefined, { timeZone: zone, weekday: "short",
+        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+    } catch (_) {
+      return fmtUTC(iso);
+    }
+  }
+  function fmtUTC(iso) { return new Date(iso).toISOString().slice(0, 16).replace("T", " ") + " UTC"; }
+  function timetable(s) {
+    return (s.schedule_type === "interval" ? "every " + nf.format(s.interval_minutes) + " min" : s.cron_expression) + " · " + s.timezone;
+  }
+
+  // refreshSchedulesSoon reloads the list once, shortly after a scheduled job moved.
+  function refreshSchedulesSoon() {
+    if (!token || schedulesTimer) return;
+    schedulesTimer = setTimeout(() => { schedulesTimer = 0; loadSchedules(); }, 700);
+  }
+  function scheduledJobMoved(j, isNew) {
+    if (j && j.schedule_id && (isNew || FINISHED.has(j.status))) refreshSchedulesSoon();
+  }
+
+  async function loadSchedules() {
+    try {
+      const body = await (await api("GET", API + "/schedules?limit=200")).json();
+      schedules.clear();
+      for (const sc of body.items || []) schedules.set(sc.id, sc);
+      renderSchedules();
+      if (runLogFor && schedules.has(runLogFor)) showRunLog(runLogFor, false);
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not load the schedules: " + e.message);
+    }
+  }
+
+  function renderSchedules() {
+    const body = $("schedule-rows");
+    body.textContent = "";
+    for (const sc of schedules.values()) {
+      const st = sc.stats || {};
+      const cell = (label, ...kids) => el("td", { "data-label": label }, ...kids);
+      const next = sc.enabled && sc.next_run_at
+        ? el("div", {}, el("span", { text: fmtZoned(sc.next_run_at, sc.timezone) }), el("span", { class: "id", text: fmtUTC(sc.next_run_at) }))
+        : el("span", { class: "muted", text: sc.enabled ? "no further run" : "off" });
+      const last = st.last_run_at
+        ? el("div", {}, el("span", { class: "status", "data-status": st.last_status || "", text: st.last_status || "" }), " ",
+          el("span", { text: fmtZoned(st.last_run_at, sc.timezone) }))
+        : el("span", { class: "muted", text: "never" });
+      const counts = nf.format(st.runs || 0) + " · " + nf.format(st.successes || 0) + " ok · " + nf.format(st.failures || 0) + " failed" +
+        (st.consecutive_failures > 1 ? " (" + st.consecutive_failures + " in a row)" : "");
+      const toggle = el("button", { type: "button", class: "small", "data-action": "toggle", "aria-pressed": sc.enabled ? "true" : "false",
+        "aria-label": "Enabled: " + sc.name, onclick: () => toggleSchedule(sc.id, toggle) }, sc.enabled ? "On" : "Off");
+      const run = el("button", { type: "button", class: "small", "data-action": "run", "aria-label": "Run " + sc.name + " now",
+        onclick: () => runSchedule(sc.id, run) }, "Run now");
+      const edit = el("button", { type: "button", class: "small secondary", "data-action": "edit", "aria-label": "Edit " + sc.name,
+        onclick: () => editSchedule(sc.id) }, "Edit");
+      const log = el("button", { type: "button", class: "small secondary", "data-action": "runs", "aria-label": "Run log of " + sc.name,
+        onclick: () => showRunLog(sc.id, true) }, "Run log");
+      const del = el("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": "Delete " + sc.name,
+        onclick: () => deleteSchedule(sc.id, del) }, "Delete");
+      const tr = el("tr", { "data-schedule-id": sc.id, class: sc.enabled ? "" : "sched-off" },
+        cell("Name", el("div", {}, el("span", { text: sc.name }), el("span", { class: "id", text: sc.id.slice(0, 8) }),
+          sc.last_error ? el("span", { class: "joberr", text: sc.last_error }) : "")),
+        cell("Timetable", el("code", { text: timetable(sc) })),
+        cell("Next run", next), cell("Last run", last), cell("Runs", counts), cell("Enabled", toggle),
+        el("td", { "data-label": "Actions", class: "acts-cell" }, el("div", { class: "acts" }, run, edit, log, del)));
+      body.append(tr);
+    }
+    $("no-schedules").hidden = schedules.size > 0;
+  }
+
+  async function toggleSchedule(id, btn) {
+    const sc = schedules.get(id);
+    btn.disabled = true;
+    try {
+      const s2 = await (await api("POST", API + "/schedules/" + id + "/toggle", { enabled: !sc.enabled })).json();
+      schedules.set(id, s2);
+      renderSchedules();
+      notice("Schedule " + s2.name + " is " + (s2.enabled ? "on; next run " + (s2.next_run_at ? fmtZoned(s2.next_run_at, s2.timezone) : "none") : "off") + ".");
+      const again = document.querySelector("tr[data-schedule-id=\"" + id + "\"] [data-action=toggle]");
+      if (again) again.focus();
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not switch the schedule: " + e.message);
+      btn.disabled = false;
+    }
+  }
+
+  async function runSchedule(id, btn) {
+    const sc = schedules.get(id) || {};
+    btn.disabled = true;
+    try {
+      const a = await (await api("POST", API + "/schedules/" + id + "/run")).json();
+      const jid = a.job_id;
+      started.add(jid);
+      if (a.job) put(jid, a.job, false);
+      notice("Schedule " + sc.name + " started job " + jid.slice(0, 8) + ".");
+      loadSchedules();
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not run the schedule: " + e.message);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function deleteSchedule(id, btn) {
+    const sc = schedules.get(id) || {};
+    if (!btn.dataset.confirm) {
+      btn.dataset.confirm = "1";
+      btn.textContent = "Confirm delete";
+      btn.setAttribute("aria-label", "Confirm: delete the schedule " + sc.name + " and its run log");
+      setTimeout(() => { delete btn.dataset.confirm; btn.textContent = "Delete"; btn.setAttribute("aria-label", "Delete " + sc.name); }, 5000);
+      return;
+    }
+    btn.disabled = true;
+    try {
+      await api("DELETE", API + "/schedules/" + id);
+      schedules.delete(id);
+      if (editing && editing.id === id) resetScheduleForm();
+      if (runLogFor === id) closeRunLog();
+      renderSchedules();
+      notice("Deleted the schedule " + sc.name + ". The jobs it started stay.");
+      $("schedules-heading").focus();
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not delete the schedule: " + e.message);
+      btn.disabled = false;
+    }
+  }
+
+  async function showRunLog(id, focus) {
+    const sc = schedules.get(id) || {};
+    runLogFor = id;
+    try {
+      const body = await (await api("GET", API + "/schedules/" + id + "/runs?limit=50")).json();
+      const rowsEl = $("run-rows");
+      rowsEl.textContent = "";
+      for (const r of body.items || []) {
+        const attempts = el("div", {});
+        for (const a of r.attempts || []) {
+          attempts.append(el("span", { class: "id", text: "#" + a.attempt + " " + a.job_id.slice(0, 8) + " " + (a.job_status || "deleted") }));
+        }
+        rowsEl.append(el("tr", { "data-status": r.status },
+          el("td", { "data-label": "Fire time" }, el("div", {}, el("span", { text: fmtZoned(r.scheduled_for, sc.timezone) }),
+            el("span", { class: "id", text: fmtUTC(r.scheduled_for) }))),
+          el("td", { "data-label": "Trigger", text: r.trigger.replace("_", " ") }),
+          el("td", { "data-label": "Status" }, el("span", { class: "status", "data-status": r.status, text: r.status.replace("_", " ") })),
+          el("td", { "data-label": "Attempts" }, attempts),
+          el("td", { "data-label": "Reason", text: r.reason || "" })));
+      }
+      if (!(body.items || []).length) rowsEl.append(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No run yet." })));
+      $("run-log-heading").textContent = "Run log of " + sc.name;
+      $("run-log").hidden = false;
+      if (focus) $("run-log-heading").focus();
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not load the run log: " + e.message);
+    }
+  }
+  function closeRunLog() { runLogFor = ""; $("run-log").hidden = true; }
+
+  function clearScheduleErrors() {
+    document.querySelectorAll("#schedule-form .err").forEach((e) => { e.textContent = ""; });
+    document.querySelectorAll("#schedule-form [aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+  }
+  const scheduleFieldIds = { name: "s-name", schedule_type: "s-type", cron_expression: "s-cron", interval_minutes: "s-interval",
+    timezone: "s-timezone", misfire_policy: "s-misfire", overlap_policy: "s-overlap", max_retries: "s-retries",
+    retry_delay_seconds: "s-delay" };
+  // scheduleFieldError shows the API's message next to the schedule input, or the export
+  // form's input for export_config.*; false when no input shows it.
+  function scheduleFieldError(field, message, focus) {
+    if (field.startsWith("export_config.")) return fieldError(field.slice("export_config.".length), message);
+    const id = scheduleFieldIds[field];
+    if (!id) return false;
+    $("err-" + id).textContent = message;
+    $(id).setAttribute("aria-invalid", "true");
+    if (focus) $(id).focus();
+    return true;
+  }
+
+  function syncScheduleType() {
+    const cron = $("s-type").value === "cron";
+    $("s-cron-ctl").hidden = !cron;
+    $("s-interval-ctl").hidden = cron;
+  }
+
+  function timingBody() {
+    const b = { schedule_type: $("s-type").value, timezone: $("s-timezone").value.trim() };
+    if (b.schedule_type === "cron") b.cron_expression = $("s-cron").value.trim();
+    else b.interval_minutes = Number($("s-interval").value);
+    return b;
+  }
+
+  // previewSoon shows the next five fire times of what is typed, once typing pauses.
+  function previewSoon() {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(preview, 250);
+  }
+  async function preview() {
+    const gen = ++previewGen;
+    const b = timingBody();
+    for (const id of ["s-type", "s-cron", "s-interval", "s-timezone"]) { $("err-" + id).textContent = ""; $(id).removeAttribute("aria-invalid"); }
+    try {
+      const r = await (await api("POST", API + "/schedules/preview", Object.assign(b, { count: 5 }))).json();
+      if (gen !== previewGen) return;
+      const list = $("s-next");
+      list.textContent = "";
+      for (const x of r.runs || []) {
+        list.append(el("li", { "data-at": x.at }, el("span", { text: fmtZoned(x.at, r.timezone) + " " }), el("span", { class: "utc", text: "(" + fmtUTC(x.at) + ")" })));
+      }
+      if (!(r.runs || []).length) list.append(el("li", { class: "muted", text: "never" }));
+      $("s-next").dataset.ok = "true";
+    } catch (e) {
+      if (gen !== previewGen) return;
+      $("s-next").textContent = "";
+      $("s-next").dataset.ok = "false";
+      if (e.status === 400 && e.field && !scheduleFieldError(e.field, e.message, false)) $("err-s-next").textContent = e.message;
+    }
+  }
+
+  function resetScheduleForm() {
+    editing = null;
+    $("schedule-form").reset();
+    $("s-zones").textContent = "";
+    for (const z of ZONES) $("s-zones").append(el("option", { value: z }));
+    clearScheduleErrors();
+    $("schedule-form-heading").textContent = "New schedule";
+    $("s-save").textContent = "Create schedule";
+    $("s-cancel-edit").hidden = true;
+    $("s-use-form").checked = true;
+    syncScheduleType();
+    previewSoon();
+  }
+
+  function editSchedule(id) {
+    const sc = schedules.get(id);
+    if (!sc) return;
+    resetScheduleForm();
+    editing = sc;
+    $("s-name").value = sc.name;
+    $("s-type").value = sc.schedule_type;
+    $("s-cron").value = sc.cron_expression || "";
+    $("s-interval").value = sc.interval_minutes || 60;
+    $("s-timezone").value = sc.timezone;
+    $("s-misfire").value = sc.misfire_policy;
+    $("s-overlap").value = sc.overlap_policy;
+    $("s-retries").value = sc.max_retries;
+    $("s-delay").value = sc.retry_delay_seconds;
+    $("s-enabled").checked = sc.enabled;
+    $("s-use-form").checked = false;
+    $("schedule-form-heading").textContent = "Edit schedule " + sc.name;
+    $("s-save").textContent = "Save changes";
+    $("s-cancel-edit").hidden = false;
+    syncScheduleType();
+    previewSoon();
+    $("schedule-form-heading").focus();
+  }
+
+  $("schedule-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearScheduleErrors();
+    clearErrors();
+    alertMsg("");
+    const body = Object.assign(timingBody(), {
+      name: $("s-name").value.trim(), misfire_policy: $("s-misfire").value, overlap_policy: $("s-overlap").value,
+      max_retries: Number($("s-retries").value), retry_delay_seconds: Number($("s-delay").value), enabled: $("s-enabled").checked,
+    });
+    if ($("s-use-form").checked || !editing) {
+      if (fieldsFor !== $("entity").value) { alertMsg("The fields are still loading; try again in a moment."); return; }
+      const { entity, format, body: req } = buildRequest();
+      body.export_config = Object.assign({ entity, format }, req);
+    } else {
+      body.export_config = editing.export_config;
+    }
+    if (!body.name) { scheduleFieldError("name", "Give the schedule a name.", true); return; }
+    const btn = $("s-save");
+    btn.disabled = true;
+    $("s-status").textContent = "Saving…";
+    try {
+      const path = editing ? API + "/schedules/" + editing.id : API + "/schedules";
+      const sc = await (await api(editing ? "PUT" : "POST", path, body)).json();
+      schedules.set(sc.id, sc);
+      loadSchedules();
+      $("s-status").textContent = (editing ? "Saved " : "Created ") + sc.name +
+        (sc.next_run_at ? "; next run " + fmtZoned(sc.next_run_at, sc.timezone) + "." : ".");
+      if (editing) resetScheduleForm(); else { $("s-name").value = ""; }
+    } catch (e) {
+      $("s-status").textContent = "";
+      if (e.status === 401 || e.status === 403) return;
+      if (e.field) scheduleFieldError(e.field, e.message, true);
+      alertMsg("Schedule refused: " + e.message + (e.field ? " (field " + e.field + ")" : ""));
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  $("s-type").addEventListener("change", () => { syncScheduleType(); previewSoon(); });
+  for (const id of ["s-cron", "s-interval", "s-timezone"]) $(id).addEventListener("input", previewSoon);
+  $("s-cancel-edit").addEventListener("click", () => { resetScheduleForm(); $("schedules-heading").focus(); });
+  $("schedules-refresh").addEventListener("click", loadSchedules);
+  $("run-log-close").addEventListener("click", () => { closeRunLog(); $("schedules-heading").focus(); });
+  setInterval(() => { if (token && !document.hidden) loadSchedules(); }, 30000);
 
   // ---------- wiring ----------
   $("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); login($("token").value, false); });
