@@ -94,6 +94,7 @@ func init() {
 		{"download", "ID [flags]", "wait for a job to finish and download its file", (*app).cmdDownload},
 		{"cancel", "ID", "cancel a queued or running job", (*app).cmdCancel},
 		{"delete", "ID", "delete a job and its file (cancelling it if it runs)", (*app).cmdDelete},
+		{"schedules", "SUB [ID] [flags]", "list, create, get, toggle, run, next, runs, delete schedules", (*app).cmdSchedules},
 		{"token", "[flags]", "print a token signed with $JWT_SECRET for the local stack", (*app).cmdToken},
 	}
 }
@@ -160,7 +161,7 @@ Drives the Export Platform API.
 commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %-15s %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %-9s %-16s %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprint(w, `
 global flags (also accepted after the command):

@@ -154,6 +154,12 @@ type Metrics struct {
 	errors   prometheus.Counter
 }
 
+// Fires is the fires counter, by trigger (for tests).
+func (m *Metrics) Fires() *prometheus.CounterVec { return m.fires }
+
+// Misfires is the misfires counter (for tests).
+func (m *Metrics) Misfires() prometheus.Counter { return m.misfires }
+
 // NewMetrics registers the loop's metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{

@@ -776,7 +776,7 @@
         ? el("div", {}, el("span", { class: "status", "data-status": st.last_status || "", text: st.last_status || "" }), " ",
           el("span", { text: fmtZoned(st.last_run_at, sc.timezone) }))
         : el("span", { class: "muted", text: "never" });
-      const counts = nf.format(st.runs || 0) + " · " + nf.format(st.successes || 0) + " ok · " + nf.format(st.failures || 0) + " failed" +
+      const counts = nf.format(st.runs || 0) + " runs · " + nf.format(st.successes || 0) + " ok · " + nf.format(st.failures || 0) + " failed" +
         (st.consecutive_failures > 1 ? " (" + st.consecutive_failures + " in a row)" : "");
       const toggle = el("button", { type: "button", class: "small", "data-action": "toggle", "aria-pressed": sc.enabled ? "true" : "false",
         "aria-label": "Enabled: " + sc.name, onclick: () => toggleSchedule(sc.id, toggle) }, sc.enabled ? "On" : "Off");

@@ -1,0 +1,78 @@
+package firing_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
+	"github.com/productsmanager/exportplatform/pkg/schedstore"
+	"github.com/productsmanager/exportplatform/pkg/schedule"
+	"github.com/productsmanager/exportplatform/scheduler/internal/firing"
+)
+
+func newID() (string, error) {
+	id, err := uuid.NewV7()
+	return id.String(), err
+}
+
+// TestTickWithAnInjectedClock walks a clock over an every-minute schedule: one fire per
+// minute, a three-minute gap caught up once, each counted in the metrics.
+func TestTickWithAnInjectedClock(t *testing.T) {
+	t.Parallel()
+	pool := pgdbtest.NewDatabase(t, "firingtest")
+	ctx := context.Background()
+	if err := jobstore.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	st := schedstore.New(pool)
+	now := time.Date(2026, 10, 25, 0, 58, 30, 0, time.UTC)
+	spec := schedule.Spec{Name: "every minute", CronExpression: "* * * * *", Timezone: "UTC", Enabled: true, OverlapPolicy: schedule.OverlapQueue,
+		ExportConfig: schedule.ExportConfig{Entity: "products", Format: "csv"}}
+	if err := spec.Normalize(now); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := newID()
+	s, err := schedule.New(id, spec, "alice", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m := firing.NewMetrics(reg)
+	clock := now
+	loop := firing.New(st, firing.Config{Grace: 10 * time.Second, Window: time.Hour, Poll: time.Second},
+		func() time.Time { return clock }, newID, slog.New(slog.DiscardHandler), m)
+	tick := func(at time.Time) {
+		t.Helper()
+		clock = at
+		if err := loop.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick(time.Date(2026, 10, 25, 0, 59, 0, 100, time.UTC))
+	tick(time.Date(2026, 10, 25, 1, 0, 0, 100, time.UTC))
+	tick(time.Date(2026, 10, 25, 1, 0, 30, 0, time.UTC)) // nothing due
+	tick(time.Date(2026, 10, 25, 1, 4, 20, 0, time.UTC)) // 01:01..01:04 due: 3 missed, 1 catch-up
+	fires := testutil.ToFloat64(m.Fires().WithLabelValues("timetable"))
+	catchUp := testutil.ToFloat64(m.Fires().WithLabelValues("catch_up"))
+	if fires != 2 || catchUp != 1 || testutil.ToFloat64(m.Misfires()) != 3 {
+		t.Fatalf("fires %v, catch-up %v, misfires %v; want 2, 1, 3", fires, catchUp, testutil.ToFloat64(m.Misfires()))
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM jobs`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("%d jobs (%v), want 3", n, err)
+	}
+	next, err := st.NextWake(ctx)
+	if err != nil || !next.Equal(time.Date(2026, 10, 25, 1, 5, 0, 0, time.UTC)) {
+		t.Fatalf("next wake %s %v", next, err)
+	}
+}
