@@ -428,11 +428,25 @@ func TestScheduledRunRetried(t *testing.T) {
 // times, it starts no further job.
 func TestScheduleEveryMinuteEndToEnd(t *testing.T) {
 	s := getStack(t)
+	s.seedOnce(t, 200000)
 	tok := s.writer(t)
 	conn := s.exportsConn(t)
+	cat, err := pgx.Connect(context.Background(), s.catalogDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := cat.Query(context.Background(), `SELECT id FROM products ORDER BY id LIMIT 3`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	three, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	cat.Close(context.Background())
+	if err != nil || len(three) != 3 {
+		t.Fatalf("three products: %v %v", three, err)
+	}
 	sc := s.createSchedule(t, tok, map[string]any{"name": "e2e every minute", "cron_expression": "* * * * *",
 		"timezone": "America/Sao_Paulo", "export_config": map[string]any{"entity": "products", "format": "csv",
-			"fields": []string{"sku", "name", "price"}, "filters": map[string]any{"ids": []int{1, 2, 3}}}})
+			"fields": []string{"sku", "name", "price"}, "filters": map[string]any{"ids": three}}})
 	first := *sc.NextRunAt
 	jobID := waitScheduledJob(t, conn, sc.ID, first, time.Until(first)+30*time.Second)
 	s.waitStatus(t, jobID, "completed", 60*time.Second)

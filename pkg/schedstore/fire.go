@@ -33,21 +33,35 @@ type Fired struct {
 	Disabled error
 }
 
+// FireError is a failed decision about one schedule: the caller may go on with the others
+// (skip), so one schedule that cannot be fired does not hold the rest up.
+type FireError struct {
+	ScheduleID string
+	Err        error
+}
+
+func (e *FireError) Error() string { return "firing schedule " + e.ScheduleID + ": " + e.Err.Error() }
+func (e *FireError) Unwrap() error { return e.Err }
+
 // FireNext takes one enabled schedule whose next fire time is at or before now (skipping
-// those another scheduler holds), decides its due fire times (schedule.Plan), logs them,
-// starts the job of the one that runs and moves next_run_at, all in one transaction. It
-// returns nil when no schedule is due.
-func (st *Store) FireNext(ctx context.Context, now time.Time, cfg FireConfig) (*Fired, error) {
+// those another scheduler holds, and those in skip), decides its due fire times
+// (schedule.Plan), logs them, starts the job of the one that runs and moves next_run_at, all
+// in one transaction. It returns nil when no schedule is due; a *FireError when the decision
+// about one schedule failed (rolled back whole).
+func (st *Store) FireNext(ctx context.Context, now time.Time, cfg FireConfig, skip ...string) (*Fired, error) {
 	var out *Fired
+	var selected string
 	err := st.inTx(ctx, func(tx pgx.Tx) error {
 		s, err := scanSchedule(tx.QueryRow(ctx, `SELECT `+scheduleColumns+` FROM schedules
-			WHERE enabled AND next_run_at <= $1 ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED`, now))
+			WHERE enabled AND next_run_at <= $1 AND NOT (id::text = ANY($2))
+			ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED`, now, append([]string{}, skip...)))
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		selected = s.ID
 		out = &Fired{Schedule: s}
 		timing, err := s.Spec.Timing(s.AnchorAt)
 		if err != nil {
@@ -98,6 +112,9 @@ func (st *Store) FireNext(ctx context.Context, now time.Time, cfg FireConfig) (*
 		out.Schedule, err = save(ctx, tx, s)
 		return err
 	})
+	if err != nil && selected != "" {
+		return nil, &FireError{ScheduleID: selected, Err: err}
+	}
 	if err != nil {
 		return nil, err
 	}

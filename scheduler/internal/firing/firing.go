@@ -8,6 +8,7 @@ package firing
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 
 // Store is what the loop needs of the schedules' repository.
 type Store interface {
-	FireNext(ctx context.Context, now time.Time, cfg schedstore.FireConfig) (*schedstore.Fired, error)
+	FireNext(ctx context.Context, now time.Time, cfg schedstore.FireConfig, skip ...string) (*schedstore.Fired, error)
 	RetryNext(ctx context.Context, now time.Time, newID func() (string, error)) (*schedstore.Retried, error)
 	NextWake(ctx context.Context) (time.Time, error)
 }
@@ -76,10 +77,18 @@ func (l *Loop) Run(ctx context.Context) error {
 func (l *Loop) Tick(ctx context.Context) error {
 	now := l.now()
 	fc := schedstore.FireConfig{Grace: l.cfg.Grace, Window: l.cfg.Window, NewID: l.newID}
+	var failed []string // schedules whose decision failed this tick: the others go on
+	var errs []error
 	for ctx.Err() == nil {
-		f, err := l.store.FireNext(ctx, now, fc)
+		f, err := l.store.FireNext(ctx, now, fc, failed...)
+		var fe *schedstore.FireError
+		if errors.As(err, &fe) {
+			failed = append(failed, fe.ScheduleID)
+			errs = append(errs, err)
+			continue
+		}
 		if err != nil {
-			return err
+			return errors.Join(append(errs, err)...)
 		}
 		if f == nil {
 			break
@@ -103,7 +112,7 @@ func (l *Loop) Tick(ctx context.Context) error {
 			l.log.Info("retry dropped", "schedule_id", r.ScheduleID, "scheduled_for", r.ScheduledFor, "reason", r.Run.Reason)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (l *Loop) observe(f *schedstore.Fired) {

@@ -3,6 +3,7 @@ package firing_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +75,48 @@ func TestTickWithAnInjectedClock(t *testing.T) {
 	next, err := st.NextWake(ctx)
 	if err != nil || !next.Equal(time.Date(2026, 10, 25, 1, 5, 0, 0, time.UTC)) {
 		t.Fatalf("next wake %s %v", next, err)
+	}
+}
+
+// TestOneBrokenScheduleDoesNotHoldUpTheOthers: a schedule whose decision fails every time
+// (here a trigger refuses its run rows) is reported, and the schedules due after it still fire.
+func TestOneBrokenScheduleDoesNotHoldUpTheOthers(t *testing.T) {
+	t.Parallel()
+	pool := pgdbtest.NewDatabase(t, "firingtest")
+	ctx := context.Background()
+	if err := jobstore.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	st := schedstore.New(pool)
+	now := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
+	var ids []string
+	for i, expr := range []string{"1 * * * *", "2 * * * *"} { // the broken one is due first
+		spec := schedule.Spec{Name: "s", CronExpression: expr, Timezone: "UTC", Enabled: true,
+			ExportConfig: schedule.ExportConfig{Entity: "products", Format: "csv"}}
+		if err := spec.Normalize(now); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := newID()
+		s, _ := schedule.New(id, spec, "alice", now.Add(time.Duration(i)*time.Second))
+		if _, err := st.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if _, err := pool.Exec(ctx, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.schedule_id = '`+ids[0]+`' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER refuse BEFORE INSERT ON schedule_runs FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 6, 1, 13, 2, 10, 0, time.UTC)
+	loop := firing.New(st, firing.Config{Grace: time.Minute, Window: time.Hour, Poll: time.Second},
+		func() time.Time { return clock }, newID, slog.New(slog.DiscardHandler), firing.NewMetrics(nil))
+	err := loop.Tick(ctx)
+	if err == nil || !strings.Contains(err.Error(), ids[0]) {
+		t.Fatalf("Tick = %v, want the broken schedule's error", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE schedule_id = $1`, ids[1]).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the healthy schedule has %d jobs (%v), want 1", n, err)
 	}
 }
