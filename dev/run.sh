@@ -40,6 +40,17 @@ else
   warn "no token tool yet (dev/cmd/token)"
 fi
 
+# A demo schedule, so the web UI's Schedules view has something to show: created once, switched
+# off (it would otherwise export the whole catalog every night); switch it on from the page.
+if [[ -n $TOKEN ]] && curl -fsS -H "Authorization: Bearer $TOKEN" "http://$API_ADDR/api/v1/exports/schedules?limit=1" |
+  grep -q '"items":\[\]'; then
+  curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -XPOST "http://$API_ADDR/api/v1/exports/schedules" -d '{
+    "name": "Demo: nightly active products (CSV)", "cron_expression": "0 2 * * *", "timezone": "Europe/Paris",
+    "enabled": false, "max_retries": 2, "retry_delay_seconds": 300,
+    "export_config": {"entity": "products", "format": "csv", "filters": {"status": "active"}}}' ||
+    warn "could not create the demo schedule"
+fi
+
 cat <<EOF
 
 Export Platform is running (state in $STACK_DIR).
@@ -49,6 +60,7 @@ Export Platform is running (state in $STACK_DIR).
                 token from the address bar. Or open http://$API_ADDR/ and paste a token.)
   REST API      http://$API_ADDR/api/v1/exports
   WebSocket     ws://$API_ADDR/api/v1/exports/ws
+  Schedules     http://$API_ADDR/api/v1/exports/schedules (also in the web UI; exportctl schedules list)
   progress-hub  $HUB_URL
   metrics       http://$API_ADDR/metrics, http://$HUB_ADDR/metrics, http://$EXPORTER_ADDR/metrics,
                 http://$SCHEDULER_ADDR/metrics, http://$AUDIT_ADDR/metrics

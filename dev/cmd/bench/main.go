@@ -1,5 +1,5 @@
 // Command bench measures the local stack (make bench): export throughput per format, the
-// exporter's peak memory, the streaming endpoints, and the host's ceiling (PostgreSQL COPY of
+// exporter's peak memory, the streaming endpoints, how late schedules fire, and the host's ceiling (PostgreSQL COPY of
 // the exporter's own query). It asserts nothing: it prints one figure per line on stdout,
 // `name value unit`, and progress, diagnostics and a summary against the targets of issue 3
 // on stderr. It exits non-zero only when it cannot run at all (stack down, no catalog).
@@ -30,10 +30,10 @@ import (
 // 1M peak includes whatever the exporter retained from an earlier job; copy runs right before
 // csv so that both see the same cache and host load.
 var benches = []string{"csv_100k", "copy", "csv", "jsonl", "json_relations", "xlsx", "csv_stream", "jsonl_stream",
-	"hub_latency", "hub_idle"}
+	"hub_latency", "hub_idle", "schedule_fire"}
 
 // hubBenches need no catalog: selected alone, they run without counting or seeding it.
-var hubBenches = []string{"hub_latency", "hub_idle"}
+var hubBenches = []string{"hub_latency", "hub_idle", "schedule_fire"}
 
 // errUsage marks usage errors, already reported on stderr (by the flag package or loadConfig).
 var errUsage = errors.New("usage")
@@ -238,6 +238,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			b.benchHubLatency(ctx)
 		case "hub_idle":
 			b.benchHubIdle(ctx)
+		case "schedule_fire":
+			b.benchScheduleFire(ctx)
 		}
 	}
 	b.derived()

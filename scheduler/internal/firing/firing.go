@@ -73,14 +73,14 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// Tick fires every schedule due now and starts every retry due now.
+// Tick fires every schedule due now and starts every retry due now. Each decision reads the
+// clock afresh: a tick that fires many schedules gives each its own decision time.
 func (l *Loop) Tick(ctx context.Context) error {
-	now := l.now()
 	fc := schedstore.FireConfig{Grace: l.cfg.Grace, Window: l.cfg.Window, NewID: l.newID}
 	var failed []string // schedules whose decision failed this tick: the others go on
 	var errs []error
 	for ctx.Err() == nil {
-		f, err := l.store.FireNext(ctx, now, fc, failed...)
+		f, err := l.store.FireNext(ctx, l.now(), fc, failed...)
 		var fe *schedstore.FireError
 		if errors.As(err, &fe) {
 			failed = append(failed, fe.ScheduleID)
@@ -96,7 +96,7 @@ func (l *Loop) Tick(ctx context.Context) error {
 		l.observe(f)
 	}
 	for ctx.Err() == nil {
-		r, err := l.store.RetryNext(ctx, now, l.newID)
+		r, err := l.store.RetryNext(ctx, l.now(), l.newID)
 		if err != nil {
 			return err
 		}
