@@ -121,11 +121,14 @@ func (st *Store) FireNext(ctx context.Context, now time.Time, cfg FireConfig, sk
 	return out, nil
 }
 
-// running reports whether a previous run of the schedule is going: a job of it queued or
-// running, or a run waiting for its retry.
+// running reports whether a previous run of the schedule is going: a run not over (queued,
+// running or waiting for its retry), or a job of it queued or running.
 func running(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
 	var busy bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schedule_runs WHERE schedule_id = $1 AND status = 'retrying')
+	// A run is going until its outcome is folded: its job may have failed a moment ago, with
+	// the retry still to be decided, so the run's own state counts, not only its job's.
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schedule_runs WHERE schedule_id = $1
+			AND status IN ('queued', 'running', 'retrying'))
 		OR EXISTS (SELECT 1 FROM jobs WHERE schedule_id = $1::text AND status IN ('queued', 'running') AND deleted_at IS NULL)`,
 		id).Scan(&busy)
 	if err != nil {
@@ -142,21 +145,28 @@ type Retried struct {
 	Job          *jobstore.Job // nil when the retry was not made (schedule disabled)
 }
 
-// RetryNext takes one run whose retry time came and starts its next attempt (or ends it as
-// failed when its schedule was disabled meanwhile). It returns nil when none is due.
-func (st *Store) RetryNext(ctx context.Context, now time.Time, newID func() (string, error)) (*Retried, error) {
+// RetryNext takes one run whose retry time came (skipping the schedules in skip) and starts
+// its next attempt (or ends it as failed when its schedule was disabled meanwhile). It returns
+// nil when none is due; a *FireError naming the schedule when that run's retry failed.
+func (st *Store) RetryNext(ctx context.Context, now time.Time, newID func() (string, error), skip ...string) (*Retried, error) {
 	var out *Retried
+	var selected string
 	err := st.inTx(ctx, func(tx pgx.Tx) error {
 		var id string
 		var at time.Time
-		err := tx.QueryRow(ctx, `SELECT schedule_id::text, scheduled_for FROM schedule_runs
-			WHERE status = 'retrying' AND retry_at <= $1 ORDER BY retry_at LIMIT 1 FOR UPDATE SKIP LOCKED`, now).Scan(&id, &at)
+		// The candidate locks its schedule, not the run: schedule first, then run, as every
+		// writer does (a DELETE's cascade, JobChanged), so no two transactions wait on each other.
+		err := tx.QueryRow(ctx, `SELECT r.schedule_id::text, r.scheduled_for FROM schedule_runs r
+			JOIN schedules s ON s.id = r.schedule_id
+			WHERE r.status = 'retrying' AND r.retry_at <= $1 AND NOT (r.schedule_id::text = ANY($2))
+			ORDER BY r.retry_at LIMIT 1 FOR UPDATE OF s SKIP LOCKED`, now, append([]string{}, skip...)).Scan(&id, &at)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("looking for a due retry: %w", err)
 		}
+		selected = id
 		// Schedule first, then the run (the order every writer takes).
 		s, err := lockSchedule(ctx, tx, id)
 		if err != nil {
@@ -189,6 +199,9 @@ func (st *Store) RetryNext(ctx context.Context, now time.Time, newID func() (str
 		_, err = save(ctx, tx, s)
 		return err
 	})
+	if err != nil && selected != "" {
+		return nil, &FireError{ScheduleID: selected, Err: err}
+	}
 	return out, err
 }
 

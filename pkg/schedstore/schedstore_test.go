@@ -286,3 +286,29 @@ func mustID(t *testing.T) string {
 	}
 	return id
 }
+
+// TestOverlapCountsARunNotFoldedYet: a job that just failed, before its event is folded,
+// still keeps its run going: the next fire time under overlap skip is skipped, not started
+// beside the retry to come.
+func TestOverlapCountsARunNotFoldedYet(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
+	s := create(t, st, schedule.Spec{CronExpression: "* * * * *", MaxRetries: 1}, now)
+	f, err := st.FireNext(ctx, now.Add(30*time.Second), cfg)
+	if err != nil || f == nil || len(f.Jobs) != 1 {
+		t.Fatalf("first fire: %+v %v", f, err)
+	}
+	// The exporter ended the job; the scheduler has not folded the event yet.
+	if _, err := pool.Exec(ctx, `UPDATE jobs SET status = 'failed' WHERE id = $1`, f.Jobs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	f, err = st.FireNext(ctx, now.Add(90*time.Second), cfg)
+	if err != nil || f == nil || len(f.Fires) != 1 || f.Fires[0].Status != schedule.RunSkippedOverlap {
+		t.Fatalf("second fire: %+v %v, want skipped_overlap", f, err)
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM jobs WHERE schedule_id = $1`, s.ID); n != 1 {
+		t.Fatalf("%d jobs, want 1", n)
+	}
+}

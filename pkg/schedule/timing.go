@@ -137,7 +137,7 @@ func NewInterval(minutes int, anchor time.Time, loc *time.Location) (Timing, err
 	if anchor.IsZero() {
 		return Timing{}, errors.New("an interval needs an anchor time")
 	}
-	return Timing{kind: KindInterval, interval: time.Duration(minutes) * time.Minute, anchor: anchor.UTC(), loc: loc}, nil
+	return Timing{kind: KindInterval, interval: time.Duration(minutes) * time.Minute, anchor: anchor.UTC().Truncate(time.Second), loc: loc}, nil
 }
 
 // Location is the zone fire times are shown in.
@@ -147,12 +147,14 @@ func (t Timing) Location() *time.Location { return t.loc }
 // five years.
 func (t Timing) Next(after time.Time) time.Time {
 	if t.kind == KindInterval {
-		first := t.anchor.Add(t.interval)
-		if after.Before(first) {
-			return first
+		// In whole seconds (the anchor is one): time.Duration would overflow 292 years on.
+		step := int64(t.interval / time.Second)
+		a := t.anchor.Unix()
+		if !after.After(t.anchor) {
+			return time.Unix(a+step, 0).UTC()
 		}
-		k := after.Sub(t.anchor)/t.interval + 1
-		return t.anchor.Add(k * t.interval)
+		k := (after.Unix()-a)/step + 1
+		return time.Unix(a+k*step, 0).UTC()
 	}
 	after = after.In(t.loc)
 	c := wall(after)
@@ -175,10 +177,11 @@ func (t Timing) Next(after time.Time) time.Time {
 func (t Timing) Upcoming(after time.Time, n int) []time.Time {
 	out := make([]time.Time, 0, n)
 	for len(out) < n {
-		after = t.Next(after)
-		if after.IsZero() {
+		next := t.Next(after)
+		if next.IsZero() || !next.After(after) {
 			break
 		}
+		after = next
 		out = append(out, after)
 	}
 	return out

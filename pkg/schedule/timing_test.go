@@ -238,3 +238,22 @@ func TestLoadZone(t *testing.T) {
 		}
 	}
 }
+
+// TestIntervalFarAhead: a year-long interval listed 1000 times does not overflow.
+func TestIntervalFarAhead(t *testing.T) {
+	t.Parallel()
+	anchor := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tm, err := NewInterval(MaxIntervalMinutes, anchor, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := tm.Upcoming(anchor, 1000)
+	if len(runs) != 1000 {
+		t.Fatalf("%d fire times, want 1000", len(runs))
+	}
+	for i := 1; i < len(runs); i++ {
+		if runs[i].Sub(runs[i-1]) != MaxIntervalMinutes*time.Minute {
+			t.Fatalf("fire %d at %s after %s", i, runs[i], runs[i-1])
+		}
+	}
+}

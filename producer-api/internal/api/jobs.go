@@ -201,6 +201,9 @@ func (a *api) progress(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if !textParams(w, q) {
+		return
+	}
 	for k := range q {
 		if !listParams[k] {
 			server.WriteError(w, http.StatusBadRequest, "invalid_argument",

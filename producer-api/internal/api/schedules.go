@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
@@ -184,8 +185,16 @@ func (a *api) scheduleFound(w http.ResponseWriter, r *http.Request, id string, e
 		return false
 	case err != nil:
 		var br *badRequest
-		if errors.As(err, &br) {
+		var fe *schedule.FieldError
+		switch {
+		case errors.As(err, &br):
 			a.refuse(w, r, err)
+			return false
+		case errors.As(err, &fe):
+			// The stored schedule cannot be switched on as it is (the scheduler disabled it):
+			// the client must PUT a valid one.
+			server.WriteError(w, http.StatusConflict, "invalid_schedule",
+				fmt.Sprintf("the stored schedule's %s %s; PUT a corrected schedule", fe.Field, fe.Message), fe.Field)
 			return false
 		}
 		a.internal(w, r, "reading or changing the schedule", err)
@@ -196,8 +205,24 @@ func (a *api) scheduleFound(w http.ResponseWriter, r *http.Request, id string, e
 
 var scheduleListParams = map[string]bool{"enabled": true, "platform_id": true, "owner": true, "limit": true, "cursor": true}
 
+// textParams refuses query values PostgreSQL text cannot hold (invalid UTF-8, NUL) with a 400.
+func textParams(w http.ResponseWriter, q map[string][]string) bool {
+	for k, vs := range q {
+		for _, v := range vs {
+			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("%s is not UTF-8 text (or holds a NUL)", k), k)
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (a *api) listSchedules(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if !textParams(w, q) {
+		return
+	}
 	for k := range q {
 		if !scheduleListParams[k] {
 			server.WriteError(w, http.StatusBadRequest, "invalid_argument",

@@ -221,6 +221,8 @@ func TestScheduleLifecycle(t *testing.T) {
 	}
 	e.do(t, http.MethodGet, "/api/v1/exports/schedules?enabled=maybe", ro, nil).checkError(t, http.StatusBadRequest, "invalid_argument", "enabled")
 	e.do(t, http.MethodGet, "/api/v1/exports/schedules?colour=red", ro, nil).checkError(t, http.StatusBadRequest, "invalid_argument", "colour")
+	e.do(t, http.MethodGet, "/api/v1/exports/schedules?owner=%00", ro, nil).checkError(t, http.StatusBadRequest, "invalid_argument", "owner")
+	e.do(t, http.MethodGet, "/api/v1/exports/schedules?platform_id=%ff", ro, nil).checkError(t, http.StatusBadRequest, "invalid_argument", "platform_id")
 	// Delete.
 	if r = e.do(t, http.MethodDelete, path, w, nil); r.status != http.StatusNoContent {
 		t.Fatalf("delete = %d %s", r.status, r.body)

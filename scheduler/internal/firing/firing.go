@@ -21,7 +21,7 @@ import (
 // Store is what the loop needs of the schedules' repository.
 type Store interface {
 	FireNext(ctx context.Context, now time.Time, cfg schedstore.FireConfig, skip ...string) (*schedstore.Fired, error)
-	RetryNext(ctx context.Context, now time.Time, newID func() (string, error)) (*schedstore.Retried, error)
+	RetryNext(ctx context.Context, now time.Time, newID func() (string, error), skip ...string) (*schedstore.Retried, error)
 	NextWake(ctx context.Context) (time.Time, error)
 }
 
@@ -95,10 +95,17 @@ func (l *Loop) Tick(ctx context.Context) error {
 		}
 		l.observe(f)
 	}
+	failed = failed[:0]
 	for ctx.Err() == nil {
-		r, err := l.store.RetryNext(ctx, l.now(), l.newID)
+		r, err := l.store.RetryNext(ctx, l.now(), l.newID, failed...)
+		var fe *schedstore.FireError
+		if errors.As(err, &fe) {
+			failed = append(failed, fe.ScheduleID)
+			errs = append(errs, err)
+			continue
+		}
 		if err != nil {
-			return err
+			return errors.Join(append(errs, err)...)
 		}
 		if r == nil {
 			break
@@ -128,9 +135,9 @@ func (l *Loop) observe(f *schedstore.Fired) {
 			"count", f.Dropped, "window", l.cfg.Window.String())
 	}
 	done := l.now()
-	jobs := map[time.Time]string{}
+	jobs := map[int64]string{} // by fire time; UnixMicro, since the zones of the two may differ
 	for _, j := range f.Jobs {
-		jobs[*j.ScheduledFor] = j.ID
+		jobs[j.ScheduledFor.UnixMicro()] = j.ID
 	}
 	for _, fire := range f.Fires {
 		switch fire.Status {
@@ -140,7 +147,7 @@ func (l *Loop) observe(f *schedstore.Fired) {
 				l.metrics.delay.Observe(done.Sub(fire.At).Seconds())
 			}
 			l.log.Info("fired", "schedule_id", s.ID, "scheduled_for", fire.At, "trigger", fire.Trigger,
-				"job_id", jobs[fire.At], "delay_ms", done.Sub(fire.At).Milliseconds())
+				"job_id", jobs[fire.At.UnixMicro()], "delay_ms", done.Sub(fire.At).Milliseconds())
 		case schedule.RunMissed:
 			l.metrics.misfires.Inc()
 			l.log.Info("missed", "schedule_id", s.ID, "scheduled_for", fire.At, "reason", fire.Reason)

@@ -120,3 +120,54 @@ func TestOneBrokenScheduleDoesNotHoldUpTheOthers(t *testing.T) {
 		t.Fatalf("the healthy schedule has %d jobs (%v), want 1", n, err)
 	}
 }
+
+// TestOneBrokenRetryDoesNotHoldUpTheOthers: a retry that cannot be started (a trigger refuses
+// its job's link) is reported, and the other due retries still start.
+func TestOneBrokenRetryDoesNotHoldUpTheOthers(t *testing.T) {
+	t.Parallel()
+	pool := pgdbtest.NewDatabase(t, "firingtest")
+	ctx := context.Background()
+	if err := jobstore.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	st := schedstore.New(pool)
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	var ids, jobs []string
+	for i := range 2 {
+		spec := schedule.Spec{Name: "s", CronExpression: "@yearly", Timezone: "UTC", Enabled: true, MaxRetries: 1,
+			RetryDelaySeconds: 10, ExportConfig: schedule.ExportConfig{Entity: "products", Format: "csv"}}
+		if err := spec.Normalize(now); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := newID()
+		s, _ := schedule.New(id, spec, "alice", now)
+		if _, err := st.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		jobID, _ := newID()
+		job, err := st.RunNow(ctx, id, now.Add(time.Duration(i)*time.Second), jobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The broken one fails first, so its retry is due first.
+		at := now.Add(time.Duration(i) * time.Minute)
+		if _, err := st.JobChanged(ctx, schedstore.JobChange{JobID: job.ID, Status: schedule.JobFailed, At: at}, at); err != nil {
+			t.Fatal(err)
+		}
+		ids, jobs = append(ids, id), append(jobs, job.ID)
+	}
+	if _, err := pool.Exec(ctx, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.schedule_id = '`+ids[0]+`' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER refuse BEFORE INSERT ON schedule_attempts FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
+		t.Fatal(err)
+	}
+	loop := firing.New(st, firing.Config{Grace: time.Minute, Window: time.Hour, Poll: time.Second},
+		func() time.Time { return now.Add(time.Hour) }, newID, slog.New(slog.DiscardHandler), firing.NewMetrics(nil))
+	if err := loop.Tick(ctx); err == nil || !strings.Contains(err.Error(), ids[0]) {
+		t.Fatalf("Tick = %v, want the broken retry's error", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM schedule_attempts WHERE schedule_id = $1`, ids[1]).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("the healthy run has %d attempts (%v), want 2", n, err)
+	}
+}
