@@ -37,7 +37,7 @@ func TestLoadConfig(t *testing.T) {
 				Brokers:   []string{"127.0.0.1:9092"},
 				LogLevel:  "info",
 				Group:     "scheduler", CatchUpWindow: 24 * time.Hour, MisfireGrace: 10 * time.Second,
-				Poll: 500 * time.Millisecond,
+				Poll: 500 * time.Millisecond, Workers: 4,
 			},
 		},
 		{
@@ -45,11 +45,11 @@ func TestLoadConfig(t *testing.T) {
 			env: map[string]string{
 				"SCHEDULER_ADDR": ":18083", "EXPORTS_DATABASE_URL": "postgresql://u:p@db:5432/x",
 				"KAFKA_BROKERS": "k1:9092,k2:9092", "LOG_LEVEL": "debug", "SCHEDULER_GROUP": "g",
-				"SCHEDULER_CATCHUP_WINDOW": "1h", "SCHEDULER_MISFIRE_GRACE": "5s", "SCHEDULER_POLL": "100ms",
+				"SCHEDULER_CATCHUP_WINDOW": "1h", "SCHEDULER_MISFIRE_GRACE": "5s", "SCHEDULER_POLL": "100ms", "SCHEDULER_WORKERS": "2",
 			},
 			want: Config{Addr: ":18083", ExportsDB: "postgresql://u:p@db:5432/x",
 				Brokers: []string{"k1:9092", "k2:9092"}, LogLevel: "debug", Group: "g",
-				CatchUpWindow: time.Hour, MisfireGrace: 5 * time.Second, Poll: 100 * time.Millisecond},
+				CatchUpWindow: time.Hour, MisfireGrace: 5 * time.Second, Poll: 100 * time.Millisecond, Workers: 2},
 		},
 		{
 			name: "every bad setting is named",

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,8 @@ type Config struct {
 	Window time.Duration
 	// Poll is the longest sleep between two decisions (SCHEDULER_POLL).
 	Poll time.Duration
+	// Workers is how many decisions one scheduler makes at once (SCHEDULER_WORKERS).
+	Workers int
 }
 
 // Loop fires schedules.
@@ -73,53 +76,76 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// Tick fires every schedule due now and starts every retry due now. Each decision reads the
-// clock afresh: a tick that fires many schedules gives each its own decision time.
+// Tick fires every schedule due now and starts every retry due now, with Config.Workers
+// decisions at once (row locks share the schedules among them as among replicas). Each
+// decision reads the clock afresh: a tick that fires many schedules gives each its own
+// decision time. A decision that fails is reported and its schedule left for the next tick;
+// the others go on.
 func (l *Loop) Tick(ctx context.Context) error {
 	fc := schedstore.FireConfig{Grace: l.cfg.Grace, Window: l.cfg.Window, NewID: l.newID}
-	var failed []string // schedules whose decision failed this tick: the others go on
-	var errs []error
-	for ctx.Err() == nil {
-		f, err := l.store.FireNext(ctx, l.now(), fc, failed...)
-		var fe *schedstore.FireError
-		if errors.As(err, &fe) {
-			failed = append(failed, fe.ScheduleID)
-			errs = append(errs, err)
-			continue
+	errs := l.drain(ctx, func(skip []string) (bool, error) {
+		f, err := l.store.FireNext(ctx, l.now(), fc, skip...)
+		if f != nil {
+			l.observe(f)
 		}
-		if err != nil {
-			return errors.Join(append(errs, err)...)
+		return f != nil, err
+	})
+	errs = append(errs, l.drain(ctx, func(skip []string) (bool, error) {
+		r, err := l.store.RetryNext(ctx, l.now(), l.newID, skip...)
+		if r != nil {
+			l.observeRetry(r)
 		}
-		if f == nil {
-			break
-		}
-		l.observe(f)
-	}
-	failed = failed[:0]
-	for ctx.Err() == nil {
-		r, err := l.store.RetryNext(ctx, l.now(), l.newID, failed...)
-		var fe *schedstore.FireError
-		if errors.As(err, &fe) {
-			failed = append(failed, fe.ScheduleID)
-			errs = append(errs, err)
-			continue
-		}
-		if err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		if r == nil {
-			break
-		}
-		if r.Job != nil {
-			l.metrics.retries.WithLabelValues("started").Inc()
-			l.log.Info("retry started", "schedule_id", r.ScheduleID, "scheduled_for", r.ScheduledFor,
-				"attempt", r.Run.Attempt, "job_id", r.Job.ID)
-		} else {
-			l.metrics.retries.WithLabelValues("dropped").Inc()
-			l.log.Info("retry dropped", "schedule_id", r.ScheduleID, "scheduled_for", r.ScheduledFor, "reason", r.Run.Reason)
-		}
-	}
+		return r != nil, err
+	})...)
 	return errors.Join(errs...)
+}
+
+// drain runs next on Config.Workers goroutines until it finds nothing more to do. A
+// *schedstore.FireError puts its schedule on the worker's skip list; another error stops the
+// worker.
+func (l *Loop) drain(ctx context.Context, next func(skip []string) (bool, error)) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for range max(l.cfg.Workers, 1) {
+		wg.Go(func() {
+			var skip []string
+			for ctx.Err() == nil {
+				did, err := next(skip)
+				var fe *schedstore.FireError
+				if errors.As(err, &fe) {
+					skip = append(skip, fe.ScheduleID)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					if fe == nil {
+						return
+					}
+					continue
+				}
+				if !did {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+func (l *Loop) observeRetry(r *schedstore.Retried) {
+	if r.Job != nil {
+		l.metrics.retries.WithLabelValues("started").Inc()
+		l.log.Info("retry started", "schedule_id", r.ScheduleID, "scheduled_for", r.ScheduledFor,
+			"attempt", r.Run.Attempt, "job_id", r.Job.ID)
+		return
+	}
+	l.metrics.retries.WithLabelValues("dropped").Inc()
+	l.log.Info("retry dropped", "schedule_id", r.ScheduleID, "scheduled_for", r.ScheduledFor, "reason", r.Run.Reason)
 }
 
 func (l *Loop) observe(f *schedstore.Fired) {

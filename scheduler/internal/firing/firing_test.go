@@ -50,7 +50,7 @@ func TestTickWithAnInjectedClock(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := firing.NewMetrics(reg)
 	clock := now
-	loop := firing.New(st, firing.Config{Grace: 10 * time.Second, Window: time.Hour, Poll: time.Second},
+	loop := firing.New(st, firing.Config{Grace: 10 * time.Second, Window: time.Hour, Poll: time.Second, Workers: 4},
 		func() time.Time { return clock }, newID, slog.New(slog.DiscardHandler), m)
 	tick := func(at time.Time) {
 		t.Helper()
@@ -109,7 +109,7 @@ func TestOneBrokenScheduleDoesNotHoldUpTheOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 6, 1, 13, 2, 10, 0, time.UTC)
-	loop := firing.New(st, firing.Config{Grace: time.Minute, Window: time.Hour, Poll: time.Second},
+	loop := firing.New(st, firing.Config{Grace: time.Minute, Window: time.Hour, Poll: time.Second, Workers: 4},
 		func() time.Time { return clock }, newID, slog.New(slog.DiscardHandler), firing.NewMetrics(nil))
 	err := loop.Tick(ctx)
 	if err == nil || !strings.Contains(err.Error(), ids[0]) {
@@ -161,7 +161,7 @@ func TestOneBrokenRetryDoesNotHoldUpTheOthers(t *testing.T) {
 		CREATE TRIGGER refuse BEFORE INSERT ON schedule_attempts FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
 		t.Fatal(err)
 	}
-	loop := firing.New(st, firing.Config{Grace: time.Minute, Window: time.Hour, Poll: time.Second},
+	loop := firing.New(st, firing.Config{Grace: time.Minute, Window: time.Hour, Poll: time.Second, Workers: 4},
 		func() time.Time { return now.Add(time.Hour) }, newID, slog.New(slog.DiscardHandler), firing.NewMetrics(nil))
 	if err := loop.Tick(ctx); err == nil || !strings.Contains(err.Error(), ids[0]) {
 		t.Fatalf("Tick = %v, want the broken retry's error", err)
