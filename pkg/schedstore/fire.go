@@ -51,7 +51,7 @@ func (e *FireError) Unwrap() error { return e.Err }
 func (st *Store) FireNext(ctx context.Context, now time.Time, cfg FireConfig, skip ...string) (*Fired, error) {
 	var out *Fired
 	var selected string
-	err := st.inTx(ctx, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		s, err := scanSchedule(tx.QueryRow(ctx, `SELECT `+scheduleColumns+` FROM schedules
 			WHERE enabled AND next_run_at <= $1 AND NOT (id::text = ANY($2))
 			ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED`, now, append([]string{}, skip...)))
@@ -151,7 +151,7 @@ type Retried struct {
 func (st *Store) RetryNext(ctx context.Context, now time.Time, newID func() (string, error), skip ...string) (*Retried, error) {
 	var out *Retried
 	var selected string
-	err := st.inTx(ctx, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		var id string
 		var at time.Time
 		// The candidate locks its schedule, not the run: schedule first, then run, as every
@@ -256,7 +256,7 @@ func (st *Store) JobChanged(ctx context.Context, c JobChange, now time.Time) (*M
 		return nil, nil
 	}
 	var out *Moved
-	err := st.inTx(ctx, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		var id string
 		var at time.Time
 		var attempt int

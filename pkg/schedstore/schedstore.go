@@ -159,7 +159,7 @@ func (st *Store) Change(ctx context.Context, id string, fn func(*schedule.Schedu
 		return schedule.Schedule{}, ErrNotFound
 	}
 	var out schedule.Schedule
-	err := st.inTx(ctx, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		s, err := lockSchedule(ctx, tx, id)
 		if err != nil {
 			return err
@@ -273,7 +273,7 @@ func (st *Store) RunNow(ctx context.Context, id string, now time.Time, jobID str
 	}
 	now = now.UTC().Truncate(time.Microsecond)
 	var job jobstore.Job
-	err := st.inTx(ctx, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		s, err := lockSchedule(ctx, tx, id)
 		if err != nil {
 			return err
@@ -400,19 +400,4 @@ func (st *Store) Runs(ctx context.Context, s schedule.Schedule, f RunFilter) ([]
 		}
 	}
 	return runs, next, rows.Err()
-}
-
-func (st *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := st.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("beginning a transaction: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("committing: %w", err)
-	}
-	return nil
 }

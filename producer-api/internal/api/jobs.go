@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -131,18 +130,26 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any, optional boo
 		server.WriteError(w, http.StatusBadRequest, "invalid_body", "a JSON body is required", "")
 		return false
 	}
+	if err := strictJSON(data, v); err != nil {
+		server.WriteError(w, http.StatusBadRequest, err.code, err.message, err.field)
+		return false
+	}
+	return true
+}
+
+// strictJSON decodes one JSON value, refusing unknown keys and trailing data; the refusal
+// names the key at fault.
+func strictJSON(data []byte, v any) *badRequest {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		msg, field := describeJSONError(err)
-		server.WriteError(w, http.StatusBadRequest, "invalid_body", msg, field)
-		return false
+		return &badRequest{code: "invalid_body", message: msg, field: field}
 	}
 	if dec.More() {
-		server.WriteError(w, http.StatusBadRequest, "invalid_body", "unexpected data after the JSON object", "")
-		return false
+		return &badRequest{code: "invalid_body", message: "unexpected data after the JSON object"}
 	}
-	return true
+	return nil
 }
 
 func describeJSONError(err error) (string, string) {
@@ -201,15 +208,8 @@ func (a *api) progress(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if !textParams(w, q) {
+	if !knownParams(w, q, listParams...) {
 		return
-	}
-	for k := range q {
-		if !listParams[k] {
-			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
-				fmt.Sprintf("unknown parameter %q (one of status, entity, format, requested_by, schedule_id, scheduled_for, created_after, created_before, limit, cursor)", k), k)
-			return
-		}
 	}
 	f := jobstore.ListFilter{
 		Status: jobstore.Status(q.Get("status")), Entity: q.Get("entity"), Format: q.Get("format"),
@@ -244,14 +244,11 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 			*b.t = t
 		}
 	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 500 {
-			server.WriteError(w, http.StatusBadRequest, "invalid_argument", "limit must be an integer from 1 to 500", "limit")
-			return
-		}
-		f.Limit = n
+	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
+	if !ok {
+		return
 	}
+	f.Limit = limit
 	jobs, next, err := a.Jobs.List(r.Context(), f)
 	if errors.Is(err, jobstore.ErrBadCursor) {
 		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "cursor is not one this API returned", "cursor")
@@ -264,8 +261,8 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, map[string]any{"items": jobs, "next_cursor": next})
 }
 
-var listParams = map[string]bool{"status": true, "entity": true, "format": true, "requested_by": true,
-	"schedule_id": true, "scheduled_for": true, "created_after": true, "created_before": true, "limit": true, "cursor": true}
+var listParams = []string{"status", "entity", "format", "requested_by", "schedule_id", "scheduled_for",
+	"created_after", "created_before", "limit", "cursor"}
 
 func (a *api) lookup(w http.ResponseWriter, r *http.Request, id string) (jobstore.Job, bool) {
 	job, err := a.Jobs.Get(r.Context(), id)

@@ -1,12 +1,13 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,16 +74,14 @@ func (a *api) scheduleSpec(b scheduleBody, now time.Time) (schedule.Spec, error)
 	}
 	// Decoded on its own, so that an unknown key is named with its path.
 	var cfg schedule.ExportConfig
-	dec := json.NewDecoder(bytes.NewReader(b.ExportConfig))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		msg, field := describeJSONError(err)
-		if field == "" {
-			field = "export_config"
-		} else if !strings.HasPrefix(field, "export_config.") {
-			field = "export_config." + field
+	if br := strictJSON(b.ExportConfig, &cfg); br != nil {
+		field := "export_config"
+		if br.field != "" && !strings.HasPrefix(br.field, "export_config.") {
+			field += "." + br.field
+		} else if br.field != "" {
+			field = br.field
 		}
-		return schedule.Spec{}, &badRequest{code: "invalid_body", message: "export_config: " + msg, field: field}
+		return schedule.Spec{}, &badRequest{code: br.code, message: "export_config: " + br.message, field: field}
 	}
 	s := schedule.Spec{
 		Name: b.Name, PlatformID: b.PlatformID, Type: schedule.Kind(b.ScheduleType), CronExpression: b.CronExpression,
@@ -98,11 +97,7 @@ func (a *api) scheduleSpec(b scheduleBody, now time.Time) (schedule.Spec, error)
 		s.Enabled = *b.Enabled
 	}
 	if err := s.Normalize(now); err != nil {
-		var fe *schedule.FieldError
-		if errors.As(err, &fe) {
-			return s, invalid(fe.Field, "%s %s", fe.Field, fe.Message)
-		}
-		return s, err
+		return s, refusal(err)
 	}
 	if s.PlatformID != nil {
 		return s, invalid("platform_id", "unknown platform %q (platforms are not available yet: leave platform_id null)", *s.PlatformID)
@@ -119,6 +114,15 @@ func (a *api) scheduleSpec(b scheduleBody, now time.Time) (schedule.Spec, error)
 	}
 	s.ExportConfig.FileName = spec.FileName
 	return s, nil
+}
+
+// refusal turns the domain's *schedule.FieldError into the API's 400; other errors pass.
+func refusal(err error) error {
+	var fe *schedule.FieldError
+	if errors.As(err, &fe) {
+		return invalid(fe.Field, "%s", fe.Error())
+	}
+	return err
 }
 
 func (a *api) decodeSchedule(w http.ResponseWriter, r *http.Request) (schedule.Spec, bool) {
@@ -203,11 +207,15 @@ func (a *api) scheduleFound(w http.ResponseWriter, r *http.Request, id string, e
 	return true
 }
 
-var scheduleListParams = map[string]bool{"enabled": true, "platform_id": true, "owner": true, "limit": true, "cursor": true}
-
-// textParams refuses query values PostgreSQL text cannot hold (invalid UTF-8, NUL) with a 400.
-func textParams(w http.ResponseWriter, q map[string][]string) bool {
+// knownParams refuses, with a 400 naming it, a query parameter not in names and a value
+// PostgreSQL text cannot hold (invalid UTF-8, NUL).
+func knownParams(w http.ResponseWriter, q url.Values, names ...string) bool {
 	for k, vs := range q {
+		if !slices.Contains(names, k) {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+				fmt.Sprintf("unknown parameter %q (one of %s)", k, strings.Join(names, ", ")), k)
+			return false
+		}
 		for _, v := range vs {
 			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 				server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("%s is not UTF-8 text (or holds a NUL)", k), k)
@@ -218,17 +226,23 @@ func textParams(w http.ResponseWriter, q map[string][]string) bool {
 	return true
 }
 
+// intParam reads an integer parameter: def when empty, else 1..max.
+func intParam(w http.ResponseWriter, name, s string, def, max int) (int, bool) {
+	if s == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("%s must be an integer from 1 to %d", name, max), name)
+		return 0, false
+	}
+	return n, true
+}
+
 func (a *api) listSchedules(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if !textParams(w, q) {
+	if !knownParams(w, q, "enabled", "platform_id", "owner", "limit", "cursor") {
 		return
-	}
-	for k := range q {
-		if !scheduleListParams[k] {
-			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
-				fmt.Sprintf("unknown parameter %q (one of enabled, platform_id, owner, limit, cursor)", k), k)
-			return
-		}
 	}
 	f := schedstore.ListFilter{PlatformID: q.Get("platform_id"), Owner: q.Get("owner"), Cursor: q.Get("cursor")}
 	if s := q.Get("enabled"); s != "" {
@@ -239,7 +253,7 @@ func (a *api) listSchedules(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Enabled = &b
 	}
-	limit, ok := limitParam(w, q.Get("limit"), 50, 500)
+	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
 	if !ok {
 		return
 	}
@@ -257,19 +271,6 @@ func (a *api) listSchedules(w http.ResponseWriter, r *http.Request) {
 		items = []schedule.Schedule{}
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
-}
-
-// limitParam reads a page size: def when empty, else 1..max.
-func limitParam(w http.ResponseWriter, s string, def, max int) (int, bool) {
-	if s == "" {
-		return def, true
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > max {
-		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("limit must be an integer from 1 to %d", max), "limit")
-		return 0, false
-	}
-	return n, true
 }
 
 func (a *api) updateSchedule(w http.ResponseWriter, r *http.Request) {
@@ -357,13 +358,10 @@ type fireTime struct {
 // on the schedule's wall clock. A disabled schedule shows when it would fire.
 func (a *api) nextRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for k := range q {
-		if k != "count" {
-			server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("unknown parameter %q (only count)", k), k)
-			return
-		}
+	if !knownParams(w, q, "count") {
+		return
 	}
-	count, ok := countParam(w, q.Get("count"))
+	count, ok := intParam(w, "count", q.Get("count"), 5, 1000)
 	if !ok {
 		return
 	}
@@ -377,18 +375,6 @@ func (a *api) nextRuns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]any{"timezone": s.Timezone, "enabled": s.Enabled, "runs": upcoming(t, a.Now(), count)})
-}
-
-func countParam(w http.ResponseWriter, c string) (int, bool) {
-	if c == "" {
-		return 5, true
-	}
-	n, err := strconv.Atoi(c)
-	if err != nil || n < 1 || n > 1000 {
-		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "count must be an integer from 1 to 1000", "count")
-		return 0, false
-	}
-	return n, true
 }
 
 func upcoming(t schedule.Timing, now time.Time, count int) []fireTime {
@@ -426,12 +412,7 @@ func (a *api) previewSchedule(w http.ResponseWriter, r *http.Request) {
 	spec := schedule.Spec{Type: schedule.Kind(body.ScheduleType), CronExpression: body.CronExpression,
 		IntervalMinutes: body.IntervalMinutes, Timezone: body.Timezone}
 	if err := spec.NormalizeTiming(now); err != nil {
-		var fe *schedule.FieldError
-		if errors.As(err, &fe) {
-			server.WriteError(w, http.StatusBadRequest, "invalid_argument", fe.Field+" "+fe.Message, fe.Field)
-			return
-		}
-		a.internal(w, r, "previewing a schedule", err)
+		a.refuse(w, r, refusal(err))
 		return
 	}
 	t, err := spec.Timing(now.UTC().Truncate(time.Second))
@@ -442,15 +423,10 @@ func (a *api) previewSchedule(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, map[string]any{"timezone": spec.Timezone, "schedule_type": spec.Type, "runs": upcoming(t, now, count)})
 }
 
-var runsParams = map[string]bool{"status": true, "limit": true, "cursor": true}
-
 func (a *api) scheduleRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for k := range q {
-		if !runsParams[k] {
-			server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("unknown parameter %q (one of status, limit, cursor)", k), k)
-			return
-		}
+	if !knownParams(w, q, "status", "limit", "cursor") {
+		return
 	}
 	f := schedstore.RunFilter{Status: schedule.RunStatus(q.Get("status")), Cursor: q.Get("cursor")}
 	if f.Status != "" && !validRunStatus(f.Status) {
@@ -458,7 +434,7 @@ func (a *api) scheduleRuns(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("unknown status %q (one of queued, running, retrying, completed, failed, cancelled, missed, skipped_overlap, disabled)", f.Status), "status")
 		return
 	}
-	limit, ok := limitParam(w, q.Get("limit"), 50, 500)
+	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
 	if !ok {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -100,7 +101,8 @@ func (l *Loop) Tick(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// drain runs next on Config.Workers goroutines until it finds nothing more to do. A
+// drain runs next until it finds nothing more to do: once, then, when that found work, on
+// Config.Workers goroutines (an idle tick costs one query, not one per worker). A
 // *schedstore.FireError puts its schedule on the worker's skip list; another error stops the
 // worker.
 func (l *Loop) drain(ctx context.Context, next func(skip []string) (bool, error)) []error {
@@ -109,9 +111,20 @@ func (l *Loop) drain(ctx context.Context, next func(skip []string) (bool, error)
 		errs []error
 		wg   sync.WaitGroup
 	)
+	var first []string // the first call's broken schedule, skipped by every worker
+	did, err := next(nil)
+	var fe *schedstore.FireError
+	switch {
+	case errors.As(err, &fe):
+		errs, first = append(errs, err), []string{fe.ScheduleID}
+	case err != nil:
+		return []error{err}
+	case !did:
+		return nil
+	}
 	for range max(l.cfg.Workers, 1) {
 		wg.Go(func() {
-			var skip []string
+			skip := slices.Clone(first)
 			for ctx.Err() == nil {
 				did, err := next(skip)
 				var fe *schedstore.FireError

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -23,19 +24,25 @@ func newID() (string, error) {
 	return id.String(), err
 }
 
-// TestTickWithAnInjectedClock walks a clock over an every-minute schedule: one fire per
-// minute, a three-minute gap caught up once, each counted in the metrics.
-func TestTickWithAnInjectedClock(t *testing.T) {
-	t.Parallel()
+// newStore is the schedules' repository on a throwaway, migrated database.
+func newStore(t *testing.T) (*schedstore.Store, *pgxpool.Pool) {
+	t.Helper()
 	pool := pgdbtest.NewDatabase(t, "firingtest")
-	ctx := context.Background()
-	if err := jobstore.Migrate(ctx, pool); err != nil {
+	if err := jobstore.Migrate(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
-	st := schedstore.New(pool)
-	now := time.Date(2026, 10, 25, 0, 58, 30, 0, time.UTC)
-	spec := schedule.Spec{Name: "every minute", CronExpression: "* * * * *", Timezone: "UTC", Enabled: true, OverlapPolicy: schedule.OverlapQueue,
-		ExportConfig: schedule.ExportConfig{Entity: "products", Format: "csv"}}
+	return schedstore.New(pool), pool
+}
+
+// create saves an enabled schedule of spec (a products CSV, in UTC unless spec says) made at
+// now, and returns its id.
+func create(t *testing.T, st *schedstore.Store, spec schedule.Spec, now time.Time) string {
+	t.Helper()
+	spec.Name, spec.Enabled = "s", true
+	if spec.Timezone == "" {
+		spec.Timezone = "UTC"
+	}
+	spec.ExportConfig = schedule.ExportConfig{Entity: "products", Format: "csv"}
 	if err := spec.Normalize(now); err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +51,31 @@ func TestTickWithAnInjectedClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Create(ctx, s); err != nil {
+	if _, err := st.Create(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
+	return id
+}
+
+// refuseFor makes inserts into table fail for one schedule (a trigger), the way a broken
+// schedule would fail every time.
+func refuseFor(t *testing.T, pool *pgxpool.Pool, table, scheduleID string) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.schedule_id = '`+scheduleID+`' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER refuse BEFORE INSERT ON `+table+` FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTickWithAnInjectedClock walks a clock over an every-minute schedule: one fire per
+// minute, a three-minute gap caught up once, each counted in the metrics.
+func TestTickWithAnInjectedClock(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 10, 25, 0, 58, 30, 0, time.UTC)
+	create(t, st, schedule.Spec{CronExpression: "* * * * *", OverlapPolicy: schedule.OverlapQueue}, now)
 	reg := prometheus.NewRegistry()
 	m := firing.NewMetrics(reg)
 	clock := now
@@ -82,32 +111,14 @@ func TestTickWithAnInjectedClock(t *testing.T) {
 // (here a trigger refuses its run rows) is reported, and the schedules due after it still fire.
 func TestOneBrokenScheduleDoesNotHoldUpTheOthers(t *testing.T) {
 	t.Parallel()
-	pool := pgdbtest.NewDatabase(t, "firingtest")
+	st, pool := newStore(t)
 	ctx := context.Background()
-	if err := jobstore.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	st := schedstore.New(pool)
 	now := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
-	var ids []string
-	for i, expr := range []string{"1 * * * *", "2 * * * *"} { // the broken one is due first
-		spec := schedule.Spec{Name: "s", CronExpression: expr, Timezone: "UTC", Enabled: true,
-			ExportConfig: schedule.ExportConfig{Entity: "products", Format: "csv"}}
-		if err := spec.Normalize(now); err != nil {
-			t.Fatal(err)
-		}
-		id, _ := newID()
-		s, _ := schedule.New(id, spec, "alice", now.Add(time.Duration(i)*time.Second))
-		if _, err := st.Create(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
+	ids := []string{ // the broken one is due first
+		create(t, st, schedule.Spec{CronExpression: "1 * * * *"}, now),
+		create(t, st, schedule.Spec{CronExpression: "2 * * * *"}, now.Add(time.Second)),
 	}
-	if _, err := pool.Exec(ctx, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN IF NEW.schedule_id = '`+ids[0]+`' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
-		CREATE TRIGGER refuse BEFORE INSERT ON schedule_runs FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
-		t.Fatal(err)
-	}
+	refuseFor(t, pool, "schedule_runs", ids[0])
 	clock := time.Date(2026, 6, 1, 13, 2, 10, 0, time.UTC)
 	loop := firing.New(st, firing.Config{Grace: time.Minute, Window: time.Hour, Poll: time.Second, Workers: 4},
 		func() time.Time { return clock }, newID, slog.New(slog.DiscardHandler), firing.NewMetrics(nil))
@@ -125,25 +136,12 @@ func TestOneBrokenScheduleDoesNotHoldUpTheOthers(t *testing.T) {
 // its job's link) is reported, and the other due retries still start.
 func TestOneBrokenRetryDoesNotHoldUpTheOthers(t *testing.T) {
 	t.Parallel()
-	pool := pgdbtest.NewDatabase(t, "firingtest")
+	st, pool := newStore(t)
 	ctx := context.Background()
-	if err := jobstore.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	st := schedstore.New(pool)
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	var ids, jobs []string
+	var ids []string
 	for i := range 2 {
-		spec := schedule.Spec{Name: "s", CronExpression: "@yearly", Timezone: "UTC", Enabled: true, MaxRetries: 1,
-			RetryDelaySeconds: 10, ExportConfig: schedule.ExportConfig{Entity: "products", Format: "csv"}}
-		if err := spec.Normalize(now); err != nil {
-			t.Fatal(err)
-		}
-		id, _ := newID()
-		s, _ := schedule.New(id, spec, "alice", now)
-		if _, err := st.Create(ctx, s); err != nil {
-			t.Fatal(err)
-		}
+		id := create(t, st, schedule.Spec{CronExpression: "@yearly", MaxRetries: 1, RetryDelaySeconds: 10}, now)
 		jobID, _ := newID()
 		job, err := st.RunNow(ctx, id, now.Add(time.Duration(i)*time.Second), jobID)
 		if err != nil {
@@ -154,13 +152,9 @@ func TestOneBrokenRetryDoesNotHoldUpTheOthers(t *testing.T) {
 		if _, err := st.JobChanged(ctx, schedstore.JobChange{JobID: job.ID, Status: schedule.JobFailed, At: at}, at); err != nil {
 			t.Fatal(err)
 		}
-		ids, jobs = append(ids, id), append(jobs, job.ID)
+		ids = append(ids, id)
 	}
-	if _, err := pool.Exec(ctx, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN IF NEW.schedule_id = '`+ids[0]+`' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
-		CREATE TRIGGER refuse BEFORE INSERT ON schedule_attempts FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
-		t.Fatal(err)
-	}
+	refuseFor(t, pool, "schedule_attempts", ids[0])
 	loop := firing.New(st, firing.Config{Grace: time.Minute, Window: time.Hour, Poll: time.Second, Workers: 4},
 		func() time.Time { return now.Add(time.Hour) }, newID, slog.New(slog.DiscardHandler), firing.NewMetrics(nil))
 	if err := loop.Tick(ctx); err == nil || !strings.Contains(err.Error(), ids[0]) {
