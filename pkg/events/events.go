@@ -51,6 +51,30 @@ type Object struct {
 	FileName    string `json:"file_name"`
 }
 
+// JobState is the job as its one writer left it with the event: what a progress push shows.
+// Every event of exports.events carries it, so a reader (the progress hub) shows the decided
+// state without re-reading or re-folding anything; Version orders the states of one job.
+type JobState struct {
+	Version      int64      `json:"version"`
+	Status       string     `json:"status"`
+	Phase        string     `json:"phase"`
+	Progress     float64    `json:"progress"`
+	RowsDone     int64      `json:"rows_done"`
+	RowsTotal    *int64     `json:"rows_total"`
+	BytesWritten int64      `json:"bytes_written"`
+	RateRowsPerS *float64   `json:"rate_rows_per_s"`
+	ETASeconds   *float64   `json:"eta_seconds"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	Error        *JobError  `json:"error"`
+}
+
+// JobError is why a job failed.
+type JobError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
 // ExportRequested asks an exporter to run a job. It carries the whole request so the exporter
 // needs nothing else to run it.
 type ExportRequested struct {
@@ -80,6 +104,8 @@ type ExportStarted struct {
 	Attempt   int       `json:"attempt"`
 	RowsTotal int64     `json:"rows_total"`
 	StartedAt time.Time `json:"started_at"`
+	// State is the job after this event (absent from events written before it existed).
+	State *JobState `json:"state,omitempty"`
 }
 
 // ExportProgress is a throttled progress report.
@@ -98,6 +124,8 @@ type ExportProgress struct {
 	RateRowsPerS float64   `json:"rate_rows_per_s,omitempty"`
 	ETASeconds   *float64  `json:"eta_seconds,omitempty"`
 	At           time.Time `json:"at"`
+	// State is the job after this event (absent from events written before it existed).
+	State *JobState `json:"state,omitempty"`
 }
 
 // Progress phases.
@@ -129,6 +157,8 @@ type ExportCompleted struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// ExpiresAt is when the file is deleted (EXPORT_RETENTION after it was stored).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// State is the job after this event (absent from events written before it existed).
+	State *JobState `json:"state,omitempty"`
 }
 
 // ExportFailed says a job ended without a file.
@@ -141,6 +171,8 @@ type ExportFailed struct {
 	Attempt     int       `json:"attempt"`
 	RequestedBy string    `json:"requested_by"`
 	FailedAt    time.Time `json:"failed_at"`
+	// State is the job after this event (absent from events written before it existed).
+	State *JobState `json:"state,omitempty"`
 }
 
 // ExportCancelled says a job was stopped on a user's request.
@@ -152,6 +184,8 @@ type ExportCancelled struct {
 	Reason      string    `json:"reason,omitempty"`
 	CancelledBy string    `json:"cancelled_by,omitempty"`
 	CancelledAt time.Time `json:"cancelled_at"`
+	// State is the job after this event (absent from events written before it existed).
+	State *JobState `json:"state,omitempty"`
 }
 
 func (e ExportRequested) EventType() Type       { return TypeRequested }
