@@ -22,6 +22,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/relay"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
 
@@ -41,6 +42,7 @@ type Config struct {
 	MaxAttempts      int
 	CancelPoll       time.Duration
 	Retention        time.Duration
+	UploadStall      time.Duration
 	LogLevel         string
 	// Pprof serves net/http/pprof on the ops address, to profile a running export.
 	Pprof bool
@@ -67,10 +69,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Concurrency:      env.Int("EXPORTER_CONCURRENCY", 2),
 		MaxAttempts:      env.Int("EXPORTER_MAX_ATTEMPTS", 3),
 		LeaseTTL:         env.Duration("EXPORTER_LEASE_TTL", 15*time.Second),
-		RescueInterval:   env.Duration("EXPORTER_RESCUE_INTERVAL", 2*time.Second),
+		RescueInterval:   env.Duration("EXPORTER_RESCUE_INTERVAL", time.Second),
 		ProgressInterval: env.Duration("EXPORTER_PROGRESS_INTERVAL", 250*time.Millisecond),
 		CancelPoll:       env.Duration("EXPORTER_CANCEL_POLL", 250*time.Millisecond),
 		Retention:        env.Duration("EXPORT_RETENTION", 30*24*time.Hour),
+		UploadStall:      env.Duration("EXPORTER_UPLOAD_STALL", time.Minute),
 		LogLevel:         env.String("LOG_LEVEL", "info"),
 		Pprof:            env.Bool("EXPORTER_PPROF", false),
 	}
@@ -108,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	if c.RescueInterval <= 0 || c.ProgressInterval <= 0 {
 		errs = append(errs, errors.New("EXPORTER_RESCUE_INTERVAL and EXPORTER_PROGRESS_INTERVAL must be positive"))
+	}
+	if c.UploadStall < time.Second {
+		errs = append(errs, errors.New("EXPORTER_UPLOAD_STALL must be at least 1s"))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("EXPORTER_MAX_ATTEMPTS must be at least 1"))
@@ -166,10 +172,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer cancelJobs()
 	rn := runner.New(runner.Config{
 		Worker: cfg.WorkerID, Bucket: cfg.S3.Bucket, LeaseTTL: cfg.LeaseTTL,
-		ProgressInterval: cfg.ProgressInterval, MaxAttempts: cfg.MaxAttempts,
-		CancelPoll: cfg.CancelPoll, Retention: cfg.Retention,
-	}, catalogPool, objects, store, eventbus.NewPublisher(producer, log), log.With("component", "runner"), runner.NewMetrics(reg))
-	in := intake.New(jobCtx, store, rn.Run, cfg.WorkerID, cfg.LeaseTTL, cfg.Concurrency, cfg.RescueInterval, log.With("component", "intake"))
+		ProgressInterval: cfg.ProgressInterval, CancelPoll: cfg.CancelPoll, Retention: cfg.Retention,
+		UploadStall: cfg.UploadStall,
+	}, catalogPool, objects, store, log.With("component", "runner"), runner.NewMetrics(reg))
+	in := intake.New(jobCtx, store, rn.Run, jobstore.ClaimOptions{Owner: cfg.WorkerID, TTL: cfg.LeaseTTL, MaxAttempts: cfg.MaxAttempts},
+		cfg.Concurrency, cfg.RescueInterval, log.With("component", "intake"))
+	// The jobs' events leave through the outbox; this relay (one of the platform's, one at a
+	// time) outlives the jobs, so their last events are relayed before the exporter exits.
+	rl := relay.New(store, eventbus.NewPublisher(producer, log), log.With("component", "relay"), reg)
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); _ = rl.Run(relayCtx) }()
 	consumer := eventbus.NewConsumer(consumerCl, log.With("component", "consumer"), in.Handle)
 
 	mux := http.NewServeMux()
@@ -194,11 +207,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		consumerCl.Close() // leave the group now, so partitions move to other instances
 		return err
 	})
-	g.Go(func() error { return in.Rescue(gctx) })
+	g.Go(func() error { return in.Poll(gctx) })
 	log.Info("exporter started", "concurrency", cfg.Concurrency, "lease_ttl", cfg.LeaseTTL.String())
 	err = g.Wait()
 	cancelJobs()
 	in.Wait()
+	stopRelay()
+	<-relayDone
+	fctx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if ferr := rl.Flush(fctx); ferr != nil {
+		log.Warn("relaying the last events at exit; another process will", "err", ferr)
+	}
+	cancelFlush()
 	log.Info("stopped", "err", err)
 	return err
 }

@@ -17,10 +17,10 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/relay"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
-	"github.com/productsmanager/exportplatform/producer-api/internal/relay"
 	"github.com/productsmanager/exportplatform/producer-api/internal/retention"
 )
 

@@ -35,15 +35,11 @@ type Config struct {
 	Brokers        []string // KAFKA_BROKERS, comma-separated
 	JWTSecret      string   // JWT_SECRET
 	AllowedOrigins []string // HUB_ALLOWED_ORIGINS, comma-separated; "*" allows any
-	ConsumerGroup  string   // HUB_CONSUMER_GROUP: the group all replicas share to fold events
 	// HUB_BROADCAST_LOOKBACK: how far before its start a replica begins reading every
 	// partition for its own clients, so that no event produced around its start is missed.
 	BroadcastLookback time.Duration
-	// HUB_FOLD_DELAY: how long after an event the shared group folds it (the replicas, reading
-	// every event live, fold it first; the group catches up what no replica read).
-	FoldDelay time.Duration
-	Pprof     bool   // HUB_PPROF: serve /debug/pprof/ (profiling; off by default)
-	LogLevel  string // LOG_LEVEL
+	Pprof             bool   // HUB_PPROF: serve /debug/pprof/ (profiling; off by default)
+	LogLevel          string // LOG_LEVEL
 }
 
 // LoadConfig reads the settings with their defaults and validates them.
@@ -56,9 +52,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		JWTSecret: env.String("JWT_SECRET", "local-dev-secret"),
 		AllowedOrigins: env.List("HUB_ALLOWED_ORIGINS",
 			"http://127.0.0.1:8080,http://localhost:8080,http://127.0.0.1:8081,http://localhost:8081"),
-		ConsumerGroup:     env.String("HUB_CONSUMER_GROUP", "progress-hub"),
 		BroadcastLookback: env.Duration("HUB_BROADCAST_LOOKBACK", 10*time.Second),
-		FoldDelay:         env.Duration("HUB_FOLD_DELAY", 2*time.Second),
 		Pprof:             env.Bool("HUB_PPROF", false),
 		LogLevel:          env.String("LOG_LEVEL", "info"),
 	}
@@ -91,14 +85,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("HUB_ALLOWED_ORIGINS: %w", err))
 		}
 	}
-	if c.ConsumerGroup == "" {
-		errs = append(errs, errors.New("HUB_CONSUMER_GROUP is empty"))
-	}
 	if c.BroadcastLookback < 0 {
 		errs = append(errs, fmt.Errorf("HUB_BROADCAST_LOOKBACK %s is negative", c.BroadcastLookback))
-	}
-	if c.FoldDelay < 0 {
-		errs = append(errs, fmt.Errorf("HUB_FOLD_DELAY %s is negative", c.FoldDelay))
 	}
 	return errors.Join(errs...)
 }
@@ -112,9 +100,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("kafka_brokers", strings.Join(c.Brokers, ",")),
 		slog.String("jwt_secret", "[redacted]"),
 		slog.String("allowed_origins", strings.Join(c.AllowedOrigins, ",")),
-		slog.String("consumer_group", c.ConsumerGroup),
 		slog.Duration("broadcast_lookback", c.BroadcastLookback),
-		slog.Duration("fold_delay", c.FoldDelay),
 		slog.Bool("pprof", c.Pprof),
 		slog.String("log_level", c.LogLevel),
 	)
@@ -128,15 +114,14 @@ const (
 
 // run wires the hub and serves until ctx is cancelled.
 //
-// Two Kafka clients: a group-less one reads every partition of the job topics from just before
-// this replica started, folds each event and pushes the job's state to this replica's clients
-// (every replica sees every event); one in the group every replica shares folds exports.events
-// again, HUB_FOLD_DELAY later, and commits, so events produced while no hub ran are folded too. Apply is idempotent
-// and monotonic, so folding an event more than once changes the row once.
+// One Kafka client, group-less, reads every partition of the job topics from just before this
+// replica started and pushes the state each event carries to this replica's clients (every
+// replica sees every event). The hub writes nothing: a job's state is decided and saved by its
+// one writer (pkg/jobstore), which puts it in the event. The database serves snapshots only.
 //
 // Shutdown order: the listener stops and the hub closes every WebSocket with 1001 going away
-// (srv.RegisterOnShutdown), the group consumer commits what it folded, then the Kafka clients
-// and the pool close (deferred, in reverse order of opening).
+// (srv.RegisterOnShutdown), then the Kafka client and the pool close (deferred, in reverse
+// order of opening).
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	started := time.Now()
 	cfg, err := LoadConfig(getenv)
@@ -168,12 +153,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer bcl.Close()
-	gcl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "progress-hub"},
-		log, nil, eventbus.ConsumerOpts(cfg.ConsumerGroup, events.TopicEvents)...)
-	if err != nil {
-		return err
-	}
-	defer gcl.Close()
 
 	verifier, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret))
 	if err != nil {
@@ -188,7 +167,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	handler := fold.New(store, hub, log.With("component", "fold"), reg)
 	broadcast := eventbus.NewConsumer(bcl, log.With("component", "consumer", "consumer", "broadcast"), handler.Handle)
-	group := eventbus.NewConsumer(gcl, log.With("component", "consumer", "consumer", "group"), handler.Folder(cfg.FoldDelay))
 
 	srv := server.New(cfg.Addr, routes(wsSrv, reg, cfg.Pprof, map[string]server.Check{
 		"postgres": pgdb.Check(pool),
@@ -203,12 +181,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g.Go(func() error {
 		if err := broadcast.Run(gctx); err != nil {
 			return fmt.Errorf("reading job events: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		if err := group.Run(gctx); err != nil {
-			return fmt.Errorf("folding job events: %w", err)
 		}
 		return nil
 	})

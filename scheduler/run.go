@@ -20,6 +20,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/relay"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/scheduler/internal/firing"
@@ -139,8 +140,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	store := schedstore.New(pool)
 
-	// The scheduler writes its jobs' requests to the outbox (relayed by producer-api); its
-	// Kafka client only consumes the jobs' events, in its own group.
+	// The scheduler writes its jobs' requests to the outbox, relayed by whichever of the
+	// platform's relays (this one included) holds the relay lock; its other Kafka client
+	// consumes the jobs' events, in its own group.
+	producer, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "scheduler-relay"}, log, nil)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	rl := relay.New(jobstore.New(pool), eventbus.NewPublisher(producer, log), log.With("component", "relay"), reg)
 	kafka, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "scheduler"}, log, reg,
 		eventbus.ConsumerOpts(cfg.Group, events.TopicEvents)...)
 	if err != nil {
@@ -177,6 +185,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Run(gctx, srv, log, shutdownGrace) })
 	g.Go(func() error { return loop.Run(gctx) })
+	g.Go(func() error { return rl.Run(gctx) })
 	g.Go(func() error {
 		err := consumer.Run(gctx)
 		closeKafka()

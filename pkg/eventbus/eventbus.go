@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
@@ -154,4 +155,47 @@ func (p *Publisher) PublishEnvelopes(ctx context.Context, topic string, envs ...
 // Ping checks that a broker answers.
 func Ping(cl *kgo.Client) func(context.Context) error {
 	return func(ctx context.Context) error { return cl.Ping(ctx) }
+}
+
+// ErrRejected marks a record the broker (or the client, before sending) refuses for good: too
+// large, invalid, or for a topic that cannot exist. Retrying it cannot succeed.
+var ErrRejected = errors.New("record rejected")
+
+// Addressed is an envelope with its topic.
+type Addressed struct {
+	Topic    string
+	Envelope events.Envelope
+}
+
+// ProduceEach produces every envelope (in order, each to its topic) and returns one error per
+// envelope: nil once acknowledged, wrapping ErrRejected when no retry can help.
+func (p *Publisher) ProduceEach(ctx context.Context, msgs []Addressed) []error {
+	recs := make([]*kgo.Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = Record(m.Topic, m.Envelope)
+	}
+	res := p.cl.ProduceSync(ctx, recs...)
+	errs := make([]error, len(msgs))
+	for i, r := range res {
+		if r.Err == nil {
+			continue
+		}
+		if rejected(r.Err) {
+			errs[i] = fmt.Errorf("%w: producing %s to %s: %w", ErrRejected, msgs[i].Envelope.Type, msgs[i].Topic, r.Err)
+		} else {
+			errs[i] = fmt.Errorf("producing %s to %s: %w", msgs[i].Envelope.Type, msgs[i].Topic, r.Err)
+		}
+	}
+	return errs
+}
+
+// rejected reports whether a produce error is about the record itself, not the broker's health.
+func rejected(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord,
+		kerr.CorruptMessage, kerr.InvalidTopicException, kerr.InvalidRequiredAcks} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

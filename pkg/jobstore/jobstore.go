@@ -1,12 +1,14 @@
-// Package jobstore is the platform's own database (`exports`): the jobs table with its lease,
-// the transactional outbox, and the idempotent fold of job events into job state.
+// Package jobstore is the job repository of the platform's own database (`exports`): it loads a
+// job, lets pkg/job decide a command's effect, and saves the result with compare-and-set on the
+// job's version, appending the events the change announces to the transactional outbox in the
+// same transaction. It is the only writer of the jobs table.
 //
 // Invariants:
-//   - a job row and the event announcing it are written in one transaction (Create);
-//   - at most one worker holds a job's lease at a time (Claim, Renew; an expired lease can be
+//   - a job's row and its events are written together (Create, Do): the outbox holds every
+//     event of a job in the order its changes were committed, and the relay keeps that order;
+//   - at most one worker holds a job's lease at a time (Claim, ClaimNext; a lapsed lease can be
 //     claimed again, which is how a crashed worker's job gets finished);
-//   - Apply never moves a job backwards: terminal states are final, and progress only grows
-//     within an attempt (a newer attempt may restart it).
+//   - a completed job was announced in the same transaction, so nothing redoes it.
 package jobstore
 
 import (
@@ -28,100 +30,41 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Status is a job status.
-type Status string
+// The job itself is pkg/job's; these names keep the store's callers short.
+type (
+	Job      = job.Job
+	Status   = job.Status
+	JobError = job.Error
+)
 
 // Job statuses.
 const (
-	StatusQueued    Status = "queued"
-	StatusRunning   Status = "running"
-	StatusCompleted Status = "completed"
-	StatusFailed    Status = "failed"
-	StatusCancelled Status = "cancelled"
-	StatusExpired   Status = "expired"
+	StatusQueued    = job.StatusQueued
+	StatusRunning   = job.StatusRunning
+	StatusCompleted = job.StatusCompleted
+	StatusFailed    = job.StatusFailed
+	StatusCancelled = job.StatusCancelled
+	StatusExpired   = job.StatusExpired
 )
 
-// Terminal reports whether no further state change is expected.
-func (s Status) Terminal() bool { return s != StatusQueued && s != StatusRunning }
-
-// Valid reports whether s is a known status.
-func (s Status) Valid() bool {
-	switch s {
-	case StatusQueued, StatusRunning, StatusCompleted, StatusFailed, StatusCancelled, StatusExpired:
-		return true
-	}
-	return false
-}
-
-// ErrNotFound is returned for an unknown (or deleted) job.
-var ErrNotFound = errors.New("job not found")
-
-// JobError is why a job failed.
-type JobError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// Job is one export job as users see it.
-type Job struct {
-	ID            string         `json:"id"`
-	TaskID        string         `json:"task_id"`
-	Entity        string         `json:"entity"`
-	Format        string         `json:"format"`
-	Status        Status         `json:"status"`
-	Progress      float64        `json:"progress"`
-	RowsDone      int64          `json:"rows_done"`
-	RowsTotal     *int64         `json:"rows_total"`
-	BytesWritten  int64          `json:"bytes_written"`
-	Fields        []string       `json:"fields"`
-	ExcludeFields []string       `json:"exclude_fields"`
-	Filters       map[string]any `json:"filters"`
-	Options       map[string]any `json:"options"`
-	FileName      string         `json:"file_name"`
-	RequestedBy   string         `json:"requested_by"`
-	RequesterName string         `json:"requester_name,omitempty"`
-	ScheduleID    *string        `json:"schedule_id"`
-	// ScheduledFor is the fire time of the schedule run that made the job.
-	ScheduledFor *time.Time     `json:"scheduled_for"`
-	PlatformID   *string        `json:"platform_id"`
-	CreatedAt    time.Time      `json:"created_at"`
-	StartedAt    *time.Time     `json:"started_at"`
-	FinishedAt   *time.Time     `json:"finished_at"`
-	UpdatedAt    time.Time      `json:"updated_at"`
-	Error        *JobError      `json:"error"`
-	File         *events.Object `json:"file,omitempty"`
-	Warnings     []string       `json:"warnings"`
-	Attempt      int            `json:"attempt"`
-	// Phase is where the job is: queued, counting (its rows), writing, uploading, done.
-	Phase string `json:"phase"`
-	// RateRowsPerS and ETASeconds come from the rows written over the last seconds; null
-	// until a rate is known, and once the job ended.
-	RateRowsPerS *float64 `json:"rate_rows_per_s"`
-	ETASeconds   *float64 `json:"eta_seconds"`
-	// QueuePosition is 1 for the oldest queued job; null once the job left the queue.
-	QueuePosition *int64 `json:"queue_position"`
-	// ExpiresAt is when the file will be deleted; null while there is no file.
-	ExpiresAt   *time.Time `json:"expires_at"`
-	CancelledBy *string    `json:"cancelled_by,omitempty"`
-	LeaseOwner  *string    `json:"-"`
-	// FileRemoved says the file is gone from the bucket (expired, or the job deleted).
-	FileRemoved bool `json:"-"`
-}
-
-// Request rebuilds the ExportRequested event of a job (for a worker that rescues it).
-func (j Job) Request() events.ExportRequested {
-	return events.ExportRequested{
-		JobID: j.ID, Entity: j.Entity, Format: j.Format, Fields: j.Fields, ExcludeFields: j.ExcludeFields,
-		Filters: j.Filters, Options: j.Options, FileName: j.FileName, RequestedBy: j.RequestedBy,
-		RequesterName: j.RequesterName, ScheduleID: j.ScheduleID, ScheduledFor: j.ScheduledFor,
-		PlatformID: j.PlatformID, RequestedAt: j.CreatedAt,
-	}
-}
+// Errors callers branch on: job's refusals.
+var (
+	// ErrNotFound is returned for an unknown (or deleted) job.
+	ErrNotFound = job.ErrNotFound
+	// ErrFinished is returned by Cancel for a job that already ended.
+	ErrFinished = job.ErrFinished
+	// ErrLeaseLost is returned to a worker that no longer holds the job's lease.
+	ErrLeaseLost = job.ErrLeaseLost
+	// ErrNotClaimed is returned by Claim when the job is finished, deleted, gave up, or
+	// another worker holds a live lease on it.
+	ErrNotClaimed = job.ErrNotClaimable
+)
 
 // Store is the exports database.
 type Store struct {
@@ -165,7 +108,8 @@ const jobColumns = `id::text, entity, format, status, progress, rows_done, rows_
 	attempt, lease_owner, warnings, phase, rate_rows_per_s, eta_seconds,
 	CASE WHEN status = 'queued' THEN (SELECT count(*) + 1 FROM jobs q WHERE q.status = 'queued'
 		AND q.deleted_at IS NULL AND (q.created_at, q.id) < (jobs.created_at, jobs.id)) END,
-	expires_at, cancelled_by, file_removed_at IS NOT NULL, scheduled_for`
+	expires_at, cancelled_by, file_removed_at IS NOT NULL, scheduled_for, version, lease_expires_at,
+	charged, last_error, deleted_at`
 
 // jobSQL reads one job by id ($1), deleted or not; liveJobSQL only one not deleted.
 const (
@@ -176,12 +120,13 @@ const (
 func scanJob(row pgx.Row) (Job, error) {
 	var j Job
 	var errCode, errMsg *string
-	var file []byte
+	var file, lastErr []byte
 	err := row.Scan(&j.ID, &j.Entity, &j.Format, &j.Status, &j.Progress, &j.RowsDone, &j.RowsTotal,
 		&j.BytesWritten, &j.Fields, &j.ExcludeFields, &j.Filters, &j.Options, &j.FileName, &j.RequestedBy,
 		&j.RequesterName, &j.ScheduleID, &j.PlatformID, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
 		&j.UpdatedAt, &errCode, &errMsg, &file, &j.Attempt, &j.LeaseOwner, &j.Warnings, &j.Phase,
-		&j.RateRowsPerS, &j.ETASeconds, &j.QueuePosition, &j.ExpiresAt, &j.CancelledBy, &j.FileRemoved, &j.ScheduledFor)
+		&j.RateRowsPerS, &j.ETASeconds, &j.QueuePosition, &j.ExpiresAt, &j.CancelledBy, &j.FileRemoved, &j.ScheduledFor,
+		&j.Version, &j.LeaseExpiresAt, &j.Charged, &lastErr, &j.DeletedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, ErrNotFound
 	}
@@ -199,6 +144,13 @@ func scanJob(row pgx.Row) (Job, error) {
 		}
 		j.File = &o
 	}
+	if len(lastErr) > 0 {
+		var e JobError
+		if err := json.Unmarshal(lastErr, &e); err != nil {
+			return Job{}, fmt.Errorf("decoding job %s last error: %w", j.ID, err)
+		}
+		j.LastError = &e
+	}
 	if j.Fields == nil {
 		j.Fields = []string{}
 	}
@@ -213,37 +165,33 @@ func scanJob(row pgx.Row) (Job, error) {
 
 // Create inserts a queued job and its ExportRequested into the outbox in one transaction.
 func (s *Store) Create(ctx context.Context, req events.ExportRequested) (Job, error) {
-	var job Job
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	var created Job
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		job, err = CreateTx(ctx, tx, req)
+		created, err = CreateTx(ctx, tx, req)
 		return err
 	})
-	return job, err
+	return created, err
 }
 
 // CreateTx is Create within the caller's transaction: a schedule's run and its job are
 // written together (pkg/schedstore).
 func CreateTx(ctx context.Context, tx pgx.Tx, req events.ExportRequested) (Job, error) {
-	env, err := events.Wrap(req)
-	if err != nil {
-		return Job{}, err
-	}
-	job, err := scanJob(tx.QueryRow(ctx, `INSERT INTO jobs (id, entity, format, fields, exclude_fields,
+	j, evs := job.New(req)
+	created, err := scanJob(tx.QueryRow(ctx, `INSERT INTO jobs (id, entity, format, fields, exclude_fields,
 		filters, options, file_name, requested_by, requester_name, schedule_id, platform_id, created_at, updated_at,
-		scheduled_for)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)
+		scheduled_for, status, phase, version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		RETURNING `+jobColumns,
-		req.JobID, req.Entity, req.Format, nonNil(req.Fields), nonNil(req.ExcludeFields), nonNilMap(req.Filters),
-		nonNilMap(req.Options), req.FileName, req.RequestedBy, req.RequesterName, req.ScheduleID, req.PlatformID,
-		req.RequestedAt, req.ScheduledFor))
+		j.ID, j.Entity, j.Format, j.Fields, j.ExcludeFields, j.Filters, j.Options, j.FileName, j.RequestedBy,
+		j.RequesterName, j.ScheduleID, j.PlatformID, j.CreatedAt, j.UpdatedAt, j.ScheduledFor, j.Status, j.Phase, j.Version))
 	if err != nil {
 		return Job{}, fmt.Errorf("inserting job %s: %w", req.JobID, err)
 	}
-	if err := insertOutbox(ctx, tx, events.TopicRequested, env); err != nil {
+	if err := appendOutbox(ctx, tx, evs); err != nil {
 		return Job{}, err
 	}
-	return job, nil
+	return created, nil
 }
 
 // Get returns one job that has not been deleted.
@@ -393,38 +341,4 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilMap(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
-}
-
-// fileJSON is a job's file as the API shows it: CONTRACT §4 names the key `object_key`; `key`
-// and `bucket` stay for clients of the event shape.
-type fileJSON struct {
-	events.Object
-	ObjectKey string `json:"object_key"`
-}
-
-// MarshalJSON writes the job with its file in the contract's shape.
-func (j Job) MarshalJSON() ([]byte, error) {
-	type alias Job
-	var f *fileJSON
-	if j.File != nil {
-		f = &fileJSON{Object: *j.File, ObjectKey: j.File.Key}
-	}
-	return json.Marshal(struct {
-		alias
-		File *fileJSON `json:"file,omitempty"`
-	}{alias(j), f})
 }

@@ -2,18 +2,51 @@ package jobstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
 )
 
-func insertOutbox(ctx context.Context, tx pgx.Tx, topic string, env events.Envelope) error {
-	_, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, ce_id, ce_type, ce_source, ce_time, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, topic, env.Key, env.ID, string(env.Type), env.Source, env.Time, []byte(env.Data))
-	if err != nil {
-		return fmt.Errorf("writing %s to the outbox: %w", env.Type, err)
+// OutboxChannel is the PostgreSQL notification channel told of every outbox write, so relays
+// in any process wake at once instead of polling.
+const OutboxChannel = "exports_outbox"
+
+// relayLock is the advisory lock a relay holds while it relays a batch: one relay at a time
+// keeps each job's events in commit order on Kafka, whichever process relays.
+const relayLock = 0x6f7574626f78 // "outbox"
+
+// TopicOf is the topic an event goes to: requests to exports.requested, the rest to
+// exports.events.
+func TopicOf(ev events.Event) string {
+	if ev.EventType() == events.TypeRequested {
+		return events.TopicRequested
+	}
+	return events.TopicEvents
+}
+
+// appendOutbox writes evs to the outbox within tx, in order, and notifies the relays.
+func appendOutbox(ctx context.Context, tx pgx.Tx, evs []events.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	for _, ev := range evs {
+		env, err := events.Wrap(ev)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, ce_id, ce_type, ce_source, ce_time, data)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, TopicOf(ev), env.Key, env.ID, string(env.Type), env.Source, env.Time,
+			[]byte(env.Data)); err != nil {
+			return fmt.Errorf("writing %s to the outbox: %w", env.Type, err)
+		}
+	}
+	// Delivered at commit, once per transaction whatever the number of calls.
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, OutboxChannel); err != nil {
+		return fmt.Errorf("notifying the outbox relays: %w", err)
 	}
 	return nil
 }
@@ -24,20 +57,85 @@ type OutboxMessage struct {
 	Envelope events.Envelope
 }
 
-// RelayOutbox locks up to limit outbox rows (oldest first, skipping rows another relay holds),
-// hands them to publish and deletes them once publish returned nil, all in one transaction: an
-// event leaves the outbox only after Kafka acknowledged it. It returns how many were relayed.
-func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) error) (int, error) {
-	tx, err := s.pool.Begin(ctx)
+// ErrUndeliverable marks a publish error no retry can fix (the broker refuses the record as too
+// large, say): the row moves to outbox_dead with the error, out of the way of the rows behind.
+var ErrUndeliverable = errors.New("undeliverable event")
+
+// RelayResult says what one RelayOutbox call did.
+type RelayResult struct {
+	Relayed int // acknowledged by Kafka and removed
+	Dead    int // moved to outbox_dead
+	Failed  int // left for the next call
+	// Busy: another relay held the lock; nothing was read.
+	Busy bool
+}
+
+// RelayOutbox locks up to limit outbox rows (oldest first) and hands them to publish, which
+// answers one error per message (nil: acknowledged). Acknowledged rows are deleted, rows whose
+// error wraps ErrUndeliverable are moved to outbox_dead, the rest stay, all in one transaction:
+// an event leaves the outbox only once Kafka has it or it can never be sent. Only one relay
+// works at a time (an advisory lock); another finds Busy.
+func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) []error) (RelayResult, error) {
+	var res RelayResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		res = RelayResult{}
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLock).Scan(&locked); err != nil {
+			return fmt.Errorf("taking the relay lock: %w", err)
+		}
+		if !locked {
+			res.Busy = true
+			return nil
+		}
+		ids, msgs, err := readOutbox(ctx, tx, limit)
+		if err != nil || len(msgs) == 0 {
+			return err
+		}
+		errs := publish(ctx, msgs)
+		var done, dead []int64
+		var reasons []string
+		for i, id := range ids {
+			var perr error
+			if i < len(errs) {
+				perr = errs[i]
+			}
+			switch {
+			case perr == nil:
+				done = append(done, id)
+			case errors.Is(perr, ErrUndeliverable):
+				dead, reasons = append(dead, id), append(reasons, perr.Error())
+			default:
+				res.Failed++
+			}
+		}
+		if len(dead) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO outbox_dead (id, topic, key, ce_id, ce_type, ce_source, ce_time, data, created_at, reason)
+				SELECT o.id, o.topic, o.key, o.ce_id, o.ce_type, o.ce_source, o.ce_time, o.data, o.created_at, r.reason
+				FROM outbox o JOIN unnest($1::bigint[], $2::text[]) AS r(id, reason) ON r.id = o.id
+				ON CONFLICT (id) DO NOTHING`, dead, reasons); err != nil {
+				return fmt.Errorf("moving undeliverable outbox rows aside: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, append(done, dead...)); err != nil {
+			return fmt.Errorf("deleting relayed outbox rows: %w", err)
+		}
+		res.Relayed, res.Dead = len(done), len(dead)
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("relaying outbox: %w", err)
+		// Kafka may have the events; the rows stay and will be sent again with the same ce_id.
+		return RelayResult{}, fmt.Errorf("relaying outbox: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	return res, nil
+}
+
+func readOutbox(ctx context.Context, tx pgx.Tx, limit int) ([]int64, []OutboxMessage, error) {
 	rows, err := tx.Query(ctx, `SELECT id, topic, key, ce_id, ce_type, ce_source, ce_time, data FROM outbox
-		ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+		ORDER BY id LIMIT $1`, limit)
 	if err != nil {
-		return 0, fmt.Errorf("reading outbox: %w", err)
+		return nil, nil, fmt.Errorf("reading outbox: %w", err)
 	}
+	defer rows.Close()
 	var ids []int64
 	var msgs []OutboxMessage
 	for rows.Next() {
@@ -46,38 +144,84 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 		var typ string
 		if err := rows.Scan(&id, &m.Topic, &m.Envelope.Key, &m.Envelope.ID, &typ, &m.Envelope.Source,
 			&m.Envelope.Time, &m.Envelope.Data); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("reading outbox: %w", err)
+			return nil, nil, fmt.Errorf("reading outbox: %w", err)
 		}
 		m.Envelope.Type = events.Type(typ)
 		ids = append(ids, id)
 		msgs = append(msgs, m)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("reading outbox: %w", err)
+		return nil, nil, fmt.Errorf("reading outbox: %w", err)
 	}
-	if len(msgs) == 0 {
-		return 0, nil
-	}
-	if err := publish(ctx, msgs); err != nil {
-		return 0, err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids); err != nil {
-		return 0, fmt.Errorf("deleting relayed outbox rows: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		// Kafka has the events; the rows stay and will be sent again with the same ce_id.
-		return 0, fmt.Errorf("committing relayed outbox rows: %w", err)
-	}
-	return len(msgs), nil
+	return ids, msgs, nil
 }
 
-// OutboxBacklog counts events not yet relayed.
-func (s *Store) OutboxBacklog(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("counting outbox: %w", err)
-	}
-	return n, nil
+// OutboxStats is the outbox's health: events waiting, the age of the oldest, and events
+// moved aside as undeliverable.
+type OutboxStats struct {
+	Backlog int64
+	Oldest  time.Duration
+	Dead    int64
 }
+
+// Outbox reads the outbox's health.
+func (s *Store) Outbox(ctx context.Context) (OutboxStats, error) {
+	var st OutboxStats
+	var oldest float64
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox),
+			coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox), 0),
+			(SELECT count(*) FROM outbox_dead)`).Scan(&st.Backlog, &oldest, &st.Dead)
+	if err != nil {
+		return OutboxStats{}, fmt.Errorf("reading outbox health: %w", err)
+	}
+	st.Oldest = time.Duration(oldest * float64(time.Second))
+	return st, nil
+}
+
+// Listen calls wake on every committed outbox write until ctx ends, on a connection of its
+// own (LISTEN): the relay sleeps without polling and wakes within milliseconds.
+func (s *Store) Listen(ctx context.Context, wake func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("listening for outbox writes: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `LISTEN `+OutboxChannel); err != nil {
+		return fmt.Errorf("listening for outbox writes: %w", err)
+	}
+	defer func() {
+		// The connection returns to the pool: stop listening on it (or drop it if that fails).
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `UNLISTEN *`); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("waiting for outbox writes: %w", err)
+		}
+		wake()
+	}
+}
+
+// Pending returns the events waiting in the outbox for key (every key when ""), oldest first,
+// without relaying them: for tests and diagnostics.
+func (s *Store) Pending(ctx context.Context, key string) ([]OutboxMessage, error) {
+	rows, err := s.pool.Query(ctx, `SELECT topic, key, ce_id, ce_type, ce_source, ce_time, data FROM outbox
+		WHERE $1 = '' OR key = $1 ORDER BY id`, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMessage, error) {
+		var m OutboxMessage
+		var typ string
+		err := r.Scan(&m.Topic, &m.Envelope.Key, &m.Envelope.ID, &typ, &m.Envelope.Source, &m.Envelope.Time, &m.Envelope.Data)
+		m.Envelope.Type = events.Type(typ)
+		return m, err
+	})
+}
+
+// SetClock replaces the store's clock (lease expiry, command times): for tests.
+func (s *Store) SetClock(now func() time.Time) { s.now = now }

@@ -1,8 +1,10 @@
-// Package intake decides which jobs this exporter instance runs: the ExportRequested handler
-// (claim the job's lease, then let the offset be committed while the job runs elsewhere) and
-// the rescuer (claim jobs whose lease expired because their worker died). A fixed number of
-// slots bounds concurrent jobs; when all are busy the handler waits, which pauses this
-// instance's partitions — never beyond its configured concurrency.
+// Package intake decides which jobs this exporter instance runs. The queue is the jobs table:
+// an ExportRequested from Kafka is a hint that claims its job at once when a slot is free, and
+// is committed either way; the poller claims the oldest job waiting for a worker (queued, handed
+// back, or whose worker stopped renewing its lease) whenever a slot is free, every interval and
+// as soon as a slot frees. So a full instance never holds a partition (its records are
+// committed and their jobs wait in the table for whichever instance frees a slot first), and a
+// fixed number of slots bounds concurrent jobs.
 package intake
 
 import (
@@ -19,8 +21,8 @@ import (
 
 // Claimer is the claiming side of the job store.
 type Claimer interface {
-	Claim(ctx context.Context, jobID, owner string, ttl time.Duration) (jobstore.Job, jobstore.Lease, error)
-	ClaimExpired(ctx context.Context, owner string, ttl time.Duration) (jobstore.Job, jobstore.Lease, error)
+	Claim(ctx context.Context, jobID string, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error)
+	ClaimNext(ctx context.Context, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error)
 }
 
 // RunFunc runs one claimed job to its end.
@@ -30,43 +32,46 @@ type RunFunc func(ctx context.Context, job jobstore.Job, lease jobstore.Lease)
 type Intake struct {
 	claims   Claimer
 	run      RunFunc
-	owner    string
-	ttl      time.Duration
+	opts     jobstore.ClaimOptions
 	interval time.Duration
 	log      *slog.Logger
 	slots    chan struct{}
+	freed    chan struct{}
 	wg       sync.WaitGroup
 	// jobCtx is the parent of running jobs: cancelled only at shutdown, after intake stopped.
 	jobCtx context.Context
 }
 
-// New builds an intake with concurrency slots; rescue is the rescuer's poll interval.
-func New(jobCtx context.Context, c Claimer, run RunFunc, owner string, ttl time.Duration, concurrency int, rescue time.Duration, log *slog.Logger) *Intake {
+// New builds an intake with concurrency slots; poll is the poller's interval.
+func New(jobCtx context.Context, c Claimer, run RunFunc, opts jobstore.ClaimOptions, concurrency int, poll time.Duration, log *slog.Logger) *Intake {
 	return &Intake{
-		claims: c, run: run, owner: owner, ttl: ttl, interval: rescue, log: log,
-		slots: make(chan struct{}, concurrency), jobCtx: jobCtx,
+		claims: c, run: run, opts: opts, interval: poll, log: log,
+		slots: make(chan struct{}, concurrency), freed: make(chan struct{}, 1), jobCtx: jobCtx,
 	}
 }
 
-// Handle is the eventbus handler of exports.requested.
+// Handle is the eventbus handler of exports.requested. It never waits for a slot.
 func (in *Intake) Handle(ctx context.Context, env events.Envelope) error {
 	req, err := events.Decode[events.ExportRequested](env)
 	if err != nil {
 		return eventbus.Permanent(err)
 	}
-	select { // wait for a free slot: back-pressure on this partition only
+	select {
 	case in.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		in.log.Debug("every slot busy; the job waits in the queue", "job_id", req.JobID)
+		return nil
 	}
-	job, lease, err := in.claims.Claim(ctx, req.JobID, in.owner, in.ttl)
+	job, lease, err := in.claims.Claim(ctx, req.JobID, in.opts)
 	if err != nil {
-		<-in.slots
+		in.free()
 		if errors.Is(err, jobstore.ErrNotClaimed) || errors.Is(err, jobstore.ErrNotFound) {
 			in.log.Info("job not claimable (finished, deleted or running elsewhere)", "job_id", req.JobID)
 			return nil
 		}
-		return err // database trouble: retried by the consumer
+		// Database trouble: the job stays queued and the poller claims it once it can.
+		in.log.Warn("claiming a requested job failed; it waits in the queue", "job_id", req.JobID, "err", err)
+		return nil
 	}
 	in.start(job, lease)
 	return nil
@@ -77,13 +82,23 @@ func (in *Intake) start(job jobstore.Job, lease jobstore.Lease) {
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
-		defer func() { <-in.slots }()
+		defer in.free()
 		in.run(in.jobCtx, job, lease)
 	}()
 }
 
-// Rescue polls for expired leases while a slot is free, until ctx is cancelled.
-func (in *Intake) Rescue(ctx context.Context) error {
+// free gives a slot back and wakes the poller.
+func (in *Intake) free() {
+	<-in.slots
+	select {
+	case in.freed <- struct{}{}:
+	default:
+	}
+}
+
+// Poll claims waiting jobs while a slot is free, every interval and whenever a slot frees,
+// until ctx is cancelled.
+func (in *Intake) Poll(ctx context.Context) error {
 	t := time.NewTicker(in.interval)
 	defer t.Stop()
 	for {
@@ -91,28 +106,32 @@ func (in *Intake) Rescue(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			for in.rescueOne(ctx) {
-			}
+		case <-in.freed:
+		}
+		for ctx.Err() == nil && in.claimNext(ctx) {
 		}
 	}
 }
 
-// rescueOne claims one expired job if a slot is free; it reports whether it started one.
-func (in *Intake) rescueOne(ctx context.Context) bool {
+// claimNext claims the next waiting job if a slot is free; it reports whether it started one.
+func (in *Intake) claimNext(ctx context.Context) bool {
 	select {
 	case in.slots <- struct{}{}:
 	default:
 		return false // every slot busy
 	}
-	job, lease, err := in.claims.ClaimExpired(ctx, in.owner, in.ttl)
+	job, lease, err := in.claims.ClaimNext(ctx, in.opts)
 	if err != nil {
-		<-in.slots
+		<-in.slots // not free(): nothing to wake for
 		if !errors.Is(err, jobstore.ErrNotClaimed) && ctx.Err() == nil {
-			in.log.Warn("rescuing expired jobs failed", "err", err)
+			in.log.Warn("claiming waiting jobs failed", "err", err)
 		}
 		return false
 	}
-	in.log.Warn("rescued a job whose worker stopped renewing its lease", "job_id", job.ID, "attempt", lease.Attempt)
+	if lease.Attempt > 1 {
+		in.log.Warn("claimed a job again (handed back, failed attempt, or a worker that stopped renewing its lease)",
+			"job_id", job.ID, "attempt", lease.Attempt)
+	}
 	in.start(job, lease)
 	return true
 }

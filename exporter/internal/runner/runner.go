@@ -20,26 +20,17 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/export"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 )
 
-// Leases is the lease side of the job store.
-type Leases interface {
-	Renew(ctx context.Context, l jobstore.Lease, ttl time.Duration) error
-	Release(ctx context.Context, l jobstore.Lease) error
-	Apply(ctx context.Context, ev events.Event) (bool, error)
-	// Seal commits the worker to completing the job (a cancel is then too late); it fails
-	// with jobstore.ErrLeaseLost when the lease is gone or the job was cancelled first.
-	Seal(ctx context.Context, l jobstore.Lease, ttl time.Duration) error
+// Jobs is the job repository: every change of the job is a command it decides and saves with
+// the events announcing it (*jobstore.Store implements it).
+type Jobs interface {
+	Do(ctx context.Context, id string, c job.Command) (job.Job, error)
 	// Cancelled reports whether the job was cancelled or deleted.
 	Cancelled(ctx context.Context, jobID string) (bool, error)
-}
-
-// Publisher sends events; Publish waits for the broker, Send does not.
-type Publisher interface {
-	Publish(ctx context.Context, topic string, evs ...events.Event) error
-	Send(ctx context.Context, topic string, ev events.Event)
 }
 
 // Config tunes the runner.
@@ -48,12 +39,13 @@ type Config struct {
 	Bucket           string
 	LeaseTTL         time.Duration
 	ProgressInterval time.Duration
-	MaxAttempts      int
 	// CancelPoll is how often a running job looks for a cancel: a cancelled job stops within
 	// about this long (default 250ms).
 	CancelPoll time.Duration
 	// Retention is how long a stored file is kept (its ExportCompleted's expires_at).
 	Retention time.Duration
+	// UploadStall fails an attempt whose upload accepted no bytes for this long (default 60s).
+	UploadStall time.Duration
 }
 
 // Runner runs jobs.
@@ -61,119 +53,170 @@ type Runner struct {
 	cfg     Config
 	catalog catalog.Querier
 	objects objectstore.Store
-	leases  Leases
-	pub     Publisher
+	jobs    Jobs
 	log     *slog.Logger
 	metrics *Metrics
+	now     func() time.Time
 }
 
 // New builds a runner.
-func New(cfg Config, cat catalog.Querier, objects objectstore.Store, leases Leases, pub Publisher, log *slog.Logger, m *Metrics) *Runner {
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
-	}
+func New(cfg Config, cat catalog.Querier, objects objectstore.Store, jobs Jobs, log *slog.Logger, m *Metrics) *Runner {
 	if cfg.CancelPoll <= 0 {
 		cfg.CancelPoll = 250 * time.Millisecond
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = 30 * 24 * time.Hour
 	}
-	return &Runner{cfg: cfg, catalog: cat, objects: objects, leases: leases, pub: pub, log: log, metrics: m}
+	if cfg.UploadStall <= 0 {
+		cfg.UploadStall = time.Minute
+	}
+	return &Runner{cfg: cfg, catalog: cat, objects: objects, jobs: jobs, log: log, metrics: m,
+		now: func() time.Time { return time.Now().UTC() }}
 }
 
 // errPermanent marks failures a retry cannot fix (a request that no longer validates).
 var errPermanent = errors.New("permanent")
 
-// errGaveUp marks a job claimed more often than MaxAttempts allows.
-var errGaveUp = errors.New("given up")
-
-// ErrLeaseLost is the cause of a job's cancellation when its lease could not be renewed.
+// ErrLeaseLost is the cause of a job's cancellation when another attempt took its lease.
 var ErrLeaseLost = errors.New("lease lost")
 
 // ErrCancelled is the cause of a job's cancellation when a user cancelled or deleted it.
 var ErrCancelled = errors.New("cancelled by a user")
 
-// Run runs one attempt of job under lease. It returns when the job completed, failed, was given
+// ErrUploadStalled is why an attempt fails when object storage stops taking its bytes.
+var ErrUploadStalled = errors.New("object storage accepted no bytes")
+
+// Run runs one attempt of a claimed job. It returns when the job completed, failed, was given
 // back (shutdown, transient failure) or its lease was lost; it never returns an error because
-// the outcome is recorded in events and the lease.
-func (r *Runner) Run(ctx context.Context, job jobstore.Job, lease jobstore.Lease) {
-	log := r.log.With("job_id", job.ID, "attempt", lease.Attempt)
+// the outcome is recorded in the job (and its events). The lease is renewed from the claim to
+// the last record, whatever the step.
+func (r *Runner) Run(ctx context.Context, j job.Job, lease jobstore.Lease) {
+	log := r.log.With("job_id", j.ID, "attempt", lease.Attempt)
 	r.metrics.running.Inc()
 	defer r.metrics.running.Dec()
-	if lease.Attempt > r.cfg.MaxAttempts {
-		// Every earlier attempt ended without a word (its worker killed, e.g. out of memory on
-		// this very job): running it again would only kill the next worker.
-		err := fmt.Errorf("%w after %d attempts whose workers stopped without finishing", errGaveUp, lease.Attempt-1)
-		log.Error("export failed", "err", err)
-		r.fail(context.WithoutCancel(ctx), job, lease, err, log)
-		r.metrics.jobs.WithLabelValues("failed").Inc()
-		return
-	}
 
 	jctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	hbctx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	var hb sync.WaitGroup
 	hb.Add(1)
-	go func() { defer hb.Done(); r.heartbeat(jctx, cancel, lease, log) }()
+	go func() { defer hb.Done(); r.heartbeat(hbctx, cancel, lease, log) }()
+	defer func() { stopHB(); hb.Wait() }()
 
 	started := time.Now()
-	completed, err := r.export(jctx, job, lease, log)
-	cancel(nil)
-	hb.Wait()
-
+	completed, err := r.export(jctx, j, lease, log)
+	cause := context.Cause(jctx)
 	// What follows must happen even while shutting down.
 	bg := context.WithoutCancel(ctx)
-	cancelled := errors.Is(context.Cause(jctx), ErrCancelled)
-	if err == nil {
-		// Fence: only the current lease holder of a job nobody cancelled may complete it; a
-		// worker whose lease expired during the upload must not announce a file another
-		// attempt now owns. Past the seal, a cancel is refused.
-		if serr := r.leases.Seal(bg, lease, r.cfg.LeaseTTL); serr != nil {
-			err = serr
-			if stop, cerr := r.leases.Cancelled(bg, job.ID); cerr == nil && stop {
-				cancelled = true
-			}
-			// Cancelled while the upload was being completed, or the lease went to another
-			// attempt: this attempt's file (its own key) must not outlive it.
-			if errors.Is(serr, jobstore.ErrLeaseLost) {
-				if derr := r.objects.Delete(bg, completed.Object.Key); derr != nil {
-					log.Error("removing the file of an attempt that may not complete", "key", completed.Object.Key, "err", derr)
-				}
-			}
+	if err == nil && cause == nil {
+		err = r.complete(ctx, completed, lease, log)
+		if err == nil {
+			r.metrics.jobs.WithLabelValues("completed").Inc()
+			r.metrics.duration.Observe(time.Since(started).Seconds())
+			return
+		}
+		// Not recorded: the file of this attempt (its own key) must not outlive it.
+		if derr := r.objects.Delete(bg, completed.Object.Key); derr != nil {
+			log.Error("removing the file of an attempt that did not complete", "key", completed.Object.Key, "err", derr)
 		}
 	}
 	switch {
-	case cancelled:
-		// The canceller ended the job and emitted ExportCancelled; the upload was aborted.
+	case errors.Is(cause, ErrCancelled) || errors.Is(err, job.ErrFinished):
+		// The canceller ended the job and announced it; the upload was aborted.
 		log.Info("export cancelled; stopped", "err", err, "after_ms", time.Since(started).Milliseconds())
 		r.metrics.jobs.WithLabelValues("cancelled").Inc()
-	case err == nil:
-		r.finish(ctx, bg, completed, lease, log)
-		r.metrics.jobs.WithLabelValues("completed").Inc()
-		r.metrics.duration.Observe(time.Since(started).Seconds())
-	case errors.Is(context.Cause(jctx), ErrLeaseLost), errors.Is(err, jobstore.ErrLeaseLost):
+	case errors.Is(cause, ErrLeaseLost) || errors.Is(err, job.ErrLeaseLost):
 		log.Warn("lease lost; another worker owns the job now", "err", err)
 		r.metrics.jobs.WithLabelValues("lease_lost").Inc()
 	case ctx.Err() != nil:
-		log.Info("shutting down mid-job; giving the lease back", "err", err)
-		r.release(bg, lease, log)
+		log.Info("shutting down mid-job; handing the job over", "err", err)
+		r.record(bg, lease, job.Release{Owner: lease.Owner, Attempt: lease.Attempt, At: r.now()}, log)
 		r.metrics.jobs.WithLabelValues("released").Inc()
-	case errors.Is(err, errPermanent) || lease.Attempt >= r.cfg.MaxAttempts:
+	case errors.Is(err, errPermanent):
 		log.Error("export failed", "err", err)
-		r.fail(bg, job, lease, err, log)
+		r.record(bg, lease, job.Fail{Owner: lease.Owner, Attempt: lease.Attempt,
+			Error: job.Error{Code: "invalid_request", Message: publicMessage(err, lease.Attempt, j.ID)}, At: r.now()}, log)
 		r.metrics.jobs.WithLabelValues("failed").Inc()
 	default:
-		log.Warn("export attempt failed; it will be retried", "err", err)
-		r.release(bg, lease, log)
+		// Given back charged, with its real error: the next claim retries it, or fails it
+		// with this error once its attempts are spent.
+		log.Warn("export attempt failed", "err", err)
+		r.record(bg, lease, job.Release{Owner: lease.Owner, Attempt: lease.Attempt,
+			Cause: &job.Error{Code: "export_failed", Message: publicMessage(err, lease.Attempt, j.ID)}, At: r.now()}, log)
 		r.metrics.jobs.WithLabelValues("retried").Inc()
 	}
 }
 
-// heartbeat renews the lease while the job runs, and looks for a cancel several times a second:
-// either ends the job by cancelling its context with ErrLeaseLost or ErrCancelled as the cause.
+// complete records the completion with its ExportCompleted, retrying while the database is
+// away (the heartbeat keeps the lease meanwhile); a refusal (cancelled first, lease taken) is
+// returned at once. At shutdown it keeps trying for one lease TTL.
+func (r *Runner) complete(ctx context.Context, c job.Complete, lease jobstore.Lease, log *slog.Logger) error {
+	return r.retry(ctx, "recording the completion", func(bctx context.Context) error {
+		c.At = r.now()
+		c.ExpiresAt = c.At.Add(r.cfg.Retention)
+		j, err := r.jobs.Do(bctx, lease.JobID, c)
+		if errors.Is(err, job.ErrFinished) && j.Status == job.StatusCompleted && j.File != nil && j.File.Key == c.Object.Key {
+			err = nil // an earlier try was recorded but its answer lost
+		}
+		if err == nil {
+			log.Info("export completed", "rows", c.Rows, "size_bytes", c.Object.SizeBytes, "key", c.Object.Key)
+		}
+		return err
+	}, log)
+}
+
+// record sends an ending command (fail, release), retrying like complete.
+func (r *Runner) record(ctx context.Context, lease jobstore.Lease, c job.Command, log *slog.Logger) {
+	if err := r.retry(ctx, job.Name(c), func(bctx context.Context) error {
+		_, err := r.jobs.Do(bctx, lease.JobID, c)
+		return err
+	}, log); err != nil && !refused(err) {
+		log.Error("recording the end of the attempt failed; its lease will lapse and the job be claimed again", "command", job.Name(c), "err", err)
+	}
+}
+
+// retry calls fn until it succeeds or is refused by the job, backing off 0.5..5 s; once ctx
+// ends it keeps going for one lease TTL.
+func (r *Runner) retry(ctx context.Context, what string, fn func(context.Context) error, log *slog.Logger) error {
+	bg := context.WithoutCancel(ctx)
+	var deadline time.Time
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(bg, 10*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil || refused(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(r.cfg.LeaseTTL)
+			} else if time.Now().After(deadline) {
+				return err
+			}
+		}
+		d := min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)
+		log.Warn(what+" failed; retrying", "attempt", attempt, "retry_in", d.String(), "err", err)
+		time.Sleep(d)
+	}
+}
+
+// refused reports whether the job refused a command (retrying the same cannot succeed).
+func refused(err error) bool {
+	for _, e := range []error{job.ErrFinished, job.ErrLeaseLost, job.ErrNotFound, job.ErrStale, job.ErrInvalid} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// heartbeat renews the lease from the claim to the last record, and looks for a cancel several
+// times a second: either ends the job's work by cancelling it with ErrLeaseLost or
+// ErrCancelled as the cause. A renewal that fails (the database away) is retried every second.
 func (r *Runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, lease jobstore.Lease, log *slog.Logger) {
-	t := time.NewTicker(r.cfg.LeaseTTL / 3)
-	defer t.Stop()
+	renewEvery := r.cfg.LeaseTTL / 3
+	renew := time.NewTimer(renewEvery)
+	defer renew.Stop()
 	poll := time.NewTicker(r.cfg.CancelPoll)
 	defer poll.Stop()
 	for {
@@ -181,70 +224,82 @@ func (r *Runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 		case <-ctx.Done():
 			return
 		case <-poll.C:
-			stop, err := r.leases.Cancelled(ctx, lease.JobID)
+			stop, err := r.jobs.Cancelled(ctx, lease.JobID)
 			if stop {
 				cancel(ErrCancelled)
-				return
 			}
 			if err != nil && ctx.Err() == nil {
 				log.Warn("looking for a cancel failed", "err", err)
 			}
-		case <-t.C:
-			err := r.leases.Renew(ctx, lease, r.cfg.LeaseTTL)
+		case <-renew.C:
+			rctx, rcancel := context.WithTimeout(ctx, renewEvery)
+			_, err := r.jobs.Do(rctx, lease.JobID, job.Renew{Owner: lease.Owner, Attempt: lease.Attempt, TTL: r.cfg.LeaseTTL, At: r.now()})
+			rcancel()
 			switch {
-			case errors.Is(err, jobstore.ErrLeaseLost):
+			case err == nil:
+				renew.Reset(renewEvery)
+			case errors.Is(err, job.ErrLeaseLost):
 				cancel(ErrLeaseLost)
 				return
-			case err != nil && ctx.Err() == nil:
-				// The database may be back before the lease runs out; keep trying.
-				log.Warn("renewing lease failed", "err", err)
+			case errors.Is(err, job.ErrFinished), errors.Is(err, job.ErrNotFound):
+				return // ended (completed by this worker, or cancelled): nothing left to hold
+			default:
+				if ctx.Err() == nil {
+					log.Warn("renewing lease failed; retrying", "err", err)
+				}
+				renew.Reset(time.Second)
 			}
 		}
 	}
 }
 
-func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Lease, log *slog.Logger) (events.ExportCompleted, error) {
-	req := job.Request()
+func (r *Runner) export(ctx context.Context, j job.Job, lease jobstore.Lease, log *slog.Logger) (job.Complete, error) {
+	req := j.Request()
 	spec, err := export.Prepare(export.Request{
 		Entity: req.Entity, Format: req.Format, Fields: req.Fields, ExcludeFields: req.ExcludeFields,
 		Filters: req.Filters, Options: req.Options, FileName: req.FileName,
 	})
 	if err != nil {
-		return events.ExportCompleted{}, fmt.Errorf("%w: invalid request: %w", errPermanent, err)
+		return job.Complete{}, fmt.Errorf("%w: invalid request: %w", errPermanent, err)
 	}
 	total, err := spec.Query.Count(ctx, r.catalog)
 	if err != nil {
-		return events.ExportCompleted{}, stageErr("counting the rows in the catalog", err)
+		return job.Complete{}, stageErr("counting the rows in the catalog", err)
 	}
-	startedAt := time.Now().UTC()
-	if err := r.pub.Publish(ctx, events.TopicEvents, events.ExportStarted{
-		JobID: job.ID, Entity: job.Entity, Format: job.Format, Worker: r.cfg.Worker,
-		Attempt: lease.Attempt, RowsTotal: total, StartedAt: startedAt,
-	}); err != nil {
-		return events.ExportCompleted{}, stageErr("announcing the start on Kafka", fmt.Errorf("announcing start: %w", err))
+	startedAt := r.now()
+	if _, err := r.jobs.Do(ctx, j.ID, job.Start{Owner: lease.Owner, Attempt: lease.Attempt, Worker: r.cfg.Worker,
+		RowsTotal: total, At: startedAt}); err != nil {
+		if refused(err) {
+			return job.Complete{}, err
+		}
+		return job.Complete{}, stageErr("recording the start", err)
 	}
 	log.Info("export started", "rows_total", total)
 
 	// One key per attempt: an attempt that lost its lease but still completes its upload never
 	// overwrites the file the next attempt announced (and removes its own, see Run).
-	key := fmt.Sprintf("%s/%s/%d/%s", job.Entity, job.ID, lease.Attempt, spec.FileName)
-	pr, pw := io.Pipe()
-	type putResult struct {
-		info objectstore.Info
-		err  error
-	}
-	putc := make(chan putResult, 1)
-	go func() {
-		info, err := r.objects.Put(ctx, key, pr, spec.ContentType)
-		pr.CloseWithError(err) // unblock the writer if the upload gave up
-		putc <- putResult{info, err}
-	}()
+	key := fmt.Sprintf("%s/%s/%d/%s", j.Entity, j.ID, lease.Attempt, spec.FileName)
+	up := r.upload(ctx, key, spec.ContentType)
 
 	hash := sha256.New()
 	counter := &countingWriter{}
-	out := io.MultiWriter(pw, hash, counter)
+	out := io.MultiWriter(up, hash, counter)
 	lastSent, lastDone := time.Now(), int64(0)
 	var rate rateMeter
+	report := func(done int64, phase string, now time.Time) {
+		c := job.Report{Owner: lease.Owner, Attempt: lease.Attempt, RowsDone: done, BytesWritten: counter.n.Load(),
+			Phase: phase, At: now.UTC()}
+		if phase == events.PhaseWriting {
+			c.RateRowsPerS, c.ETASeconds = rate.perSecond(), rate.eta(total-done)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		// A lost report is harmless (the next one or the end says more); a lost lease or a
+		// cancel is the heartbeat's to notice.
+		if _, err := r.jobs.Do(rctx, j.ID, c); err != nil && !refused(err) && ctx.Err() == nil {
+			log.Debug("recording progress failed", "err", err)
+		}
+	}
 	written, err := export.Run(ctx, r.catalog, spec, out, func(done int64) {
 		now := time.Now()
 		if now.Sub(lastSent) < r.cfg.ProgressInterval {
@@ -252,103 +307,35 @@ func (r *Runner) export(ctx context.Context, job jobstore.Job, lease jobstore.Le
 		}
 		rate.observe(done-lastDone, now.Sub(lastSent))
 		lastSent, lastDone = now, done
-		r.pub.Send(ctx, events.TopicEvents, events.ExportProgress{
-			JobID: job.ID, Attempt: lease.Attempt, RowsDone: done, RowsTotal: total,
-			Progress: percent(done, total), BytesWritten: counter.n.Load(), Phase: events.PhaseWriting,
-			RateRowsPerS: rate.perSecond(), ETASeconds: rate.eta(total - done), At: now.UTC(),
-		})
+		report(done, events.PhaseWriting, now)
 	})
 	if err != nil {
-		pw.CloseWithError(err)
-		if res := <-putc; res.err != nil && errors.Is(err, res.err) {
+		if uerr := up.abort(err); uerr != nil {
 			// The upload failed first; the writer only saw its pipe close.
-			return events.ExportCompleted{}, stageErr("storing the file in object storage", res.err)
+			return job.Complete{}, stageErr("storing the file in object storage", uerr)
 		}
-		return events.ExportCompleted{}, stageErr("reading the catalog and writing the file", fmt.Errorf("writing %s: %w", key, err))
+		return job.Complete{}, stageErr("reading the catalog and writing the file", fmt.Errorf("writing %s: %w", key, err))
 	}
 	// Every row is written; what is left is the upload's last part and its completion, which on
 	// a large XLSX (compressed at Close) takes a while.
-	r.pub.Send(ctx, events.TopicEvents, events.ExportProgress{
-		JobID: job.ID, Attempt: lease.Attempt, RowsDone: written.Rows, RowsTotal: total,
-		Progress: percent(written.Rows, total), BytesWritten: counter.n.Load(), Phase: events.PhaseUploading,
-		At: time.Now().UTC(),
-	})
-	pw.Close()
-	res := <-putc
-	if res.err != nil {
-		return events.ExportCompleted{}, stageErr("storing the file in object storage", res.err)
+	report(written.Rows, events.PhaseUploading, time.Now())
+	info, err := up.finish()
+	if err != nil {
+		return job.Complete{}, stageErr("storing the file in object storage", err)
 	}
-	if res.info.Size != counter.n.Load() {
-		return events.ExportCompleted{}, stageErr("storing the file in object storage",
-			fmt.Errorf("uploaded %d bytes of %s, wrote %d", res.info.Size, key, counter.n.Load()))
+	if info.Size != counter.n.Load() {
+		return job.Complete{}, stageErr("storing the file in object storage",
+			fmt.Errorf("uploaded %d bytes of %s, wrote %d", info.Size, key, counter.n.Load()))
 	}
-	rows := written.Rows
-	r.metrics.rows.Add(float64(rows))
-	finished := time.Now().UTC()
-	expires := finished.Add(r.cfg.Retention)
-	return events.ExportCompleted{
-		JobID: job.ID, Entity: job.Entity, Format: job.Format, Rows: rows,
+	r.metrics.rows.Add(float64(written.Rows))
+	return job.Complete{
+		Owner: lease.Owner, Attempt: lease.Attempt, Rows: written.Rows,
 		Object: events.Object{
-			Bucket: r.cfg.Bucket, Key: key, SizeBytes: res.info.Size, SHA256: hex.EncodeToString(hash.Sum(nil)),
+			Bucket: r.cfg.Bucket, Key: key, SizeBytes: info.Size, SHA256: hex.EncodeToString(hash.Sum(nil)),
 			ContentType: spec.ContentType, FileName: spec.FileName,
 		},
-		RequestedBy: job.RequestedBy, ScheduleID: job.ScheduleID, ScheduledFor: job.ScheduledFor, PlatformID: job.PlatformID,
-		StartedAt: startedAt, FinishedAt: finished, DurationMS: finished.Sub(startedAt).Milliseconds(),
-		Warnings: written.Warnings, ExpiresAt: &expires,
+		Warnings: written.Warnings, StartedAt: startedAt,
 	}, nil
-}
-
-// finish publishes ExportCompleted (retrying until Kafka takes it, while the lease is kept
-// alive) and then records it in the job row. Publishing first means a crash in between repeats
-// the event (same ce_id), never loses it.
-func (r *Runner) finish(ctx, bg context.Context, ev events.ExportCompleted, lease jobstore.Lease, log *slog.Logger) {
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(bg, 10*time.Second)
-		err := r.pub.Publish(pctx, events.TopicEvents, ev)
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			log.Warn("shutting down before ExportCompleted was acknowledged; the job will be redone", "err", err)
-			r.release(bg, lease, log)
-			return
-		}
-		log.Warn("publishing ExportCompleted failed; retrying", "attempt", attempt, "err", err)
-		if err := r.leases.Renew(bg, lease, r.cfg.LeaseTTL); errors.Is(err, jobstore.ErrLeaseLost) {
-			return
-		}
-		select {
-		case <-ctx.Done(): // shutting down: the next loop turn gives the lease back
-		case <-time.After(min(time.Duration(attempt)*time.Second, 5*time.Second)):
-		}
-	}
-	if _, err := r.leases.Apply(bg, ev); err != nil {
-		// The hub folds the same event from Kafka, so the row still ends completed.
-		log.Warn("recording completion in the job row failed", "err", err)
-	}
-	log.Info("export completed", "rows", ev.Rows, "size_bytes", ev.Object.SizeBytes, "key", ev.Object.Key, "duration_ms", ev.DurationMS)
-}
-
-func (r *Runner) fail(ctx context.Context, job jobstore.Job, lease jobstore.Lease, cause error, log *slog.Logger) {
-	code, message := "export_failed", publicMessage(cause, lease.Attempt, job.ID)
-	if errors.Is(cause, errPermanent) {
-		code = "invalid_request"
-	}
-	ev := events.ExportFailed{
-		JobID: job.ID, Entity: job.Entity, Format: job.Format, Code: code, Message: message,
-		Attempt: lease.Attempt, RequestedBy: job.RequestedBy, FailedAt: time.Now().UTC(),
-	}
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := r.pub.Publish(pctx, events.TopicEvents, ev); err != nil {
-		log.Error("publishing ExportFailed failed; releasing the lease so the job is retried", "err", err)
-		r.release(ctx, lease, log)
-		return
-	}
-	if _, err := r.leases.Apply(ctx, ev); err != nil {
-		log.Warn("recording failure in the job row failed", "err", err)
-	}
 }
 
 // stageError says which step of an export failed: the job's public message names the step,
@@ -369,29 +356,15 @@ func publicMessage(cause error, attempt int, jobID string) string {
 	if errors.Is(cause, errPermanent) {
 		return cause.Error()
 	}
-	if errors.Is(cause, errGaveUp) {
-		return fmt.Sprintf("the export was started %d times and never finished (its workers stopped); it is not retried again", attempt-1)
-	}
 	step := "running the export"
 	var se *stageError
 	if errors.As(cause, &se) {
 		step = se.stage
 	}
+	if errors.Is(cause, ErrUploadStalled) {
+		step += " (object storage stopped accepting data)"
+	}
 	return fmt.Sprintf("the export failed while %s (attempt %d); the cause is in the exporter's log under job %s", step, attempt, jobID)
-}
-
-func (r *Runner) release(ctx context.Context, lease jobstore.Lease, log *slog.Logger) {
-	if err := r.leases.Release(ctx, lease); err != nil {
-		log.Warn("releasing lease failed; it will expire by itself", "err", err)
-	}
-}
-
-func percent(done, total int64) float64 {
-	if total <= 0 {
-		return 0
-	}
-	p := float64(done) * 100 / float64(total)
-	return math.Min(99.9, math.Round(p*10)/10) // 100 only once the file is stored
 }
 
 // rateMeter is the observed write rate: an exponentially weighted mean of the rates between

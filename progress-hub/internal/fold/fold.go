@@ -1,20 +1,16 @@
-// Package fold provides the progress-hub's Kafka handlers: they fold each job event of
-// exports.events into the job row (jobstore's idempotent, monotonic Apply) and hand the job's
-// new state to the WebSocket hub. ExportRequested (exports.requested) folds into nothing, since
-// the row was written with it, but is pushed while the job is still queued, so clients
-// following every job see new ones appear.
+// Package fold provides the progress-hub's Kafka handler: it turns each job event into the push
+// its state calls for and hands it to the WebSocket hub. It folds nothing into any table: the
+// job's one writer (pkg/jobstore, deciding with pkg/job) decided the state and put it in the
+// event, so every replica pushes exactly what was decided, from the event, with no database
+// round trip per event.
 //
-// Every hub replica reads every event (a group-less consumer, Handle: fold, then push to its
-// own clients), and the replicas also share one consumer group (Folder: fold only, a little
-// later) whose committed offsets make sure an event produced while no hub ran is still folded
-// once one starts. So an event is folded several times, which Apply makes harmless: the first
-// fold changes the row, the others change nothing.
+// Every replica reads every event (a group-less consumer), so each replica's clients see every
+// state change. Events of one job arrive in order on exports.events; ExportRequested comes on
+// exports.requested and may arrive after the job's first events, so a replica pushes a job's
+// state only when its Version is newer than the last it pushed for that job.
 //
-// Delivery is at least once, so the handlers are idempotent: a repeat changes nothing in the
-// database. Handle pushes when the job row reflects the event, whether its own Apply changed
-// the row or someone else folded the same event first (another hub replica, the shared group,
-// a writer updating the row with its outbox event, or this handler before a retry). A stale
-// event (one a later event superseded) is folded into nothing and pushed to no one.
+// An event written before events carried their state (no `state`) is pushed from the job row
+// instead, as earlier hubs did.
 package fold
 
 import (
@@ -22,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,11 +27,8 @@ import (
 	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
 )
 
-// Store is the part of the job store the handler needs; *jobstore.Store implements it.
+// Store reads a job row, deleted or not, for events that carry no state.
 type Store interface {
-	Apply(ctx context.Context, ev events.Event) (bool, error)
-	// GetAny reads the job row, deleted or not: a job deleted while it ran is pushed as
-	// cancelled to those who watched it.
 	GetAny(ctx context.Context, id string) (jobstore.Job, error)
 }
 
@@ -45,124 +37,93 @@ type Pusher interface {
 	Push(ctx context.Context, u progress.Update) error
 }
 
-// Handler folds events and pushes the resulting job states.
+// maxTracked bounds the versions remembered; past it the memory starts afresh (a late
+// ExportRequested of a job then forgotten could show queued once, until its next event).
+const maxTracked = 200_000
+
+// Handler pushes the state each event announces. It is used by one consumer goroutine.
 type Handler struct {
-	store  Store
-	push   Pusher
-	log    *slog.Logger
-	folded *prometheus.CounterVec
+	store   Store
+	push    Pusher
+	log     *slog.Logger
+	handled *prometheus.CounterVec
+	pushed  map[string]int64 // job id → version last pushed
 }
 
 // New builds a handler; its metrics go to reg (nil: none).
 func New(store Store, push Pusher, log *slog.Logger, reg prometheus.Registerer) *Handler {
-	folded := prometheus.NewCounterVec(prometheus.CounterOpts{
+	handled := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "progress_hub_events_total",
-		Help: "Job events handled, by consumer (broadcast: fold and push; group: fold only), ce_type and outcome (changed, unchanged, pushed_unchanged, undecodable).",
-	}, []string{"consumer", "type", "outcome"})
+		Help: "Job events handled, by ce_type and outcome (pushed, stale, undecodable, unknown_job).",
+	}, []string{"type", "outcome"})
 	if reg != nil {
-		reg.MustRegister(folded)
+		reg.MustRegister(handled)
 	}
-	return &Handler{store: store, push: push, log: log, folded: folded}
+	return &Handler{store: store, push: push, log: log, handled: handled, pushed: map[string]int64{}}
 }
 
-// Handle is the eventbus.Handler. Undecodable data is permanent (retrying cannot help); a
-// database error is returned for a retry.
+// Handle is the eventbus.Handler. Undecodable data is permanent (retrying cannot help).
 func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
 	ev, err := events.DecodeAny(env)
 	if err != nil {
-		h.folded.WithLabelValues("broadcast", string(env.Type), "undecodable").Inc()
+		h.handled.WithLabelValues(string(env.Type), "undecodable").Inc()
 		return eventbus.Permanent(fmt.Errorf("decoding event %s: %w", env.ID, err))
 	}
-	var changed bool
-	if _, ok := ev.(events.ExportRequested); !ok { // Create wrote the row of a requested job
-		if changed, err = h.store.Apply(ctx, ev); err != nil {
-			return fmt.Errorf("folding %s of job %s: %w", env.Type, ev.Key(), err)
-		}
-	}
-	job, err := h.store.GetAny(ctx, ev.Key())
-	if errors.Is(err, jobstore.ErrNotFound) {
-		// Unknown job: nobody can be subscribed to it.
-		h.folded.WithLabelValues("broadcast", string(env.Type), outcome(changed, false)).Inc()
-		return nil
-	}
+	u, ok, err := h.update(ctx, ev)
 	if err != nil {
-		return fmt.Errorf("reading job %s after %s: %w", ev.Key(), env.Type, err)
+		return err
 	}
-	push := changed || reflects(job, ev)
-	h.folded.WithLabelValues("broadcast", string(env.Type), outcome(changed, push)).Inc()
-	if !push {
-		h.log.Debug("stale event, nothing to push", "job_id", job.ID, "ce_id", env.ID, "ce_type", env.Type)
+	if !ok {
+		h.handled.WithLabelValues(string(env.Type), "unknown_job").Inc()
 		return nil
 	}
-	if err := h.push.Push(ctx, progress.FromJob(job)); err != nil {
-		return fmt.Errorf("pushing job %s: %w", job.ID, err)
+	if u.Version != 0 && u.Version <= h.pushed[u.JobID] {
+		h.handled.WithLabelValues(string(env.Type), "stale").Inc()
+		return nil
 	}
+	if err := h.push.Push(ctx, u); err != nil {
+		return fmt.Errorf("pushing job %s: %w", u.JobID, err)
+	}
+	if len(h.pushed) >= maxTracked {
+		clear(h.pushed)
+	}
+	h.pushed[u.JobID] = u.Version
+	h.handled.WithLabelValues(string(env.Type), "pushed").Inc()
 	return nil
 }
 
-// Folder is the eventbus.Handler of the group every replica shares: it folds each event and
-// pushes nothing (each replica's Handle pushes, having read the same event itself). Its
-// committed offsets are what folds the events produced while no hub was running.
-//
-// It holds each event until delay after its ce_time (at most delay), so that in the usual case
-// the replicas' Handle folds first and this fold finds nothing to change. Folding ahead of
-// them would make their Handle see a row that moved past an event and skip its push as stale:
-// clients would miss intermediate progress.
-func (h *Handler) Folder(delay time.Duration) eventbus.Handler {
-	return func(ctx context.Context, env events.Envelope) error {
-		if wait := min(time.Until(env.Time.Add(delay)), delay); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
-		}
-		return h.fold(ctx, env)
-	}
-}
-
-func (h *Handler) fold(ctx context.Context, env events.Envelope) error {
-	ev, err := events.DecodeAny(env)
-	if err != nil {
-		h.folded.WithLabelValues("group", string(env.Type), "undecodable").Inc()
-		return eventbus.Permanent(fmt.Errorf("decoding event %s: %w", env.ID, err))
-	}
-	changed, err := h.store.Apply(ctx, ev)
-	if err != nil {
-		return fmt.Errorf("folding %s of job %s: %w", env.Type, ev.Key(), err)
-	}
-	h.folded.WithLabelValues("group", string(env.Type), outcome(changed, false)).Inc()
-	return nil
-}
-
-func outcome(changed, pushed bool) string {
-	switch {
-	case changed:
-		return "changed"
-	case pushed:
-		return "pushed_unchanged"
-	}
-	return "unchanged"
-}
-
-// reflects reports whether job is in the state ev leads to, so an event that someone else
-// already folded is still pushed, while a superseded one is not.
-func reflects(job jobstore.Job, ev events.Event) bool {
+// update is the push an event calls for; ok false for an event of an unknown job.
+func (h *Handler) update(ctx context.Context, ev events.Event) (progress.Update, bool, error) {
+	var (
+		st   *events.JobState
+		file *events.Object
+	)
 	switch e := ev.(type) {
 	case events.ExportRequested:
-		return job.Status == jobstore.StatusQueued
+		// The job's first state, as pkg/job.New makes it.
+		return progress.FromState(e.JobID, events.JobState{
+			Version: 1, Status: string(jobstore.StatusQueued), Phase: events.PhaseQueued, UpdatedAt: e.RequestedAt,
+		}, nil), true, nil
 	case events.ExportStarted:
-		return job.Status == jobstore.StatusRunning && job.RowsDone == 0
+		st = e.State
 	case events.ExportProgress:
-		return job.Status == jobstore.StatusRunning && job.RowsDone == e.RowsDone
+		st = e.State
 	case events.ExportCompleted:
-		return job.Status == jobstore.StatusCompleted
+		st, file = e.State, &e.Object
 	case events.ExportFailed:
-		return job.Status == jobstore.StatusFailed
+		st = e.State
 	case events.ExportCancelled:
-		return job.Status == jobstore.StatusCancelled
+		st = e.State
 	}
-	return false
+	if st != nil {
+		return progress.FromState(ev.Key(), *st, file), true, nil
+	}
+	j, err := h.store.GetAny(ctx, ev.Key())
+	if errors.Is(err, jobstore.ErrNotFound) {
+		return progress.Update{}, false, nil // unknown job: nobody can be subscribed to it
+	}
+	if err != nil {
+		return progress.Update{}, false, fmt.Errorf("reading job %s after %s: %w", ev.Key(), ev.EventType(), err)
+	}
+	return progress.FromJob(j), true, nil
 }

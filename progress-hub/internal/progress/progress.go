@@ -1,15 +1,17 @@
 // Package progress provides the push message of the progress protocol (CONTRACT §5): the
-// state of one job as WebSocket clients see it move, built from the job row.
+// state of one job as WebSocket clients see it move.
 //
-// An Update is always derived from the job row as stored, never from the event that caused it,
-// so a repeated or late Update carries the job's real state and clients can apply them in any
-// order by comparing UpdatedAt.
+// An Update carries the job's state as its one writer decided it (the state every job event
+// carries, or the job row for a snapshot), never a state recomputed by a reader, so a repeated
+// or late Update carries a real state of the job and clients can order them by Version (or
+// UpdatedAt).
 package progress
 
 import (
 	"time"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 )
 
@@ -41,8 +43,9 @@ type Update struct {
 	QueuePos     *int64             `json:"queue_position"`
 	ExpiresAt    *time.Time         `json:"expires_at"`
 	UpdatedAt    time.Time          `json:"updated_at"`
+	Version      int64              `json:"version"`
 	Error        *jobstore.JobError `json:"error"`
-	File         *events.Object     `json:"file,omitempty"`
+	File         *job.File          `json:"file,omitempty"`
 }
 
 // TypeOf is the update type of a job status.
@@ -61,26 +64,45 @@ func TypeOf(s jobstore.Status) string {
 }
 
 // FromJob is the update describing job as it is now.
-func FromJob(job jobstore.Job) Update {
+func FromJob(j jobstore.Job) Update {
 	u := Update{
-		Type:         TypeOf(job.Status),
-		TaskID:       job.ID,
-		JobID:        job.ID,
-		Status:       job.Status,
-		Progress:     job.Progress,
-		RowsDone:     job.RowsDone,
-		RowsTotal:    job.RowsTotal,
-		BytesWritten: job.BytesWritten,
-		Phase:        job.Phase,
-		RateRowsPerS: job.RateRowsPerS,
-		ETASeconds:   job.ETASeconds,
-		QueuePos:     job.QueuePosition,
-		ExpiresAt:    job.ExpiresAt,
-		UpdatedAt:    job.UpdatedAt,
-		Error:        job.Error,
+		Type:         TypeOf(j.Status),
+		TaskID:       j.ID,
+		JobID:        j.ID,
+		Status:       j.Status,
+		Progress:     j.Progress,
+		RowsDone:     j.RowsDone,
+		RowsTotal:    j.RowsTotal,
+		BytesWritten: j.BytesWritten,
+		Phase:        j.Phase,
+		RateRowsPerS: j.RateRowsPerS,
+		ETASeconds:   j.ETASeconds,
+		QueuePos:     j.QueuePosition,
+		ExpiresAt:    j.ExpiresAt,
+		UpdatedAt:    j.UpdatedAt,
+		Version:      j.Version,
+		Error:        j.Error,
 	}
-	if job.Status == jobstore.StatusCompleted {
-		u.File = job.File
+	if j.Status == jobstore.StatusCompleted {
+		u.File = viewFile(j.File)
 	}
 	return u
 }
+
+// FromState is the update a job event announces: jobID's state as the event carries it, with
+// the file of an ExportCompleted.
+func FromState(jobID string, st events.JobState, file *events.Object) Update {
+	status := jobstore.Status(st.Status)
+	u := Update{
+		Type: TypeOf(status), TaskID: jobID, JobID: jobID, Status: status, Progress: st.Progress,
+		RowsDone: st.RowsDone, RowsTotal: st.RowsTotal, BytesWritten: st.BytesWritten, Phase: st.Phase,
+		RateRowsPerS: st.RateRowsPerS, ETASeconds: st.ETASeconds, ExpiresAt: st.ExpiresAt,
+		UpdatedAt: st.UpdatedAt, Version: st.Version, Error: st.Error,
+	}
+	if status == jobstore.StatusCompleted {
+		u.File = viewFile(file)
+	}
+	return u
+}
+
+var viewFile = job.ViewFile

@@ -1,0 +1,230 @@
+package jobstore
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
+)
+
+// Memory is the in-memory twin of Store: the same commands, decided by the same job.Apply, with
+// an outbox that only accumulates, for unit tests of the components that send commands. The
+// conformance suite (jobstoretest) runs against both.
+type Memory struct {
+	mu     sync.Mutex
+	jobs   map[string]Job
+	outbox []OutboxMessage
+	now    func() time.Time
+	// Before, when set, is called before each command is decided; an error it returns is what
+	// the command returns (a database outage, say), with nothing changed.
+	Before func(id string, c job.Command) error
+}
+
+// NewMemory is an empty in-memory job store.
+func NewMemory() *Memory {
+	return &Memory{jobs: map[string]Job{}, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Create stores a queued job and its ExportRequested.
+func (m *Memory) Create(_ context.Context, req events.ExportRequested) (Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.jobs[req.JobID]; ok || !ValidID(req.JobID) {
+		return Job{}, errors.New("inserting job " + req.JobID + ": invalid or duplicate id")
+	}
+	j, evs := job.New(req)
+	if err := m.append(evs); err != nil {
+		return Job{}, err
+	}
+	m.jobs[j.ID] = j
+	return m.view(j), nil
+}
+
+// Get returns a job that has not been deleted.
+func (m *Memory) Get(ctx context.Context, id string) (Job, error) {
+	j, err := m.GetAny(ctx, id)
+	if err == nil && j.Deleted() {
+		return Job{}, ErrNotFound
+	}
+	return j, err
+}
+
+// GetAny is Get with deleted jobs too.
+func (m *Memory) GetAny(_ context.Context, id string) (Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok {
+		return Job{}, ErrNotFound
+	}
+	return m.view(j), nil
+}
+
+// Do decides c with job.Apply and stores the result and its events.
+func (m *Memory) Do(_ context.Context, id string, c job.Command) (Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.do(id, c)
+}
+
+func (m *Memory) do(id string, c job.Command) (Job, error) {
+	cur, ok := m.jobs[id]
+	if !ok {
+		return Job{}, ErrNotFound
+	}
+	if m.Before != nil {
+		if err := m.Before(id, c); err != nil {
+			return Job{}, err
+		}
+	}
+	next, evs, err := job.Apply(cur, c)
+	if err != nil {
+		return m.view(cur), err
+	}
+	if err := m.append(evs); err != nil {
+		return Job{}, err
+	}
+	m.jobs[id] = next
+	return m.view(next), nil
+}
+
+// Claim takes the lease of one job, like Store.Claim.
+func (m *Memory) Claim(_ context.Context, id string, o ClaimOptions) (Job, Lease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, err := m.do(id, o.command(m.now()))
+	if errors.Is(err, job.ErrNotClaimable) || errors.Is(err, ErrNotFound) {
+		return Job{}, Lease{}, ErrNotClaimed
+	}
+	if err != nil {
+		return Job{}, Lease{}, err
+	}
+	if !j.Holds(o.Owner, j.Attempt) {
+		return Job{}, Lease{}, ErrNotClaimed
+	}
+	return j, Lease{JobID: j.ID, Owner: o.Owner, Attempt: j.Attempt}, nil
+}
+
+// ClaimNext claims the oldest job waiting for a worker, like Store.ClaimNext.
+func (m *Memory) ClaimNext(_ context.Context, o ClaimOptions) (Job, Lease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	waiting := make([]Job, 0)
+	for _, j := range m.jobs {
+		if !j.Status.Terminal() && !j.Deleted() && (j.LeaseOwner == nil || j.LeaseExpiresAt.Before(now)) {
+			waiting = append(waiting, j)
+		}
+	}
+	slices.SortFunc(waiting, func(a, b Job) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return compareStrings(a.ID, b.ID)
+	})
+	for _, w := range waiting {
+		j, err := m.do(w.ID, o.command(now))
+		if err != nil {
+			return Job{}, Lease{}, err
+		}
+		if j.Holds(o.Owner, j.Attempt) {
+			return j, Lease{JobID: j.ID, Owner: o.Owner, Attempt: j.Attempt}, nil
+		}
+	}
+	return Job{}, Lease{}, ErrNotClaimed
+}
+
+// Cancel is Store.Cancel.
+func (m *Memory) Cancel(ctx context.Context, id, by string) (Job, error) {
+	j, err := m.Do(ctx, id, job.Cancel{By: by, Reason: "cancelled on request", At: m.now()})
+	if errors.Is(err, ErrNotFound) {
+		return Job{}, ErrNotFound
+	}
+	return j, err
+}
+
+// Delete is Store.Delete.
+func (m *Memory) Delete(ctx context.Context, id, by string) (Job, error) {
+	j, err := m.Do(ctx, id, job.Delete{By: by, At: m.now()})
+	if errors.Is(err, ErrNotFound) {
+		return Job{}, ErrNotFound
+	}
+	return j, err
+}
+
+// Cancelled is Store.Cancelled.
+func (m *Memory) Cancelled(_ context.Context, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	return !ok || j.Status == StatusCancelled || j.Deleted(), nil
+}
+
+// FileRemoved is Store.FileRemoved.
+func (m *Memory) FileRemoved(ctx context.Context, id string, now time.Time) error {
+	if _, err := m.Do(ctx, id, job.RemoveFile{At: now}); err != nil && !errors.Is(err, job.ErrStale) {
+		return err
+	}
+	return nil
+}
+
+// Pending returns the events written for key (every key when ""), oldest first. The twin's
+// outbox keeps everything: nothing relays it.
+func (m *Memory) Pending(_ context.Context, key string) ([]OutboxMessage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []OutboxMessage
+	for _, msg := range m.outbox {
+		if key == "" || msg.Envelope.Key == key {
+			out = append(out, msg)
+		}
+	}
+	return out, nil
+}
+
+// SetClock replaces the twin's clock (lease expiry, event times).
+func (m *Memory) SetClock(now func() time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = now
+}
+
+func (m *Memory) append(evs []events.Event) error {
+	for _, ev := range evs {
+		env, err := events.Wrap(ev)
+		if err != nil {
+			return err
+		}
+		m.outbox = append(m.outbox, OutboxMessage{Topic: TopicOf(ev), Envelope: env})
+	}
+	return nil
+}
+
+// view is the job as Store reads it: its queue position computed, never stored.
+func (m *Memory) view(j Job) Job {
+	j.QueuePosition = nil
+	if j.Status == StatusQueued && !j.Deleted() {
+		n := int64(1)
+		for _, o := range m.jobs {
+			if o.Status == StatusQueued && !o.Deleted() && (o.CreatedAt.Before(j.CreatedAt) || o.CreatedAt.Equal(j.CreatedAt) && o.ID < j.ID) {
+				n++
+			}
+		}
+		j.QueuePosition = &n
+	}
+	return j
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
