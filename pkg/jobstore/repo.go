@@ -13,47 +13,42 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/job"
 )
 
-// casRetries bounds how often Do re-decides a command whose save lost a race.
-const casRetries = 8
-
 // Do loads a job, lets job.Apply decide what c does to it and saves the result with the events
-// it announces, in one transaction, provided nobody changed the job in between (compare-and-set
-// on its version; a lost race is decided again on the new version). It returns the job as saved,
-// or, for a refusal, the job as it is with job's error (ErrFinished, ErrLeaseLost, ...).
+// it announces, in one transaction. The load locks the row (writers of one job queue up rather
+// than retry) and the save is still a compare-and-set on the version it was decided from. It
+// returns the job as saved, or, for a refusal, the job as it is with job's error (ErrFinished,
+// ErrLeaseLost, ...).
 func (s *Store) Do(ctx context.Context, id string, c job.Command) (Job, error) {
 	if !ValidID(id) {
 		return Job{}, ErrNotFound
 	}
-	for range casRetries {
-		cur, err := scanJob(s.pool.QueryRow(ctx, jobSQL, id))
+	var out Job
+	var refusal error
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := scanJob(tx.QueryRow(ctx, jobSQL+` FOR UPDATE`, id))
 		if err != nil {
-			return Job{}, err
+			return err
 		}
 		next, evs, err := job.Apply(cur, c)
 		if err != nil {
-			return cur, err
+			out, refusal = cur, err
+			return nil // nothing to save
 		}
-		saved, err := s.save(ctx, cur.Version, next, evs)
-		if errors.Is(err, errConflict) {
-			continue
-		}
-		return saved, err
-	}
-	return Job{}, fmt.Errorf("%s job %s: %w", job.Name(c), id, errConflict)
-}
-
-// errConflict: the job changed between its load and its save.
-var errConflict = errors.New("job changed concurrently; too many retries")
-
-func (s *Store) save(ctx context.Context, from int64, j Job, evs []events.Event) (Job, error) {
-	var saved Job
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		saved, err = saveTx(ctx, tx, from, j, evs)
+		out, err = saveTx(ctx, tx, cur.Version, next, evs)
 		return err
 	})
-	return saved, err
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Job{}, err
+		}
+		return Job{}, fmt.Errorf("%s job %s: %w", job.Name(c), id, err)
+	}
+	return out, refusal
 }
+
+// errConflict: the job changed between its load and its save (it cannot while the row is
+// locked; the check guards the rule, not the lock).
+var errConflict = errors.New("job changed concurrently")
 
 // saveSQL writes every column a transition may change, over the version it was decided from.
 const saveSQL = `UPDATE jobs SET status = $3, progress = $4, rows_done = $5, rows_total = $6,

@@ -22,50 +22,44 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const waitFor = 10 * time.Second
 
-// fakeClaimer hands out leases: Claim succeeds unless an error is set for the job id;
-// ClaimExpired pops the expired queue.
-type fakeClaimer struct {
-	mu            sync.Mutex
-	claimErr      map[string]error
-	claims        []string
-	expired       []string
-	expiredCalls  int
-	expiredClaims []string
-	attempt       int
+// claimer is the in-memory job store, counting claims; claimErr makes Claim of a job fail.
+type claimer struct {
+	*jobstore.Memory
+	mu        sync.Mutex
+	claimErr  map[string]error
+	claims    []string
+	nextCalls int
+	nextIDs   []string
 }
 
-func newFakeClaimer() *fakeClaimer { return &fakeClaimer{claimErr: map[string]error{}} }
+func newClaimer() *claimer { return &claimer{Memory: jobstore.NewMemory(), claimErr: map[string]error{}} }
 
-func (c *fakeClaimer) Claim(_ context.Context, jobID, owner string, _ time.Duration) (jobstore.Job, jobstore.Lease, error) {
+func (c *claimer) Claim(ctx context.Context, id string, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.claims = append(c.claims, jobID)
-	if err := c.claimErr[jobID]; err != nil {
+	c.claims = append(c.claims, id)
+	err := c.claimErr[id]
+	c.mu.Unlock()
+	if err != nil {
 		return jobstore.Job{}, jobstore.Lease{}, err
 	}
-	c.attempt++
-	return jobstore.Job{ID: jobID, Status: jobstore.StatusRunning, Attempt: 1},
-		jobstore.Lease{JobID: jobID, Owner: owner, Attempt: 1}, nil
+	return c.Memory.Claim(ctx, id, o)
 }
 
-func (c *fakeClaimer) ClaimExpired(_ context.Context, owner string, _ time.Duration) (jobstore.Job, jobstore.Lease, error) {
+func (c *claimer) ClaimNext(ctx context.Context, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error) {
+	j, l, err := c.Memory.ClaimNext(ctx, o)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expiredCalls++
-	if len(c.expired) == 0 {
-		return jobstore.Job{}, jobstore.Lease{}, jobstore.ErrNotClaimed
+	c.nextCalls++
+	if err == nil {
+		c.nextIDs = append(c.nextIDs, j.ID)
 	}
-	id := c.expired[0]
-	c.expired = c.expired[1:]
-	c.expiredClaims = append(c.expiredClaims, id)
-	return jobstore.Job{ID: id, Status: jobstore.StatusRunning, Attempt: 2},
-		jobstore.Lease{JobID: id, Owner: owner, Attempt: 2}, nil
+	return j, l, err
 }
 
-func (c *fakeClaimer) state() (claims, expiredClaims []string, expiredCalls int) {
+func (c *claimer) state() (claims, next []string, nextCalls int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.claims), slices.Clone(c.expiredClaims), c.expiredCalls
+	return slices.Clone(c.claims), slices.Clone(c.nextIDs), c.nextCalls
 }
 
 // jobs is a RunFunc whose jobs block until released one by one; it tracks how many run at
@@ -155,11 +149,15 @@ func notReturned[T any](t *testing.T, ch <-chan T, what string) {
 	}
 }
 
-func requested(t *testing.T) (string, events.Envelope) {
+// requested creates a queued job in the store and returns its id and ExportRequested.
+func (f *fixture) requested(t *testing.T) (string, events.Envelope) {
 	t.Helper()
 	id := uuid.Must(uuid.NewV7()).String()
-	env, err := events.Wrap(events.ExportRequested{JobID: id, Entity: "products", Format: "csv", RequestedBy: "alice",
-		RequestedAt: time.Now().UTC()})
+	req := events.ExportRequested{JobID: id, Entity: "products", Format: "csv", RequestedBy: "alice", RequestedAt: time.Now().UTC()}
+	if _, err := f.claims.Create(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	env, err := events.Wrap(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,18 +166,18 @@ func requested(t *testing.T) (string, events.Envelope) {
 
 type fixture struct {
 	in      *intake.Intake
-	claims  *fakeClaimer
+	claims  *claimer
 	jobs    *jobs
 	jobCtx  context.Context
 	stopJob context.CancelFunc
 }
 
-func newFixture(t *testing.T, concurrency int, rescue time.Duration) *fixture {
+func newFixture(t *testing.T, concurrency int, poll time.Duration) *fixture {
 	t.Helper()
-	f := &fixture{claims: newFakeClaimer(), jobs: newJobs()}
+	f := &fixture{claims: newClaimer(), jobs: newJobs()}
 	f.jobCtx, f.stopJob = context.WithCancel(context.Background())
-	f.in = intake.New(f.jobCtx, f.claims, f.jobs.run, "worker-1", time.Minute, concurrency, rescue,
-		slog.New(slog.NewTextHandler(t.Output(), nil)))
+	f.in = intake.New(f.jobCtx, f.claims, f.jobs.run, jobstore.ClaimOptions{Owner: "worker-1", TTL: time.Minute, MaxAttempts: 3},
+		concurrency, poll, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	t.Cleanup(func() {
 		f.stopJob() // shutdown: cancel what still runs, then wait for it
 		done := make(chan struct{})
@@ -191,6 +189,19 @@ func newFixture(t *testing.T, concurrency int, rescue time.Duration) *fixture {
 		}
 	})
 	return f
+}
+
+// poll runs the poller until the test ends.
+func (f *fixture) poll(t *testing.T) {
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.in.Poll(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Poll = %v, want nil on cancel", err)
+		}
+	})
 }
 
 func handleAsync(ctx context.Context, in *intake.Intake, env events.Envelope) <-chan error {
@@ -210,13 +221,16 @@ func recv(t *testing.T, errc <-chan error, what string) error {
 	}
 }
 
-func TestHandleBoundsConcurrency(t *testing.T) {
+// TestHandleNeverBlocks: with every slot busy, Handle returns at once (its partition moves on)
+// and the job waits in the queue; the poller claims it as soon as a slot frees.
+func TestHandleNeverBlocks(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, 2, time.Hour)
+	f := newFixture(t, 2, time.Hour) // no poll tick during the test: only a freed slot wakes it
+	f.poll(t)
 	ctx := t.Context()
 	var ids []string
 	for range 2 {
-		id, env := requested(t)
+		id, env := f.requested(t)
 		ids = append(ids, id)
 		if err := f.in.Handle(ctx, env); err != nil {
 			t.Fatal(err)
@@ -224,19 +238,19 @@ func TestHandleBoundsConcurrency(t *testing.T) {
 	}
 	eventually(t, "both jobs to run", func() bool { r, _, _ := f.jobs.snapshot(); return len(r) == 2 })
 
-	// Every slot is busy: the third waits, unclaimed, holding back its partition.
-	third, env3 := requested(t)
-	errc := handleAsync(ctx, f.in, env3)
-	notReturned(t, errc, "Handle with every slot busy")
+	third, env3 := f.requested(t)
+	if err := recv(t, handleAsync(ctx, f.in, env3), "Handle with every slot busy"); err != nil {
+		t.Fatal(err)
+	}
 	if claims, _, _ := f.claims.state(); slices.Contains(claims, third) {
-		t.Fatal("the third job was claimed before a slot was free")
+		t.Fatal("the third job was claimed without a free slot")
+	}
+	if j, _ := f.claims.Get(ctx, third); j.Status != jobstore.StatusQueued {
+		t.Fatalf("the third job is %s, want queued", j.Status)
 	}
 
 	f.jobs.release(t, ids[0])
-	if err := recv(t, errc, "Handle once a slot was freed"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the third job to run", func() bool { return f.jobs.isRunning(third) })
+	eventually(t, "the third job to run once a slot freed", func() bool { return f.jobs.isRunning(third) })
 	f.jobs.release(t, ids[1])
 	f.jobs.release(t, third)
 	if _, started, maxRunning := f.jobs.snapshot(); maxRunning != 2 || len(started) != 3 {
@@ -248,7 +262,7 @@ func TestJobsOutliveTheHandlerContext(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1, time.Hour)
 	hctx, cancel := context.WithCancel(t.Context())
-	id, env := requested(t)
+	id, env := f.requested(t)
 	if err := f.in.Handle(hctx, env); err != nil {
 		t.Fatal(err)
 	}
@@ -267,65 +281,33 @@ func TestJobsOutliveTheHandlerContext(t *testing.T) {
 	}
 }
 
-func TestHandleReturnsWhenCancelledWhileWaiting(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, 1, time.Hour)
-	busy, env := requested(t)
-	if err := f.in.Handle(t.Context(), env); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	waiting, env2 := requested(t)
-	errc := handleAsync(ctx, f.in, env2)
-	notReturned(t, errc, "Handle with the only slot busy")
-	cancel()
-	if err := recv(t, errc, "Handle after cancel"); !errors.Is(err, context.Canceled) {
-		t.Errorf("Handle = %v, want context.Canceled (the record is left for redelivery)", err)
-	}
-	claims, _, _ := f.claims.state()
-	if !slices.Equal(claims, []string{busy}) || slices.Contains(claims, waiting) {
-		t.Errorf("claims %v, want only %s", claims, busy)
-	}
-	// The cancelled wait took no slot: once the busy job ends, a new job gets in at once.
-	f.jobs.release(t, busy)
-	next, env3 := requested(t)
-	if err := recv(t, handleAsync(t.Context(), f.in, env3), "Handle with a free slot"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the next job to run", func() bool { return f.jobs.isRunning(next) })
-}
-
 func TestHandleClaimErrors(t *testing.T) {
 	t.Parallel()
 	dbDown := errors.New("dial tcp 127.0.0.1:55432: connection refused")
 	tests := []struct {
-		name    string
-		err     error
-		wantErr error // nil: handled (offset committed), no job run
+		name string
+		err  error
 	}{
 		{name: "not claimable", err: jobstore.ErrNotClaimed},
 		{name: "wrapped not claimable", err: errors.Join(errors.New("claiming"), jobstore.ErrNotClaimed)},
 		{name: "deleted job", err: jobstore.ErrNotFound},
-		{name: "database down", err: dbDown, wantErr: dbDown},
+		// The job stays queued and the poller claims it later: the record need not wait.
+		{name: "database down", err: dbDown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, 1, time.Hour) // one slot: a leaked slot would block the next Handle
-			id, env := requested(t)
+			f := newFixture(t, 1, time.Hour) // one slot: a leaked slot would block the next job
+			id, env := f.requested(t)
 			f.claims.claimErr[id] = tt.err
-			err := recv(t, handleAsync(t.Context(), f.in, env), "Handle")
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-				t.Errorf("Handle = %v, want %v", err, tt.wantErr)
-			}
-			if tt.wantErr != nil && errors.Is(err, eventbus.ErrPermanent) {
-				t.Errorf("a transient claim error was made permanent: %v", err)
+			if err := recv(t, handleAsync(t.Context(), f.in, env), "Handle"); err != nil {
+				t.Errorf("Handle = %v, want nil (committed)", err)
 			}
 			if _, started, _ := f.jobs.snapshot(); len(started) != 0 {
 				t.Errorf("ran %v without a lease", started)
 			}
 			// The slot was given back.
-			next, env2 := requested(t)
+			next, env2 := f.requested(t)
 			if err := recv(t, handleAsync(t.Context(), f.in, env2), "the next Handle"); err != nil {
 				t.Fatal(err)
 			}
@@ -337,7 +319,7 @@ func TestHandleClaimErrors(t *testing.T) {
 func TestHandleUndecodableEventIsPermanent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1, time.Hour)
-	_, good := requested(t)
+	_, good := f.requested(t)
 	tests := []struct {
 		name string
 		env  events.Envelope
@@ -359,51 +341,41 @@ func TestHandleUndecodableEventIsPermanent(t *testing.T) {
 	}
 }
 
-func TestRescueOnlyWithAFreeSlot(t *testing.T) {
+// TestPollOnlyWithAFreeSlot: the poller claims waiting jobs oldest first, one per free slot,
+// and does not even ask while every slot is busy.
+func TestPollOnlyWithAFreeSlot(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1, 2*time.Millisecond)
-	ctx, stop := context.WithCancel(t.Context())
-	rescueDone := make(chan error, 1)
-
-	busy, env := requested(t)
+	ctx := t.Context()
+	busy, env := f.requested(t)
 	if err := f.in.Handle(ctx, env); err != nil {
 		t.Fatal(err)
 	}
-	f.claims.mu.Lock()
-	f.claims.expired = []string{"expired-1", "expired-2"}
-	f.claims.mu.Unlock()
-	go func() { rescueDone <- f.in.Rescue(ctx) }()
+	waiting1, _ := f.requested(t) // their ExportRequested went elsewhere (or was lost)
+	waiting2, _ := f.requested(t)
+	f.poll(t)
 
-	// Many ticks pass with the only slot busy: the rescuer claims nothing.
-	notReturned(t, rescueDone, "Rescue")
+	// Many ticks pass with the only slot busy: the poller claims nothing.
+	time.Sleep(50 * time.Millisecond) // ticks to observe (the absence of claims cannot be polled for)
 	if _, claimed, calls := f.claims.state(); calls != 0 || len(claimed) != 0 {
-		t.Fatalf("rescuer called ClaimExpired %d times (claimed %v) with every slot busy", calls, claimed)
+		t.Fatalf("poller called ClaimNext %d times (claimed %v) with every slot busy", calls, claimed)
 	}
 
 	f.jobs.release(t, busy)
-	eventually(t, "the first expired job to be rescued", func() bool { return f.jobs.isRunning("expired-1") })
-	if _, claimed, _ := f.claims.state(); !slices.Equal(claimed, []string{"expired-1"}) {
-		t.Fatalf("rescued %v, want only expired-1 while it holds the only slot", claimed)
+	eventually(t, "the oldest waiting job to be claimed", func() bool { return f.jobs.isRunning(waiting1) })
+	if _, claimed, _ := f.claims.state(); !slices.Equal(claimed, []string{waiting1}) {
+		t.Fatalf("claimed %v, want only %s while it holds the only slot", claimed, waiting1)
 	}
 	f.jobs.mu.Lock()
 	lastCtx := f.jobs.ctxs[len(f.jobs.ctxs)-1]
 	f.jobs.mu.Unlock()
 	if lastCtx != f.jobCtx {
-		t.Error("a rescued job does not run under the jobs' context")
+		t.Error("a polled job does not run under the jobs' context")
 	}
-
-	f.jobs.release(t, "expired-1")
-	eventually(t, "the second expired job to be rescued", func() bool { return f.jobs.isRunning("expired-2") })
-	f.jobs.release(t, "expired-2")
-	// Nothing left to rescue: ClaimExpired keeps answering ErrNotClaimed and no job starts.
-	_, _, calls := f.claims.state()
-	eventually(t, "more rescue polls", func() bool { _, _, c := f.claims.state(); return c > calls+3 })
+	f.jobs.release(t, waiting1)
+	eventually(t, "the second waiting job to be claimed", func() bool { return f.jobs.isRunning(waiting2) })
+	f.jobs.release(t, waiting2)
 	if _, started, maxRunning := f.jobs.snapshot(); len(started) != 3 || maxRunning != 1 {
-		t.Errorf("started %v (max %d at once), want busy + 2 rescued, one at a time", started, maxRunning)
-	}
-
-	stop()
-	if err := recv(t, rescueDone, "Rescue after cancel"); err != nil {
-		t.Errorf("Rescue = %v, want nil on cancel", err)
+		t.Errorf("started %v (max %d at once), want busy + 2 waiting, one at a time", started, maxRunning)
 	}
 }

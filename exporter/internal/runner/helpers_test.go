@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/exporter/internal/runner"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
@@ -73,113 +73,79 @@ func newCatalog(t *testing.T) *pgxpool.Pool {
 	return pool
 }
 
-// fakeLeases records what the runner asks of the job store; Renew can be told to report the
-// lease lost.
-type fakeLeases struct {
+// jobs is the in-memory job store with a hook counting (and, through failNext, failing) the
+// runner's commands by name.
+type jobs struct {
+	*jobstore.Memory
 	mu        sync.Mutex
-	renewErr  error
-	renewals  int
-	releases  []jobstore.Lease
-	applied   []events.Event
-	renewedCh chan struct{} // signalled (non-blocking) on each Renew
-	cancelled bool          // what Cancelled answers; a cancelled job cannot be sealed
-	seals     int
+	count     map[string]int
+	fail      map[string]failure
+	renewedCh chan struct{} // signalled (non-blocking) on each renewal
 }
 
-func (f *fakeLeases) Seal(_ context.Context, _ jobstore.Lease, _ time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.seals++
-	if f.cancelled {
-		return jobstore.ErrLeaseLost
+type failure struct {
+	n   int // calls left to fail; negative: all
+	err error
+}
+
+func newJobs() *jobs {
+	j := &jobs{Memory: jobstore.NewMemory(), count: map[string]int{}, fail: map[string]failure{}, renewedCh: make(chan struct{}, 1)}
+	j.Before = func(_ string, c job.Command) error {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		name := job.Name(c)
+		j.count[name]++
+		if name == "renew" {
+			select {
+			case j.renewedCh <- struct{}{}:
+			default:
+			}
+		}
+		f, ok := j.fail[name]
+		if !ok || f.n == 0 {
+			return nil
+		}
+		f.n--
+		j.fail[name] = f
+		return f.err
 	}
-	return f.renewErr
+	return j
 }
 
-func (f *fakeLeases) Cancelled(context.Context, string) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.cancelled, nil
+// failNext makes the next n calls of a command fail with err (n < 0: every call).
+func (j *jobs) failNext(name string, n int, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.fail[name] = failure{n, err}
 }
 
-func (f *fakeLeases) cancel() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.cancelled = true
+func (j *jobs) calls(name string) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.count[name]
 }
 
-func newFakeLeases() *fakeLeases { return &fakeLeases{renewedCh: make(chan struct{}, 1)} }
-
-func (f *fakeLeases) Renew(_ context.Context, l jobstore.Lease, _ time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.renewals++
-	select {
-	case f.renewedCh <- struct{}{}:
-	default:
+// eventsOf is what the job's commands wrote to the outbox, decoded, in order.
+func (j *jobs) eventsOf(t *testing.T, id string) []events.Event {
+	t.Helper()
+	msgs, err := j.Pending(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return f.renewErr
-}
-
-func (f *fakeLeases) Release(_ context.Context, l jobstore.Lease) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.releases = append(f.releases, l)
-	return nil
-}
-
-func (f *fakeLeases) Apply(_ context.Context, ev events.Event) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.applied = append(f.applied, ev)
-	return true, nil
-}
-
-func (f *fakeLeases) snapshot() (releases []jobstore.Lease, applied []events.Event, renewals int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.releases), slices.Clone(f.applied), f.renewals
-}
-
-// fakePublisher records the events published (Publish) and sent (Send), per topic.
-type fakePublisher struct {
-	mu         sync.Mutex
-	published  []events.Event
-	sent       []events.Event
-	topics     []string
-	publishErr error
-}
-
-func (p *fakePublisher) Publish(_ context.Context, topic string, evs ...events.Event) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.publishErr != nil {
-		return p.publishErr
+	out := make([]events.Event, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := events.DecodeAny(m.Envelope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
 	}
-	for range evs {
-		p.topics = append(p.topics, topic)
-	}
-	p.published = append(p.published, evs...)
-	return nil
+	return out
 }
 
-func (p *fakePublisher) Send(_ context.Context, topic string, ev events.Event) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.topics = append(p.topics, topic)
-	p.sent = append(p.sent, ev)
-}
-
-func (p *fakePublisher) snapshot() (published, sent []events.Event, topics []string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.published), slices.Clone(p.sent), slices.Clone(p.topics)
-}
-
-func publishedOf[T events.Event](p *fakePublisher) []T {
-	published, _, _ := p.snapshot()
+func eventsOfType[T events.Event](evs []events.Event) []T {
 	var out []T
-	for _, ev := range published {
+	for _, ev := range evs {
 		if e, ok := ev.(T); ok {
 			out = append(out, e)
 		}
@@ -221,34 +187,60 @@ func (s failingStore) Put(_ context.Context, _ string, r io.Reader, _ string) (o
 	return objectstore.Info{}, errUpload
 }
 
-func newJob(t *testing.T, attempt int) (jobstore.Job, jobstore.Lease) {
+// newJob creates a job, lets edit change its request, and claims it as attempt (earlier
+// attempts handed back).
+func (e *env) newJob(t *testing.T, attempt int, edit func(*events.ExportRequested)) (jobstore.Job, jobstore.Lease) {
 	t.Helper()
 	id := uuid.Must(uuid.NewV7()).String()
-	now := time.Now().UTC()
-	job := jobstore.Job{
-		ID: id, TaskID: id, Entity: "products", Format: "csv", Status: jobstore.StatusRunning,
-		Fields: []string{}, ExcludeFields: []string{}, Filters: map[string]any{}, Options: map[string]any{},
-		FileName: "catalog.csv", RequestedBy: "alice", CreatedAt: now, UpdatedAt: now, Attempt: attempt,
+	req := events.ExportRequested{JobID: id, Entity: "products", Format: "csv", FileName: "catalog.csv",
+		RequestedBy: "alice", RequestedAt: time.Now().UTC()}
+	if edit != nil {
+		edit(&req)
 	}
-	return job, jobstore.Lease{JobID: id, Owner: "worker-1", Attempt: attempt}
+	ctx := context.Background()
+	if _, err := e.jobs.Create(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	opts := jobstore.ClaimOptions{Owner: "worker-1", TTL: e.cfg.LeaseTTL, MaxAttempts: 3}
+	for {
+		j, lease, err := e.jobs.Claim(ctx, id, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lease.Attempt == attempt {
+			return j, lease
+		}
+		if _, err := e.jobs.Do(ctx, id, job.Release{Owner: "worker-1", Attempt: lease.Attempt, At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 type env struct {
-	leases *fakeLeases
-	pub    *fakePublisher
-	cfg    runner.Config
+	jobs *jobs
+	cfg  runner.Config
 }
 
 func newEnv() *env {
 	return &env{
-		leases: newFakeLeases(), pub: &fakePublisher{},
+		jobs: newJobs(),
 		cfg: runner.Config{Worker: "worker-1", Bucket: "exports", LeaseTTL: 10 * time.Second,
-			ProgressInterval: time.Nanosecond, MaxAttempts: 3},
+			ProgressInterval: time.Nanosecond},
 	}
 }
 
 func (e *env) runner(t *testing.T, db *pgxpool.Pool, store objectstore.Store) *runner.Runner {
-	return runner.New(e.cfg, db, store, e.leases, e.pub, slog.New(slog.NewTextHandler(t.Output(), nil)), runner.NewMetrics(nil))
+	return runner.New(e.cfg, db, store, e.jobs, slog.New(slog.NewTextHandler(t.Output(), nil)), runner.NewMetrics(nil))
+}
+
+// get reads the job as the store holds it.
+func (e *env) get(t *testing.T, id string) jobstore.Job {
+	t.Helper()
+	j, err := e.jobs.GetAny(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
 
 // runAsync runs one job and returns a channel closed when Run returned.
@@ -277,8 +269,4 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 	case <-time.After(waitFor):
 		t.Fatalf("timed out waiting for %s", what)
 	}
-}
-
-func newRunnerWith(t *testing.T, e *env, db *pgxpool.Pool, store objectstore.Store, pub runner.Publisher) *runner.Runner {
-	return runner.New(e.cfg, db, store, e.leases, pub, slog.New(slog.NewTextHandler(t.Output(), nil)), runner.NewMetrics(nil))
 }

@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 )
@@ -28,7 +28,7 @@ func TestRunCompletes(t *testing.T) {
 	db := newCatalog(t)
 	tests := []struct {
 		name      string
-		edit      func(*jobstore.Job)
+		edit      func(*events.ExportRequested)
 		wantRows  int
 		wantCols  []string
 		delimiter rune
@@ -36,7 +36,7 @@ func TestRunCompletes(t *testing.T) {
 		check func(t *testing.T, recs [][]string)
 	}{
 		{
-			name: "defaults", edit: func(*jobstore.Job) {}, wantRows: catalogRows, wantCols: defaultProductColumns, delimiter: ',',
+			name: "defaults", edit: func(*events.ExportRequested) {}, wantRows: catalogRows, wantCols: defaultProductColumns, delimiter: ',',
 			check: func(t *testing.T, recs [][]string) {
 				// SKU-00001: formula-looking name and supplier name are escaped, the path keeps its quotes.
 				row := recs[1]
@@ -61,7 +61,7 @@ func TestRunCompletes(t *testing.T) {
 		},
 		{
 			name: "fields, filters and options",
-			edit: func(j *jobstore.Job) {
+			edit: func(j *events.ExportRequested) {
 				j.Fields = []string{"sku", "price", "name", "weight_grams", "attributes"}
 				j.Filters = map[string]any{"status": "active", "brand": "Beta|Pipe"}
 				j.Options = map[string]any{"delimiter": ";", "decimal": ",", "line_ending": "crlf", "formula_escape": false}
@@ -85,27 +85,21 @@ func TestRunCompletes(t *testing.T) {
 			t.Parallel()
 			e := newEnv()
 			store := objectstore.NewMemory()
-			job, lease := newJob(t, 2)
-			tt.edit(&job)
+			job, lease := e.newJob(t, 2, tt.edit)
 			e.runner(t, db, store).Run(t.Context(), job, lease)
 
-			published, sent, topics := e.pub.snapshot()
-			if len(published) != 2 {
-				t.Fatalf("published %#v, want Started then Completed", published)
+			evs := e.jobs.eventsOf(t, job.ID)
+			started := eventsOfType[events.ExportStarted](evs)
+			completed := eventsOfType[events.ExportCompleted](evs)
+			if len(started) != 1 || len(completed) != 1 {
+				t.Fatalf("events %#v, want one Started and one Completed", evs)
 			}
-			started, ok1 := published[0].(events.ExportStarted)
-			completed, ok2 := published[1].(events.ExportCompleted)
-			if !ok1 || !ok2 {
-				t.Fatalf("published %T then %T, want Started then Completed", published[0], published[1])
+			if _, ok := evs[len(evs)-1].(events.ExportCompleted); !ok {
+				t.Errorf("the last event is %T, want the ExportCompleted", evs[len(evs)-1])
 			}
-			if started.JobID != job.ID || started.RowsTotal != int64(tt.wantRows) || started.Attempt != 2 ||
-				started.Worker != "worker-1" || started.Entity != "products" || started.Format != "csv" {
-				t.Errorf("started = %+v, want rows_total %d", started, tt.wantRows)
-			}
-			for _, topic := range topics {
-				if topic != events.TopicEvents {
-					t.Errorf("event sent to %s", topic)
-				}
+			if s := started[0]; s.JobID != job.ID || s.RowsTotal != int64(tt.wantRows) || s.Attempt != 2 ||
+				s.Worker != "worker-1" || s.Entity != "products" || s.Format != "csv" {
+				t.Errorf("started = %+v, want rows_total %d", s, tt.wantRows)
 			}
 
 			key := fmt.Sprintf("products/%s/%d/%s", job.ID, lease.Attempt, job.FileName)
@@ -122,29 +116,27 @@ func TestRunCompletes(t *testing.T) {
 			sum := sha256.Sum256(data)
 			want := events.Object{Bucket: "exports", Key: key, SizeBytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
 				ContentType: "text/csv; charset=utf-8", FileName: job.FileName}
-			if completed.Object != want {
-				t.Errorf("completed object = %+v\nwant               %+v", completed.Object, want)
+			c := completed[0]
+			if c.Object != want {
+				t.Errorf("completed object = %+v\nwant               %+v", c.Object, want)
 			}
 			if info.ContentType != want.ContentType {
 				t.Errorf("stored content type %q", info.ContentType)
 			}
-			if completed.JobID != job.ID || completed.Rows != int64(tt.wantRows) || completed.RequestedBy != "alice" ||
-				completed.FinishedAt.Before(completed.StartedAt) || completed.StartedAt.IsZero() {
-				t.Errorf("completed = %+v", completed)
+			if c.JobID != job.ID || c.Rows != int64(tt.wantRows) || c.RequestedBy != "alice" ||
+				c.FinishedAt.Before(c.StartedAt) || c.StartedAt.IsZero() || c.ExpiresAt == nil {
+				t.Errorf("completed = %+v", c)
 			}
-
-			releases, applied, _ := e.leases.snapshot()
-			if len(applied) != 1 || !reflect.DeepEqual(applied[0], events.Event(completed)) {
-				t.Errorf("applied %+v, want the ExportCompleted", applied)
+			done := e.get(t, job.ID)
+			if done.Status != jobstore.StatusCompleted || done.File == nil || *done.File != want || done.LeaseOwner != nil || done.Charged != 1 {
+				t.Errorf("job after the run: %+v", done)
 			}
-			if len(releases) != 0 {
-				t.Errorf("a completed job released its lease: %+v", releases)
-			}
-			if len(sent) == 0 {
-				t.Error("no progress was sent")
-			} else if last, ok := sent[len(sent)-1].(events.ExportProgress); !ok || last.RowsDone != int64(tt.wantRows) ||
+			progress := eventsOfType[events.ExportProgress](evs)
+			if len(progress) == 0 {
+				t.Error("no progress was reported")
+			} else if last := progress[len(progress)-1]; last.RowsDone != int64(tt.wantRows) || last.Phase != events.PhaseUploading ||
 				last.RowsTotal != int64(tt.wantRows) || last.Progress >= 100 || last.Attempt != 2 || last.BytesWritten != int64(len(data)) {
-				t.Errorf("last progress = %+v", sent[len(sent)-1])
+				t.Errorf("last progress = %+v", last)
 			}
 
 			// The file: a BOM, then CSV that a standard reader parses into header + rows.
@@ -170,38 +162,35 @@ func TestRunInvalidRequestFails(t *testing.T) {
 	db := newCatalog(t)
 	tests := []struct {
 		name string
-		edit func(*jobstore.Job)
+		edit func(*events.ExportRequested)
 	}{
-		{"unknown field", func(j *jobstore.Job) { j.Fields = []string{"sku", "colour"} }},
-		{"unknown filter", func(j *jobstore.Job) { j.Filters = map[string]any{"colour": "red"} }},
-		{"bad option", func(j *jobstore.Job) { j.Options = map[string]any{"delimiter": "::"} }},
-		{"path as file name", func(j *jobstore.Job) { j.FileName = "../x.csv" }},
-		{"unknown entity", func(j *jobstore.Job) { j.Entity = "orders" }},
+		{"unknown field", func(j *events.ExportRequested) { j.Fields = []string{"sku", "colour"} }},
+		{"unknown filter", func(j *events.ExportRequested) { j.Filters = map[string]any{"colour": "red"} }},
+		{"bad option", func(j *events.ExportRequested) { j.Options = map[string]any{"delimiter": "::"} }},
+		{"path as file name", func(j *events.ExportRequested) { j.FileName = "../x.csv" }},
+		{"unknown entity", func(j *events.ExportRequested) { j.Entity = "orders" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv()
 			store := objectstore.NewMemory()
-			job, lease := newJob(t, 1) // the first attempt: a permanent failure is not retried
-			tt.edit(&job)
+			job, lease := e.newJob(t, 1, tt.edit) // the first attempt: a permanent failure is not retried
 			e.runner(t, db, store).Run(t.Context(), job, lease)
 
-			published, _, _ := e.pub.snapshot()
-			if len(published) != 1 {
-				t.Fatalf("published %#v, want one ExportFailed", published)
+			failed := eventsOfType[events.ExportFailed](e.jobs.eventsOf(t, job.ID))
+			if len(failed) != 1 {
+				t.Fatalf("failed events %#v, want one ExportFailed", failed)
 			}
-			failed, ok := published[0].(events.ExportFailed)
-			if !ok || failed.JobID != job.ID || failed.Code != "invalid_request" || failed.Message == "" ||
-				failed.Attempt != 1 || failed.RequestedBy != "alice" || failed.FailedAt.IsZero() {
-				t.Errorf("published %+v, want ExportFailed invalid_request", published[0])
+			if f := failed[0]; f.JobID != job.ID || f.Code != "invalid_request" || f.Message == "" ||
+				f.Attempt != 1 || f.RequestedBy != "alice" || f.FailedAt.IsZero() {
+				t.Errorf("ExportFailed %+v, want invalid_request", f)
 			}
-			releases, applied, _ := e.leases.snapshot()
-			if len(applied) != 1 || applied[0] != events.Event(failed) {
-				t.Errorf("applied %+v, want the ExportFailed", applied)
+			if j := e.get(t, job.ID); j.Status != jobstore.StatusFailed || j.Error == nil || j.Error.Code != "invalid_request" {
+				t.Errorf("job %s %+v", j.Status, j.Error)
 			}
-			if len(releases) != 0 {
-				t.Errorf("released %+v: a permanent failure must not be retried", releases)
+			if n := e.jobs.calls("release"); n != 0 {
+				t.Errorf("released %d times: a permanent failure must not be retried", n)
 			}
 			if keys, _ := store.List(t.Context(), ""); len(keys) != 0 {
 				t.Errorf("stored %q", keys)
@@ -215,24 +204,19 @@ func TestRunLeaseLost(t *testing.T) {
 	db := newCatalog(t)
 	e := newEnv()
 	e.cfg.LeaseTTL = 30 * time.Millisecond // renewed every 10 ms
-	e.leases.renewErr = jobstore.ErrLeaseLost
+	e.jobs.failNext("renew", -1, job.ErrLeaseLost)
 	store := newGatedStore() // the upload never progresses on its own
-	job, lease := newJob(t, 1)
-	done := runAsync(t.Context(), e.runner(t, db, store), job, lease)
+	j, lease := e.newJob(t, 1, nil)
+	done := runAsync(t.Context(), e.runner(t, db, store), j, lease)
 	waitDone(t, done, "its lease was lost")
 
-	published, _, _ := e.pub.snapshot()
-	for _, ev := range published {
-		if _, ok := ev.(events.ExportStarted); !ok {
-			t.Errorf("published %T after losing the lease", ev)
-		}
-	}
-	releases, applied, renewals := e.leases.snapshot()
-	if renewals == 0 {
+	if n := e.jobs.calls("renew"); n == 0 {
 		t.Error("the lease was never renewed")
 	}
-	if len(releases) != 0 || len(applied) != 0 {
-		t.Errorf("released %+v, applied %+v: the new owner's lease must be left alone", releases, applied)
+	for _, name := range []string{"release", "fail", "complete"} {
+		if n := e.jobs.calls(name); n != 0 {
+			t.Errorf("%s sent %d times: the new owner's job must be left alone", name, n)
+		}
 	}
 	if keys, _ := store.List(t.Context(), ""); len(keys) != 0 {
 		t.Errorf("stored %q after losing the lease", keys)
@@ -245,144 +229,117 @@ func TestRunRenewsTheLease(t *testing.T) {
 	e := newEnv()
 	e.cfg.LeaseTTL = 30 * time.Millisecond
 	store := newGatedStore()
-	job, lease := newJob(t, 1)
-	done := runAsync(t.Context(), e.runner(t, db, store), job, lease)
+	j, lease := e.newJob(t, 1, nil)
+	done := runAsync(t.Context(), e.runner(t, db, store), j, lease)
 	waitClosed(t, store.entered, "the upload to start")
 	// The upload is stuck; the heartbeat keeps the lease (a renewal every LeaseTTL/3).
 	for range 3 {
-		waitClosed(t, e.leases.renewedCh, "a lease renewal")
+		waitClosed(t, e.jobs.renewedCh, "a lease renewal")
 	}
 	close(store.gate)
 	waitDone(t, done, "the upload was let through")
-	if got := publishedOf[events.ExportCompleted](e.pub); len(got) != 1 {
-		t.Errorf("completed events %+v, want one: renewals must not disturb the job", got)
+	if got := e.get(t, j.ID); got.Status != jobstore.StatusCompleted {
+		t.Errorf("job %s: renewals must not disturb the job", got.Status)
 	}
 }
 
+// TestRunUploadFails: a failed attempt is handed back charged, with its real error; once the
+// attempts are spent, the next claim fails the job with that error (not "workers stopped").
 func TestRunUploadFails(t *testing.T) {
 	t.Parallel()
 	db := newCatalog(t)
-	tests := []struct {
-		name       string
-		attempt    int
-		wantFailed bool
-		wantMsg    string
-	}{
-		{name: "first attempt is given back", attempt: 1},
-		{name: "attempt before the last is given back", attempt: 2},
-		{name: "last attempt fails the job", attempt: 3, wantFailed: true, wantMsg: "while storing the file"},
-		// Attempts 1 to 3 ended without a word (their workers killed): the 4th is not run.
-		{name: "beyond the last attempt fails the job unrun", attempt: 4, wantFailed: true, wantMsg: "started 3 times and never finished"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv() // MaxAttempts 3
-			store := failingStore{objectstore.NewMemory()}
-			job, lease := newJob(t, tt.attempt)
-			e.runner(t, db, store).Run(t.Context(), job, lease)
+	e := newEnv()
+	store := failingStore{objectstore.NewMemory()}
+	j, lease := e.newJob(t, 1, nil)
+	e.runner(t, db, store).Run(t.Context(), j, lease)
 
-			failed := publishedOf[events.ExportFailed](e.pub)
-			releases, applied, _ := e.leases.snapshot()
-			if completed := publishedOf[events.ExportCompleted](e.pub); len(completed) != 0 {
-				t.Fatalf("completed %+v although the upload failed", completed)
-			}
-			if tt.wantFailed {
-				if len(failed) != 1 || failed[0].Code != "export_failed" || failed[0].Attempt != tt.attempt ||
-					!strings.Contains(failed[0].Message, tt.wantMsg) || strings.Contains(failed[0].Message, "connection reset") {
-					t.Errorf("failed events %+v, want one export_failed naming the failed step, not its internals", failed)
-				}
-				if len(applied) != 1 || applied[0] != events.Event(failed[0]) {
-					t.Errorf("applied %+v", applied)
-				}
-				if len(releases) != 0 {
-					t.Errorf("released %+v", releases)
-				}
-			} else {
-				if len(failed) != 0 || len(applied) != 0 {
-					t.Errorf("failed %+v, applied %+v: the job must be retried, not failed", failed, applied)
-				}
-				if len(releases) != 1 || releases[0] != lease {
-					t.Errorf("released %+v, want the lease %+v given back", releases, lease)
-				}
-			}
-			if keys, _ := store.List(t.Context(), ""); len(keys) != 0 {
-				t.Errorf("stored %q", keys)
-			}
-		})
+	got := e.get(t, j.ID)
+	if got.Status != jobstore.StatusQueued || got.LeaseOwner != nil || got.Charged != 1 || got.LastError == nil ||
+		!strings.Contains(got.LastError.Message, "while storing the file") || strings.Contains(got.LastError.Message, "connection reset") {
+		t.Fatalf("after a failed upload: %s charged %d last error %+v; want queued, charged, with the failed step (not its internals)",
+			got.Status, got.Charged, got.LastError)
+	}
+	if evs := e.jobs.eventsOf(t, j.ID); len(eventsOfType[events.ExportFailed](evs)) != 0 || len(eventsOfType[events.ExportCompleted](evs)) != 0 {
+		t.Errorf("events %+v: a failed attempt is retried, not announced", evs)
+	}
+	// Attempts spent: the next claim fails the job with the real error.
+	if _, _, err := e.jobs.Claim(t.Context(), j.ID, jobstore.ClaimOptions{Owner: "w2", TTL: time.Minute, MaxAttempts: 1}); !errors.Is(err, jobstore.ErrNotClaimed) {
+		t.Fatalf("claim past the last attempt: %v", err)
+	}
+	failed := e.get(t, j.ID)
+	if failed.Status != jobstore.StatusFailed || !strings.Contains(failed.Error.Message, "while storing the file") {
+		t.Errorf("exhausted job: %s %+v", failed.Status, failed.Error)
+	}
+	if keys, _ := store.List(t.Context(), ""); len(keys) != 0 {
+		t.Errorf("stored %q", keys)
 	}
 }
 
-func TestRunShutdownGivesTheLeaseBack(t *testing.T) {
+// TestRunUploadStalls: storage that stops reading fails the attempt after UploadStall, with a
+// message saying so, instead of holding the job for ever.
+func TestRunUploadStalls(t *testing.T) {
 	t.Parallel()
 	db := newCatalog(t)
 	e := newEnv()
-	e.cfg.MaxAttempts = 1 // even on the last attempt, a shutdown is not a failure
+	e.cfg.UploadStall = 200 * time.Millisecond
+	store := newGatedStore() // reads nothing until its context ends
+	j, lease := e.newJob(t, 1, nil)
+	done := runAsync(t.Context(), e.runner(t, db, store), j, lease)
+	waitDone(t, done, "the upload stalled")
+	got := e.get(t, j.ID)
+	if got.Status != jobstore.StatusQueued || got.LastError == nil || !strings.Contains(got.LastError.Message, "stopped accepting data") {
+		t.Errorf("after a stalled upload: %s %+v", got.Status, got.LastError)
+	}
+	if keys, _ := store.List(t.Context(), ""); len(keys) != 0 {
+		t.Errorf("stored %q", keys)
+	}
+}
+
+// TestRunShutdownHandsOver: a shutdown hands the job back refunded: it costs no attempt.
+func TestRunShutdownHandsOver(t *testing.T) {
+	t.Parallel()
+	db := newCatalog(t)
+	e := newEnv()
 	store := newGatedStore()
-	job, lease := newJob(t, 1)
+	j, lease := e.newJob(t, 1, nil)
 	ctx, shutdown := context.WithCancel(t.Context())
-	done := runAsync(ctx, e.runner(t, db, store), job, lease)
+	done := runAsync(ctx, e.runner(t, db, store), j, lease)
 	waitClosed(t, store.entered, "the upload to start")
 	shutdown()
 	waitDone(t, done, "shutdown")
 
-	if got := publishedOf[events.ExportFailed](e.pub); len(got) != 0 {
-		t.Errorf("shutdown published %+v", got)
+	got := e.get(t, j.ID)
+	if got.Status != jobstore.StatusQueued || got.Charged != 0 || got.LeaseOwner != nil || got.LastError != nil {
+		t.Errorf("after a shutdown: %s charged %d owner %v error %+v; want queued, refunded", got.Status, got.Charged, got.LeaseOwner, got.LastError)
 	}
-	if got := publishedOf[events.ExportCompleted](e.pub); len(got) != 0 {
-		t.Errorf("shutdown published %+v", got)
-	}
-	releases, applied, _ := e.leases.snapshot()
-	if len(releases) != 1 || releases[0] != lease {
-		t.Errorf("released %+v, want %+v", releases, lease)
-	}
-	if len(applied) != 0 {
-		t.Errorf("applied %+v", applied)
+	if evs := e.jobs.eventsOf(t, j.ID); len(eventsOfType[events.ExportFailed](evs))+len(eventsOfType[events.ExportCompleted](evs)) != 0 {
+		t.Errorf("shutdown announced %+v", evs)
 	}
 	if keys, _ := store.List(t.Context(), ""); len(keys) != 0 {
 		t.Errorf("stored %q after an aborted upload", keys)
 	}
 }
 
-// flakyCompletion fails the first publishes of ExportCompleted, as Kafka would while away.
-type flakyCompletion struct {
-	*fakePublisher
-	failures int
-}
-
-func (p *flakyCompletion) Publish(ctx context.Context, topic string, evs ...events.Event) error {
-	p.mu.Lock()
-	if _, ok := evs[0].(events.ExportCompleted); ok && p.failures > 0 {
-		p.failures--
-		p.mu.Unlock()
-		return errors.New("kafka: not enough replicas")
-	}
-	p.mu.Unlock()
-	return p.fakePublisher.Publish(ctx, topic, evs...)
-}
-
+// TestRunRetriesCompletion: the database away when the completion is recorded: the runner
+// retries (keeping its lease) until it is recorded, with its ExportCompleted, once.
 func TestRunRetriesCompletion(t *testing.T) {
 	t.Parallel()
 	db := newCatalog(t)
 	e := newEnv()
-	pub := &flakyCompletion{fakePublisher: e.pub, failures: 1}
+	e.cfg.LeaseTTL = 300 * time.Millisecond // renewed every 100 ms, while the completion waits
+	e.jobs.failNext("complete", 2, errors.New("connection refused"))
 	store := objectstore.NewMemory()
-	job, lease := newJob(t, 1)
-	r := newRunnerWith(t, e, db, store, pub)
-	r.Run(t.Context(), job, lease)
+	j, lease := e.newJob(t, 1, nil)
+	e.runner(t, db, store).Run(t.Context(), j, lease)
 
-	completed := publishedOf[events.ExportCompleted](e.pub)
-	releases, applied, renewals := e.leases.snapshot()
-	if len(completed) != 1 || len(applied) != 1 || !reflect.DeepEqual(applied[0], events.Event(completed[0])) {
-		t.Fatalf("completed %+v, applied %+v: ExportCompleted must be retried until acknowledged, then applied", completed, applied)
+	completed := eventsOfType[events.ExportCompleted](e.jobs.eventsOf(t, j.ID))
+	if len(completed) != 1 || e.jobs.calls("complete") != 3 {
+		t.Fatalf("completed %+v after %d tries: the completion must be retried until recorded", completed, e.jobs.calls("complete"))
 	}
-	if renewals == 0 {
+	if e.jobs.calls("renew") == 0 {
 		t.Error("the lease was not renewed while retrying the completion")
 	}
-	if len(releases) != 0 {
-		t.Errorf("released %+v", releases)
-	}
-	if keys, _ := store.List(t.Context(), ""); len(keys) != 1 {
+	if keys, _ := store.List(t.Context(), ""); len(keys) != 1 || keys[0] != completed[0].Object.Key {
 		t.Errorf("stored %q", keys)
 	}
 }
@@ -391,15 +348,17 @@ func TestRunOnSmallCatalogReportsProgressAndCount(t *testing.T) {
 	t.Parallel()
 	db := newCatalog(t)
 	e := newEnv()
-	job, lease := newJob(t, 1)
-	job.Filters = map[string]any{"search": "SKU-0000"} // SKU-00001 .. SKU-00009
-	e.runner(t, db, objectstore.NewMemory()).Run(t.Context(), job, lease)
-	started := publishedOf[events.ExportStarted](e.pub)
-	completed := publishedOf[events.ExportCompleted](e.pub)
+	j, lease := e.newJob(t, 1, func(r *events.ExportRequested) {
+		r.Filters = map[string]any{"search": "SKU-0000"} // SKU-00001 .. SKU-00009
+	})
+	e.runner(t, db, objectstore.NewMemory()).Run(t.Context(), j, lease)
+	evs := e.jobs.eventsOf(t, j.ID)
+	started := eventsOfType[events.ExportStarted](evs)
+	completed := eventsOfType[events.ExportCompleted](evs)
 	if len(started) != 1 || started[0].RowsTotal != 9 || len(completed) != 1 || completed[0].Rows != 9 {
 		t.Errorf("started %+v completed %+v, want 9 rows", started, completed)
 	}
-	if want := fmt.Sprintf("products/%s/1/catalog.csv", job.ID); len(completed) == 1 && completed[0].Object.Key != want {
+	if want := fmt.Sprintf("products/%s/1/catalog.csv", j.ID); len(completed) == 1 && completed[0].Object.Key != want {
 		t.Errorf("key %q, want %q", completed[0].Object.Key, want)
 	}
 }
@@ -426,8 +385,9 @@ func (s uploadingStore) Put(ctx context.Context, key string, r io.Reader, conten
 }
 
 // TestRunCancelled: a cancel seen while the rows are written, while the upload completes, or
-// just after the file was stored (the seal refused) stops the job promptly and leaves no file;
-// the runner neither fails nor gives back the job, whose ExportCancelled the canceller wrote.
+// just after the file was stored (the completion refused) stops the job promptly and leaves no
+// file; the runner neither fails nor gives back the job, whose ExportCancelled the canceller
+// wrote.
 func TestRunCancelled(t *testing.T) {
 	t.Parallel()
 	db := newCatalog(t)
@@ -457,13 +417,15 @@ func TestRunCancelled(t *testing.T) {
 			e := newEnv()
 			e.cfg.CancelPoll = 10 * time.Millisecond
 			if tt.phase == "" {
-				e.cfg.CancelPoll = time.Hour // the cancel lands between the upload and the seal
+				e.cfg.CancelPoll = time.Hour // the cancel lands between the upload and the completion
 			}
 			store, inPhase, release := tt.start()
-			job, lease := newJob(t, 1)
-			done := runAsync(t.Context(), e.runner(t, db, store), job, lease)
+			j, lease := e.newJob(t, 1, nil)
+			done := runAsync(t.Context(), e.runner(t, db, store), j, lease)
 			waitClosed(t, inPhase, "the job to reach its phase")
-			e.leases.cancel()
+			if _, err := e.jobs.Cancel(t.Context(), j.ID, "bob"); err != nil {
+				t.Fatal(err)
+			}
 			release()
 			waitDone(t, done, "the cancel")
 
@@ -472,43 +434,46 @@ func TestRunCancelled(t *testing.T) {
 			}).List(t.Context(), ""); len(keys) != 0 {
 				t.Errorf("a cancelled job left %q in the bucket", keys)
 			}
-			if c := publishedOf[events.ExportCompleted](e.pub); len(c) != 0 {
-				t.Errorf("a cancelled job published %+v", c)
+			evs := e.jobs.eventsOf(t, j.ID)
+			if c, f := eventsOfType[events.ExportCompleted](evs), eventsOfType[events.ExportFailed](evs); len(c)+len(f) != 0 {
+				t.Errorf("a cancelled job announced %+v %+v", c, f)
 			}
-			releases, applied, _ := e.leases.snapshot()
-			if f := publishedOf[events.ExportFailed](e.pub); len(f) != 0 || len(applied) != 0 || len(releases) != 0 {
-				t.Errorf("failed %+v, applied %+v, released %+v: a cancelled job is neither failed nor retried", f, applied, releases)
+			if _, ok := evs[len(evs)-1].(events.ExportCancelled); !ok {
+				t.Errorf("the last event is %T, want the ExportCancelled (nothing after the terminal event)", evs[len(evs)-1])
 			}
-			_, sent, _ := e.pub.snapshot()
+			if n := e.jobs.calls("release") + e.jobs.calls("fail"); n != 0 {
+				t.Errorf("%d releases or failures: a cancelled job is neither failed nor retried", n)
+			}
 			uploading := false
-			for _, ev := range sent {
-				if p, ok := ev.(events.ExportProgress); ok && p.Phase == events.PhaseUploading {
+			for _, p := range eventsOfType[events.ExportProgress](evs) {
+				if p.Phase == events.PhaseUploading {
 					uploading = true
 				}
 			}
 			if want := tt.phase != "writing"; uploading != want {
-				t.Errorf("an uploading progress report was sent: %v, want %v", uploading, want)
+				t.Errorf("an uploading progress report was recorded: %v, want %v", uploading, want)
 			}
 		})
 	}
 }
 
-// TestRunLeaseLostAtTheSeal: an attempt whose lease went to another attempt while it stored its
-// file announces nothing and removes its file (its own key: the other attempt's is untouched).
-func TestRunLeaseLostAtTheSeal(t *testing.T) {
+// TestRunLeaseLostAtTheCompletion: an attempt whose lease went to another attempt while it
+// stored its file announces nothing and removes its file (its own key: the other attempt's is
+// untouched).
+func TestRunLeaseLostAtTheCompletion(t *testing.T) {
 	t.Parallel()
 	db := newCatalog(t)
-	e := newEnv() // LeaseTTL 10s: no renewal during this short job; the seal is the first check
-	e.leases.renewErr = jobstore.ErrLeaseLost
+	e := newEnv() // LeaseTTL 10s: no renewal during this short job
+	e.jobs.failNext("complete", -1, job.ErrLeaseLost)
 	store := objectstore.NewMemory()
-	job, lease := newJob(t, 1)
-	other := fmt.Sprintf("products/%s/2/%s", job.ID, job.FileName)
+	j, lease := e.newJob(t, 1, nil)
+	other := fmt.Sprintf("products/%s/2/%s", j.ID, j.FileName)
 	if _, err := store.Put(t.Context(), other, strings.NewReader("attempt 2"), "text/csv"); err != nil {
 		t.Fatal(err)
 	}
-	e.runner(t, db, store).Run(t.Context(), job, lease)
-	if c := publishedOf[events.ExportCompleted](e.pub); len(c) != 0 {
-		t.Errorf("published %+v without the lease", c)
+	e.runner(t, db, store).Run(t.Context(), j, lease)
+	if c := eventsOfType[events.ExportCompleted](e.jobs.eventsOf(t, j.ID)); len(c) != 0 {
+		t.Errorf("announced %+v without the lease", c)
 	}
 	if keys, _ := store.List(t.Context(), ""); !slices.Equal(keys, []string{other}) {
 		t.Errorf("bucket holds %q, want only the other attempt's %s", keys, other)
