@@ -48,8 +48,8 @@ func startReplica(t *testing.T, env map[string]string) string {
 }
 
 // TestReplicasEachPushEveryEvent: two hubs on one Kafka and one database; a client of each,
-// following every job, receives the job's completion, and the row is folded once per change
-// (Apply is idempotent: the second replica's fold and the group's change nothing).
+// following every job, receives every state change of the job, in order, straight after one
+// another (no spacing: the replicas push what the events carry, they fold nothing).
 func TestReplicasEachPushEveryEvent(t *testing.T) {
 	t.Parallel()
 	dbURL := pgdbtest.NewDatabase(t, "hub_replicas").Config().ConnString()
@@ -62,8 +62,7 @@ func TestReplicasEachPushEveryEvent(t *testing.T) {
 	const secret = "replicas-test-secret"
 	base := map[string]string{
 		"EXPORTS_DATABASE_URL": dbURL, "KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","),
-		"JWT_SECRET": secret, "HUB_CONSUMER_GROUP": "hub-replicas", "LOG_LEVEL": "warn",
-		"HUB_FOLD_DELAY": "100ms",
+		"JWT_SECRET": secret, "LOG_LEVEL": "warn",
 	}
 	env2 := map[string]string{}
 	for k, v := range base {
@@ -72,7 +71,7 @@ func TestReplicasEachPushEveryEvent(t *testing.T) {
 	addrs := []string{startReplica(t, base), startReplica(t, env2)}
 
 	// The job row, as producer-api would have written it, and a reader's token.
-	store, id, now, tok := newJobAndToken(t, dbURL, secret)
+	store, id, _, tok := newJobAndToken(t, dbURL, secret)
 	var conns []*websocket.Conn
 	for _, addr := range addrs {
 		conn, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+addr+"/api/v1/exports/ws?access_token="+tok, nil)
@@ -95,38 +94,11 @@ func TestReplicasEachPushEveryEvent(t *testing.T) {
 	}
 	defer kcl.Close()
 	pub := eventbus.NewPublisher(kcl, slog.New(slog.DiscardHandler))
-	// Both replicas are consuming once each pushed the queued job (ExportRequested).
-	req := events.ExportRequested{JobID: id, Entity: "products", Format: "csv", RequestedBy: "alice", RequestedAt: now}
-	if err := pub.Publish(ctx, events.TopicRequested, req); err != nil {
-		t.Fatal(err)
-	}
-	for _, conn := range conns {
-		for {
-			if m := readMsg(t, conn); m["task_id"] == id && m["status"] == "queued" {
-				break
-			}
-		}
-	}
-	// Spaced like a real job's events, so that each replica folds or sees each one.
-	for _, ev := range []events.Event{
-		events.ExportStarted{JobID: id, Entity: "products", Format: "csv", Attempt: 1, RowsTotal: 10, StartedAt: now},
-		events.ExportProgress{JobID: id, Attempt: 1, RowsDone: 5, RowsTotal: 10, Progress: 50, At: now},
-		events.ExportCompleted{JobID: id, Entity: "products", Format: "csv", Rows: 10,
-			Object:      events.Object{Bucket: "exports", Key: id + ".csv", SizeBytes: 99, FileName: "catalog.csv"},
-			RequestedBy: "alice", StartedAt: now, FinishedAt: now},
-	} {
-		if err := pub.Publish(ctx, events.TopicEvents, ev); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond) // not a wait: the spacing of a job's events
-	}
+	drive(t, store, pub, id)
 	for i, conn := range conns {
 		var rows []float64
 		for {
-			m := readMsg(t, conn)
-			if m["task_id"] != id {
-				continue
-			}
+			m := readUpdate(t, conn, id)
 			rows = append(rows, m["rows_done"].(float64))
 			if m["type"] == "completed" {
 				break

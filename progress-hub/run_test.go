@@ -21,6 +21,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
@@ -44,19 +45,19 @@ func TestLoadConfig(t *testing.T) {
 		{name: "defaults", env: map[string]string{}, want: func(c Config) bool {
 			return c.Addr == "127.0.0.1:8081" && c.ExportsDB == "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable" &&
 				slices.Equal(c.Brokers, []string{"127.0.0.1:9092"}) && c.JWTSecret == "local-dev-secret" &&
-				len(c.AllowedOrigins) == 4 && c.ConsumerGroup == "progress-hub" && c.LogLevel == "info" &&
-				c.BroadcastLookback == 10*time.Second && c.FoldDelay == 2*time.Second && !c.Pprof
+				len(c.AllowedOrigins) == 4 && c.LogLevel == "info" &&
+				c.BroadcastLookback == 10*time.Second && !c.Pprof
 		}},
 		{name: "overrides", env: map[string]string{"HUB_ADDR": "0.0.0.0:9999", "KAFKA_BROKERS": "a:1, b:2",
-			"HUB_ALLOWED_ORIGINS": "*", "HUB_CONSUMER_GROUP": "hub-2", "LOG_LEVEL": "debug"}, want: func(c Config) bool {
+			"HUB_ALLOWED_ORIGINS": "*", "LOG_LEVEL": "debug"}, want: func(c Config) bool {
 			return c.Addr == "0.0.0.0:9999" && slices.Equal(c.Brokers, []string{"a:1", "b:2"}) &&
-				slices.Equal(c.AllowedOrigins, []string{"*"}) && c.ConsumerGroup == "hub-2" && c.LogLevel == "debug"
+				slices.Equal(c.AllowedOrigins, []string{"*"}) && c.LogLevel == "debug"
 		}},
 		{name: "invalid", env: map[string]string{"HUB_ADDR": "nope", "KAFKA_BROKERS": " , ",
 			"EXPORTS_DATABASE_URL": "mysql://x", "HUB_ALLOWED_ORIGINS": "127.0.0.1:8080",
-			"HUB_BROADCAST_LOOKBACK": "-1s", "HUB_FOLD_DELAY": "-1s"},
+			"HUB_BROADCAST_LOOKBACK": "-1s"},
 			wantErr: []string{"HUB_ADDR", "KAFKA_BROKERS", "EXPORTS_DATABASE_URL", "HUB_ALLOWED_ORIGINS",
-				"HUB_BROADCAST_LOOKBACK", "HUB_FOLD_DELAY"}},
+				"HUB_BROADCAST_LOOKBACK"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,8 +111,8 @@ func TestRunRefusesBadConfig(t *testing.T) {
 }
 
 // TestRun runs the whole service against an isolated schema of the real PostgreSQL and an
-// in-process Kafka (kfake): a job's events produced to exports.events reach a WebSocket
-// client, the job row follows, and SIGTERM (ctx) stops everything cleanly.
+// in-process Kafka (kfake): a job's events, written by its writer and relayed to Kafka, reach a
+// WebSocket client with the state they carry, and SIGTERM (ctx) stops everything cleanly.
 func TestRun(t *testing.T) {
 	t.Parallel()
 	// A throwaway database (skipped without the stack, fatal under CI); run migrates it.
@@ -127,7 +128,7 @@ func TestRun(t *testing.T) {
 	const secret = "run-test-secret"
 	env := envMap(map[string]string{
 		"HUB_ADDR": addr, "EXPORTS_DATABASE_URL": dbURL, "KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","),
-		"JWT_SECRET": secret, "HUB_CONSUMER_GROUP": "hub-test", "LOG_LEVEL": "info",
+		"JWT_SECRET": secret, "LOG_LEVEL": "info",
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
@@ -158,7 +159,7 @@ func TestRun(t *testing.T) {
 	}
 
 	// The job row, as producer-api would have written it, and a reader's token.
-	store, id, now, tok := newJobAndToken(t, dbURL, secret)
+	store, id, _, tok := newJobAndToken(t, dbURL, secret)
 	conn, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+addr+"/api/v1/exports/ws?access_token="+tok,
 		http.Header{"Origin": {"http://localhost:8080"}})
 	if err != nil {
@@ -178,33 +179,23 @@ func TestRun(t *testing.T) {
 	}
 	defer kcl.Close()
 	pub := eventbus.NewPublisher(kcl, slog.New(slog.DiscardHandler))
-	if err := pub.Publish(ctx, events.TopicEvents,
-		events.ExportStarted{JobID: id, Entity: "products", Format: "csv", Attempt: 1, RowsTotal: 10, StartedAt: now},
-		events.ExportProgress{JobID: id, Attempt: 1, RowsDone: 5, RowsTotal: 10, Progress: 50, At: now},
-		events.ExportCompleted{JobID: id, Entity: "products", Format: "csv", Rows: 10,
-			Object:      events.Object{Bucket: "exports", Key: id + ".csv", SizeBytes: 99, FileName: "catalog.csv"},
-			RequestedBy: "alice", StartedAt: now, FinishedAt: now},
-	); err != nil {
-		t.Fatal(err)
-	}
+	drive(t, store, pub, id)
 	for _, want := range []struct {
 		typ, status string
 		rows        float64
 	}{{"progress", "running", 0}, {"progress", "running", 5}, {"completed", "completed", 10}} {
-		m := readMsg(t, conn)
+		m := readUpdate(t, conn, id)
 		if m["type"] != want.typ || m["status"] != want.status || m["rows_done"] != want.rows || m["task_id"] != id {
 			t.Fatalf("got %v, want %s/%s rows %v", m, want.typ, want.status, want.rows)
 		}
-		if want.typ == "completed" && m["file"].(map[string]any)["file_name"] != "catalog.csv" {
-			t.Errorf("completed without file: %v", m)
+		if want.typ == "completed" {
+			if f := m["file"].(map[string]any); f["file_name"] != "catalog.csv" || f["object_key"] != "products/"+id+"/1/catalog.csv" {
+				t.Errorf("completed with file %v", f)
+			}
 		}
 	}
-	job, err := store.Get(ctx, id)
-	if err != nil || job.Status != jobstore.StatusCompleted || job.RowsDone != 10 {
-		t.Fatalf("job %+v, %v", job, err)
-	}
 	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "progress_hub_ws_clients 1") ||
-		!strings.Contains(body, `progress_hub_events_total{consumer="broadcast",outcome="changed",type="com.productsmanager.export.completed.v1"} 1`) {
+		!strings.Contains(body, `progress_hub_events_total{outcome="pushed",type="com.productsmanager.export.completed.v1"} 1`) {
 		t.Errorf("metrics lack the hub's figures")
 	}
 
@@ -303,4 +294,49 @@ func newJobAndToken(t *testing.T, dbURL, secret string) (store *jobstore.Store, 
 		t.Fatal(err)
 	}
 	return store, id, now, tok
+}
+
+// drive runs job id through its life with its one writer (the store deciding with pkg/job), as
+// an exporter does, and relays what it wrote to Kafka, as the relay does.
+func drive(t *testing.T, store *jobstore.Store, pub *eventbus.Publisher, id string) {
+	t.Helper()
+	ctx := t.Context()
+	_, lease, err := store.Claim(ctx, id, jobstore.ClaimOptions{Owner: "w", TTL: time.Minute, MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	a := lease.Attempt
+	for _, c := range []job.Command{
+		job.Start{Owner: "w", Attempt: a, RowsTotal: 10, At: now},
+		job.Report{Owner: "w", Attempt: a, RowsDone: 5, BytesWritten: 50, Phase: events.PhaseWriting, At: now},
+		job.Complete{Owner: "w", Attempt: a, Rows: 10, StartedAt: now, ExpiresAt: now.Add(time.Hour), At: now,
+			Object: events.Object{Bucket: "exports", Key: "products/" + id + "/1/catalog.csv", SizeBytes: 99, FileName: "catalog.csv"}},
+	} {
+		if _, err := store.Do(ctx, id, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := store.RelayOutbox(ctx, 100, func(ctx context.Context, msgs []jobstore.OutboxMessage) []error {
+		out := make([]eventbus.Addressed, len(msgs))
+		for i, m := range msgs {
+			out[i] = eventbus.Addressed{Topic: m.Topic, Envelope: m.Envelope}
+		}
+		return pub.ProduceEach(ctx, out)
+	})
+	if err != nil || res.Failed > 0 {
+		t.Fatalf("relaying: %+v %v", res, err)
+	}
+}
+
+// readUpdate reads the next push about job id that is not its queued state (the relayed
+// ExportRequested may come before or after the snapshot).
+func readUpdate(t *testing.T, conn *websocket.Conn, id string) map[string]any {
+	t.Helper()
+	for {
+		m := readMsg(t, conn)
+		if m["task_id"] == id && m["status"] != "queued" {
+			return m
+		}
+	}
 }

@@ -32,7 +32,9 @@ type claimer struct {
 	nextIDs   []string
 }
 
-func newClaimer() *claimer { return &claimer{Memory: jobstore.NewMemory(), claimErr: map[string]error{}} }
+func newClaimer() *claimer {
+	return &claimer{Memory: jobstore.NewMemory(), claimErr: map[string]error{}}
+}
 
 func (c *claimer) Claim(ctx context.Context, id string, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error) {
 	c.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
@@ -40,9 +41,18 @@ func completed(t *testing.T, s *jobstore.Store, objects objectstore.Store, expir
 	if _, err := objects.Put(ctx, key, bytes.NewReader([]byte("sku\n")), "text/csv"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Apply(ctx, events.ExportCompleted{JobID: id, Rows: 0, Object: events.Object{Key: key},
-		FinishedAt: expires.Add(-30 * 24 * time.Hour), ExpiresAt: &expires}); err != nil {
+	finished := expires.Add(-30 * 24 * time.Hour)
+	_, lease, err := s.Claim(ctx, id, jobstore.ClaimOptions{Owner: "w", TTL: time.Minute, MaxAttempts: 3})
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range []job.Command{
+		job.Start{Owner: "w", Attempt: lease.Attempt, At: finished},
+		job.Complete{Owner: "w", Attempt: lease.Attempt, Object: events.Object{Key: key}, StartedAt: finished, ExpiresAt: expires, At: finished},
+	} {
+		if _, err := s.Do(ctx, id, c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return id, key
 }
@@ -141,7 +151,7 @@ func TestSweepOrphans(t *testing.T) {
 	if _, err := s.Create(ctx, events.ExportRequested{JobID: running, Entity: "products", Format: "csv", RequestedBy: "a", RequestedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Claim(ctx, running, "w", time.Minute); err != nil {
+	if _, _, err := s.Claim(ctx, running, jobstore.ClaimOptions{Owner: "w", TTL: time.Minute, MaxAttempts: 3}); err != nil {
 		t.Fatal(err)
 	}
 	runningKey := "products/" + running + "/1/products.csv"

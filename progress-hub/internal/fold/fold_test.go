@@ -8,35 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/goleak"
 
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-const jobID = "0195a000-0000-7000-8000-0000000000aa"
-
-var at = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// fakeStore answers Apply with changed and Get with job.
-type fakeStore struct {
-	changed  bool
-	applyErr error
-	job      jobstore.Job
-	getErr   error
-	applied  []events.Event
-}
-
-func (f *fakeStore) Apply(_ context.Context, ev events.Event) (bool, error) {
-	f.applied = append(f.applied, ev)
-	return f.changed, f.applyErr
-}
-
-func (f *fakeStore) GetAny(context.Context, string) (jobstore.Job, error) { return f.job, f.getErr }
 
 // recorder is a Pusher keeping what it was given.
 type recorder struct {
@@ -48,110 +30,162 @@ type recorder struct {
 func (r *recorder) Push(_ context.Context, u progress.Update) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
 	r.updates = append(r.updates, u)
-	return r.err
+	return nil
 }
 
-func wrap(t *testing.T, ev events.Event) events.Envelope {
+func (r *recorder) got() []progress.Update {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]progress.Update(nil), r.updates...)
+}
+
+// life runs a job through its writer (the in-memory repository deciding with pkg/job) and
+// returns the store and the envelopes it wrote, in order: what the relay puts on Kafka.
+func life(t *testing.T) (*jobstore.Memory, string, []events.Envelope) {
 	t.Helper()
-	env, err := events.Wrap(ev)
+	ctx := context.Background()
+	m := jobstore.NewMemory()
+	id := uuid.Must(uuid.NewV7()).String()
+	now := time.Now().UTC()
+	if _, err := m.Create(ctx, events.ExportRequested{JobID: id, Entity: "products", Format: "csv", RequestedBy: "alice", RequestedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	_, lease, err := m.Claim(ctx, id, jobstore.ClaimOptions{Owner: "w", TTL: time.Minute, MaxAttempts: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env
+	a := lease.Attempt
+	for _, c := range []job.Command{
+		job.Start{Owner: "w", Attempt: a, RowsTotal: 100, At: now},
+		job.Report{Owner: "w", Attempt: a, RowsDone: 50, BytesWritten: 500, Phase: events.PhaseWriting, At: now},
+		job.Report{Owner: "w", Attempt: a, RowsDone: 100, BytesWritten: 1000, Phase: events.PhaseUploading, At: now},
+		job.Complete{Owner: "w", Attempt: a, Rows: 100, StartedAt: now, ExpiresAt: now.Add(time.Hour), At: now,
+			Object: events.Object{Bucket: "exports", Key: "products/x/1/catalog.csv", SizeBytes: 1000, SHA256: "ab", FileName: "catalog.csv"}},
+	} {
+		if _, err := m.Do(ctx, id, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, _ := m.Pending(ctx, id)
+	envs := make([]events.Envelope, len(msgs))
+	for i, msg := range msgs {
+		envs[i] = msg.Envelope
+	}
+	return m, id, envs
 }
 
-func running(rows int64) jobstore.Job {
-	total := int64(100)
-	return jobstore.Job{ID: jobID, TaskID: jobID, Status: jobstore.StatusRunning, RowsDone: rows, RowsTotal: &total,
-		Progress: float64(rows), UpdatedAt: at}
+func newHandler(t *testing.T, store Store, rec *recorder) *Handler {
+	return New(store, rec, slog.New(slog.NewTextHandler(t.Output(), nil)), nil)
 }
 
-func completed() jobstore.Job {
-	j := running(100)
-	j.Status = jobstore.StatusCompleted
-	j.File = &events.Object{Bucket: "exports", Key: "k", FileName: "f.csv", SizeBytes: 10}
-	return j
-}
-
-func TestHandle(t *testing.T) {
+// TestPushesWhatTheWriterDecided: every state change is pushed once, in order, with the state
+// the event carries (no database read); a redelivered or late event pushes nothing.
+func TestPushesWhatTheWriterDecided(t *testing.T) {
 	t.Parallel()
-	started := events.ExportStarted{JobID: jobID, Attempt: 1, RowsTotal: 100, StartedAt: at}
-	prog := events.ExportProgress{JobID: jobID, Attempt: 1, RowsDone: 50, RowsTotal: 100, Progress: 50, At: at}
-	done := events.ExportCompleted{JobID: jobID, Rows: 100, FinishedAt: at}
-	failedJob := running(10)
-	failedJob.Status, failedJob.Error = jobstore.StatusFailed, &jobstore.JobError{Code: "catalog_unavailable", Message: "boom"}
-	tests := []struct {
-		name          string
-		env           events.Envelope
-		store         fakeStore
-		wantType      string // "" for no push
-		wantPermanent bool
-		wantErr       bool
-	}{
-		{name: "started changes: progress, running", env: wrap(t, started), store: fakeStore{changed: true, job: running(0)}, wantType: "progress"},
-		{name: "progress changes", env: wrap(t, prog), store: fakeStore{changed: true, job: running(50)}, wantType: "progress"},
-		{name: "completed changes", env: wrap(t, done), store: fakeStore{changed: true, job: completed()}, wantType: "completed"},
-		{name: "failed changes", env: wrap(t, events.ExportFailed{JobID: jobID, Code: "x"}), store: fakeStore{changed: true, job: failedJob}, wantType: "failed"},
-		{name: "cancelled folded elsewhere is still pushed", env: wrap(t, events.ExportCancelled{JobID: jobID}),
-			store: fakeStore{job: func() jobstore.Job { j := running(5); j.Status = jobstore.StatusCancelled; return j }()}, wantType: "cancelled"},
-		{name: "progress folded elsewhere is still pushed", env: wrap(t, prog), store: fakeStore{job: running(50)}, wantType: "progress"},
-		{name: "older progress is not pushed", env: wrap(t, prog), store: fakeStore{job: running(80)}},
-		{name: "progress after completion is not pushed", env: wrap(t, prog), store: fakeStore{job: completed()}},
-		{name: "started after progress is not pushed", env: wrap(t, started), store: fakeStore{job: running(80)}},
-		{name: "requested, still queued", env: wrap(t, events.ExportRequested{JobID: jobID}),
-			store: fakeStore{job: func() jobstore.Job { j := running(0); j.Status = jobstore.StatusQueued; return j }()}, wantType: "progress"},
-		{name: "requested, already running", env: wrap(t, events.ExportRequested{JobID: jobID}), store: fakeStore{changed: true, job: running(0)}},
-		{name: "unknown job", env: wrap(t, prog), store: fakeStore{getErr: jobstore.ErrNotFound}},
-		{name: "undecodable data is permanent", env: events.Envelope{ID: "1", Type: events.TypeProgress, Key: jobID, Data: []byte("{")},
-			wantErr: true, wantPermanent: true},
-		{name: "unknown type is permanent", env: events.Envelope{ID: "1", Type: "com.example.other.v1", Key: jobID, Data: []byte("{}")},
-			wantErr: true, wantPermanent: true},
-		{name: "database error is retried", env: wrap(t, prog), store: fakeStore{applyErr: errors.New("connection refused")}, wantErr: true},
-		{name: "read error is retried", env: wrap(t, prog), store: fakeStore{changed: true, getErr: errors.New("connection refused")}, wantErr: true},
+	m, id, envs := life(t)
+	rec := &recorder{}
+	h := newHandler(t, failingStore{}, rec) // any read would fail the test
+	for _, env := range envs {
+		if err := h.Handle(t.Context(), env); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			rec := &recorder{}
-			store := tt.store
-			err := New(&store, rec, slog.New(slog.DiscardHandler), nil).Handle(t.Context(), tt.env)
-			if tt.env.Type == events.TypeRequested && len(store.applied) != 0 {
-				t.Errorf("ExportRequested was applied")
-			}
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if got := errors.Is(err, eventbus.ErrPermanent); got != tt.wantPermanent {
-				t.Fatalf("permanent = %v (%v), want %v", got, err, tt.wantPermanent)
-			}
-			if tt.wantType == "" {
-				if len(rec.updates) != 0 {
-					t.Fatalf("pushed %+v, want nothing", rec.updates)
-				}
-				return
-			}
-			if len(rec.updates) != 1 {
-				t.Fatalf("pushed %d updates, want 1", len(rec.updates))
-			}
-			u := rec.updates[0]
-			if u.Type != tt.wantType || u.TaskID != jobID || u.JobID != jobID || u.Status != store.job.Status ||
-				u.RowsDone != store.job.RowsDone || !u.UpdatedAt.Equal(store.job.UpdatedAt) {
-				t.Errorf("pushed %+v for job %+v", u, store.job)
-			}
-			if (u.File != nil) != (tt.wantType == "completed") {
-				t.Errorf("file %+v for type %s", u.File, u.Type)
-			}
-		})
+	// Redelivery of everything (a consumer restarted from an older offset): nothing new.
+	for _, env := range envs {
+		if err := h.Handle(t.Context(), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := rec.got()
+	wantTypes := []string{"progress", "progress", "progress", "progress", "completed"}
+	if len(got) != len(wantTypes) {
+		t.Fatalf("%d pushes, want %d: %+v", len(got), len(wantTypes), got)
+	}
+	for i, u := range got {
+		if u.Type != wantTypes[i] || u.JobID != id || u.TaskID != id || (i > 0 && u.Version <= got[i-1].Version) {
+			t.Errorf("push %d: %s v%d for %s", i, u.Type, u.Version, u.JobID)
+		}
+	}
+	final, _ := m.Get(t.Context(), id)
+	last := got[len(got)-1]
+	if last.Version != final.Version || last.Status != jobstore.StatusCompleted || last.Progress != 100 ||
+		last.File == nil || last.File.ObjectKey != "products/x/1/catalog.csv" || last.File.SHA256 != "ab" {
+		t.Errorf("last push %+v (file %+v), want the completed job with its file's object_key", last, last.File)
+	}
+	if got[2].Phase != events.PhaseWriting || got[2].RowsDone != 50 || got[3].Phase != events.PhaseUploading {
+		t.Errorf("progress pushes %+v %+v", got[2], got[3])
 	}
 }
 
-func TestHandlePushFailureIsRetried(t *testing.T) {
+// TestLateRequestIsNotPushed: ExportRequested travels on its own topic and may arrive after
+// the job's first events: it must not show the running job as queued again.
+func TestLateRequestIsNotPushed(t *testing.T) {
 	t.Parallel()
-	rec := &recorder{err: context.Canceled}
-	h := New(&fakeStore{changed: true, job: running(50)}, rec, slog.New(slog.DiscardHandler), nil)
-	err := h.Handle(t.Context(), wrap(t, events.ExportProgress{JobID: jobID, Attempt: 1, RowsDone: 50}))
-	if err == nil || errors.Is(err, eventbus.ErrPermanent) {
-		t.Fatalf("err = %v, want a retryable error", err)
+	_, _, envs := life(t)
+	rec := &recorder{}
+	h := newHandler(t, failingStore{}, rec)
+	for _, env := range append(envs[1:3], envs[0]) {
+		if err := h.Handle(t.Context(), env); err != nil {
+			t.Fatal(err)
+		}
 	}
+	for _, u := range rec.got() {
+		if u.Status == jobstore.StatusQueued {
+			t.Errorf("a late ExportRequested was pushed: %+v", u)
+		}
+	}
+}
+
+// TestEventWithoutStateReadsTheRow: an event from before events carried their state is pushed
+// from the job row; of an unknown job, it is dropped.
+func TestEventWithoutStateReadsTheRow(t *testing.T) {
+	t.Parallel()
+	m, id, _ := life(t)
+	rec := &recorder{}
+	h := newHandler(t, m, rec)
+	old := events.ExportProgress{JobID: id, Attempt: 1, RowsDone: 10, RowsTotal: 100, At: time.Now()}
+	env, _ := events.Wrap(old)
+	if err := h.Handle(t.Context(), env); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.got(); len(got) != 1 || got[0].Status != jobstore.StatusCompleted {
+		t.Errorf("pushed %+v, want the row's state", got)
+	}
+	unknown, _ := events.Wrap(events.ExportProgress{JobID: uuid.Must(uuid.NewV7()).String(), Attempt: 1})
+	if err := h.Handle(t.Context(), unknown); err != nil || len(rec.got()) != 1 {
+		t.Errorf("an unknown job's event: %v, %d pushes", err, len(rec.got()))
+	}
+}
+
+func TestHandleErrors(t *testing.T) {
+	t.Parallel()
+	_, _, envs := life(t)
+	bad := envs[1]
+	bad.Data = []byte("{not json")
+	h := newHandler(t, failingStore{}, &recorder{})
+	if err := h.Handle(t.Context(), bad); !errors.Is(err, eventbus.ErrPermanent) {
+		t.Errorf("undecodable event: %v, want permanent", err)
+	}
+	// A push that fails is retried (the error is returned), and then pushed.
+	rec := &recorder{err: context.DeadlineExceeded}
+	h = newHandler(t, failingStore{}, rec)
+	if err := h.Handle(t.Context(), envs[1]); err == nil {
+		t.Fatal("a failed push returned nil")
+	}
+	rec.mu.Lock()
+	rec.err = nil
+	rec.mu.Unlock()
+	if err := h.Handle(t.Context(), envs[1]); err != nil || len(rec.got()) != 1 {
+		t.Errorf("the retried push: %v, %d pushes", err, len(rec.got()))
+	}
+}
+
+type failingStore struct{}
+
+func (failingStore) GetAny(context.Context, string) (jobstore.Job, error) {
+	return jobstore.Job{}, errors.New("the hub read the database for an event that carries its state")
 }

@@ -60,7 +60,7 @@ func TestUpdateJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"bytes_written", "error", "eta_seconds", "expires_at", "job_id", "phase", "progress", "queue_position",
-		"rate_rows_per_s", "rows_done", "rows_total", "status", "task_id", "type", "updated_at"}
+		"rate_rows_per_s", "rows_done", "rows_total", "status", "task_id", "type", "updated_at", "version"}
 	if got := slices.Sorted(maps.Keys(m)); !slices.Equal(got, want) {
 		t.Errorf("keys %v, want %v", got, want)
 	}
