@@ -92,10 +92,11 @@ func (e *Entity) FilterNames() []string {
 }
 
 // conditions validates filters and returns the WHERE conditions and their arguments.
-func (e *Entity) conditions(filters map[string]any) ([]string, []any, error) {
+func (e *Entity) conditions(filters map[string]any) ([]string, []any, map[string]any, error) {
 	defs := e.filters()
 	var conds []string
 	var args []any
+	normal := map[string]any{}
 	names := make([]string, 0, len(filters))
 	for name := range filters {
 		names = append(names, name)
@@ -105,30 +106,31 @@ func (e *Entity) conditions(filters map[string]any) ([]string, []any, error) {
 		raw := filters[name]
 		def, ok := defs[name]
 		if !ok {
-			return nil, nil, &FilterError{Filter: name, Message: fmt.Sprintf("unknown filter for %s", e.Name)}
+			return nil, nil, nil, &FilterError{Filter: name, Message: fmt.Sprintf("unknown filter for %s", e.Name)}
 		}
 		if raw == nil {
 			continue
 		}
 		v, err := parseFilter(name, def.kind, raw)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if name == "status" {
 			for _, s := range v.([]string) {
 				if !validStatuses[s] {
-					return nil, nil, &FilterError{Filter: name, Message: fmt.Sprintf("%q is not one of active, draft, archived", s)}
+					return nil, nil, nil, &FilterError{Filter: name, Message: fmt.Sprintf("%q is not one of active, draft, archived", s)}
 				}
 			}
 		}
 		if name == "country" {
 			for i, c := range v.([]string) {
 				if !isCountry(c) {
-					return nil, nil, &FilterError{Filter: name, Message: fmt.Sprintf("%q is not an ISO 3166-1 alpha-2 code (e.g. FR)", c)}
+					return nil, nil, nil, &FilterError{Filter: name, Message: fmt.Sprintf("%q is not an ISO 3166-1 alpha-2 code (e.g. FR)", c)}
 				}
 				v.([]string)[i] = strings.ToUpper(c)
 			}
 		}
+		normal[name] = normalValue(raw, v)
 		if name == "search" {
 			v = "%" + escapeLike(v.(string)) + "%"
 		}
@@ -150,10 +152,28 @@ func (e *Entity) conditions(filters map[string]any) ([]string, []any, error) {
 		l, _ := toFloat(lo)
 		h, _ := toFloat(hi)
 		if l > h {
-			return nil, nil, &FilterError{Filter: r[0], Message: "is greater than " + r[1]}
+			return nil, nil, nil, &FilterError{Filter: r[0], Message: "is greater than " + r[1]}
 		}
 	}
-	return conds, args, nil
+	return conds, args, normal, nil
+}
+
+// normalValue is a parsed filter as a job records it: times in RFC 3339, and a list given as a
+// single value kept single (the job shows what was asked, minus padding and spelling).
+func normalValue(raw, v any) any {
+	switch p := v.(type) {
+	case time.Time:
+		return p.Format(time.RFC3339Nano)
+	case []string:
+		if _, list := raw.([]any); !list && len(p) == 1 {
+			return p[0]
+		}
+	case []int64:
+		if _, list := raw.([]any); !list && len(p) == 1 {
+			return p[0]
+		}
+	}
+	return v
 }
 
 func subcategories(filters map[string]any) bool {

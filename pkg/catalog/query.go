@@ -25,7 +25,11 @@ type Query struct {
 	Entity    *Entity
 	Fields    []Field
 	Relations []Relation // included relations, output after Fields
-	conds     []string
+	// Filters are the request's filters as parsed: numbers as numbers, lists as lists, times
+	// in RFC 3339, absent ones dropped. A job stores these, never the raw input, so what it
+	// records and announces is only what the query uses.
+	Filters map[string]any
+	conds   []string
 	args      []any
 }
 
@@ -39,11 +43,11 @@ func NewQuery(entity string, fields, exclude []string, filters map[string]any) (
 	if err != nil {
 		return nil, err
 	}
-	conds, args, err := e.conditions(filters)
+	conds, args, normal, err := e.conditions(filters)
 	if err != nil {
 		return nil, err
 	}
-	return &Query{Entity: e, Fields: cols, conds: conds, args: args}, nil
+	return &Query{Entity: e, Fields: cols, Filters: normal, conds: conds, args: args}, nil
 }
 
 // SheetQuery is every row of a sheet entity (LookupSheet) with its default fields.

@@ -199,6 +199,9 @@ func (m *Memory) append(evs []events.Event) error {
 		if err != nil {
 			return err
 		}
+		if len(env.Data) > MaxEventBytes {
+			return ErrEventTooLarge
+		}
 		m.outbox = append(m.outbox, OutboxMessage{Topic: TopicOf(ev), Envelope: env})
 	}
 	return nil

@@ -28,6 +28,13 @@ func TopicOf(ev events.Event) string {
 	return events.TopicEvents
 }
 
+// MaxEventBytes bounds an event's data. Kafka refuses records over its max.message.bytes (1 MB
+// by default): an event that could never be relayed is refused before anything is stored.
+const MaxEventBytes = 256 << 10
+
+// ErrEventTooLarge is returned when a change would announce an event over MaxEventBytes.
+var ErrEventTooLarge = errors.New("event too large")
+
 // appendOutbox writes evs to the outbox within tx, in order, and notifies the relays.
 func appendOutbox(ctx context.Context, tx pgx.Tx, evs []events.Event) error {
 	if len(evs) == 0 {
@@ -37,6 +44,9 @@ func appendOutbox(ctx context.Context, tx pgx.Tx, evs []events.Event) error {
 		env, err := events.Wrap(ev)
 		if err != nil {
 			return err
+		}
+		if len(env.Data) > MaxEventBytes {
+			return fmt.Errorf("%w: %s of job %s would be %d bytes, more than %d", ErrEventTooLarge, env.Type, env.Key, len(env.Data), MaxEventBytes)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, ce_id, ce_type, ce_source, ce_time, data)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, TopicOf(ev), env.Key, env.ID, string(env.Type), env.Source, env.Time,

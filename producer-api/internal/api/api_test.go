@@ -149,7 +149,7 @@ func TestCreateFromPath(t *testing.T) {
 		t.Errorf("requested_by %q (%q), want the token's sub alice", req.RequestedBy, req.RequesterName)
 	case !reflect.DeepEqual(req.Fields, []string{"sku", "name", "price"}) || !reflect.DeepEqual(req.ExcludeFields, []string{"price"}):
 		t.Errorf("fields %v exclude %v", req.Fields, req.ExcludeFields)
-	case !reflect.DeepEqual(req.Filters, wantFilters):
+	case !sameJSON(req.Filters, wantFilters):
 		t.Errorf("filters %v, want %v", req.Filters, wantFilters)
 	case !reflect.DeepEqual(req.Options, wantOptions):
 		t.Errorf("options %v, want %v", req.Options, wantOptions)
@@ -609,4 +609,43 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCreateStoresParsedFilters: the poison request of issue 10 (600 KB of U+2028 padding
+// around a number) is accepted as the number it means: the job records the parsed filter, so
+// its ExportRequested stays small. A request whose event would still be too large is refused
+// with 413 before anything is stored.
+func TestCreateStoresParsedFilters(t *testing.T) {
+	t.Parallel()
+	jobs := newFakeJobs()
+	e := newEnv(t, jobs)
+	pad := strings.Repeat("\u2028", 500) // the test server takes 4 KiB bodies
+	body := []byte(`{"filters": {"price_min": "` + pad + `5` + pad + `", "status": "active", "include_subcategories": "true"}}`)
+	r := e.do(t, "POST", "/api/v1/exports/csv/products", token(t, "alice", auth.PermWriteExports), body)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("status %d: %.200s", r.status, r.body)
+	}
+	created := jobs.createdRequests()
+	if len(created) != 1 {
+		t.Fatalf("created %d", len(created))
+	}
+	f := created[0].Filters
+	if f["price_min"] != 5.0 || f["status"] != "active" || f["include_subcategories"] != true {
+		t.Errorf("stored filters %#v, want the parsed values", f)
+	}
+	env, err := events.Wrap(created[0])
+	if err != nil || len(env.Data) > 512 {
+		t.Errorf("the request's event is %d bytes (%v)", len(env.Data), err)
+	}
+
+	jobs.createErr = fmt.Errorf("inserting: %w", jobstore.ErrEventTooLarge)
+	r = e.do(t, "POST", "/api/v1/exports/csv/products", token(t, "alice", auth.PermWriteExports), nil)
+	r.checkError(t, http.StatusRequestEntityTooLarge, "request_too_large", "")
+}
+
+// sameJSON compares two values as their JSON: what a job stores and shows.
+func sameJSON(a, b any) bool {
+	ja, erra := json.Marshal(a)
+	jb, errb := json.Marshal(b)
+	return erra == nil && errb == nil && bytes.Equal(ja, jb)
 }

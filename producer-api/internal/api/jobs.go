@@ -83,12 +83,23 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
 		a.internal(w, r, "generating job id", err)
 		return
 	}
+	// The job records its filters as parsed, not as typed: padding, duplicates and text where
+	// a number is expected leave nothing behind (and cannot swell its events).
+	filters := body.Filters
+	if spec.Query != nil {
+		filters = spec.Query.Filters
+	}
 	job, err := a.Jobs.Create(r.Context(), events.ExportRequested{
 		JobID: id.String(), Entity: spec.Entity, Format: spec.Format,
-		Fields: body.Fields, ExcludeFields: body.ExcludeFields, Filters: body.Filters, Options: body.Options,
+		Fields: body.Fields, ExcludeFields: body.ExcludeFields, Filters: filters, Options: body.Options,
 		FileName: spec.FileName, RequestedBy: p.Subject, RequesterName: p.Name,
 		RequestedAt: time.Now().UTC().Truncate(time.Microsecond),
 	})
+	if errors.Is(err, jobstore.ErrEventTooLarge) {
+		server.WriteError(w, http.StatusRequestEntityTooLarge, "request_too_large",
+			fmt.Sprintf("the export request is too large to be queued (its event would exceed %d bytes): shorten its lists or options", jobstore.MaxEventBytes), "")
+		return
+	}
 	if err != nil {
 		a.internal(w, r, "recording job", err)
 		return
