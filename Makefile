@@ -14,7 +14,7 @@ PART ?=
 STACK := dev/stack.sh
 ENV := . dev/env.sh
 
-.PHONY: help run up infra down clean status logs seed token test bench lint tools
+.PHONY: help run up infra down clean status logs seed token test chaos bench lint tools
 
 help: ## list the targets
 	@echo "usage: make TARGET [VAR=value]"
@@ -51,6 +51,9 @@ token: ## print a signed token: make token SUB=alice PERMS=READ_EXPORTS,WRITE_EX
 
 test: ## every test: starts the stack, go vet, go test -race per module, then e2e
 	@dev/lib/gocheck.sh test
+
+chaos: ## faults on the real stack (kill -9, Kafka/PostgreSQL/S3 down, stalls, hub kill); prints a table
+	@dev/lib/gocheck.sh chaos
 
 bench: ## the benchmarks, one line per figure: name value unit (BENCH_FLAGS=-only=csv,copy)
 	@$(STACK) tools >&2 && $(ENV) && "$$STACK_DIR/bin/bench" $(BENCH_FLAGS)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -46,6 +48,9 @@ type Config struct {
 	LogLevel         string
 	// Pprof serves net/http/pprof on the ops address, to profile a running export.
 	Pprof bool
+	// Failpoint, for fault tests only (make chaos): the point of a job where the exporter
+	// kills itself with SIGKILL, once ("after_upload"); empty in production.
+	Failpoint string
 }
 
 // LoadConfig reads the settings with their defaults.
@@ -76,6 +81,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		UploadStall:      env.Duration("EXPORTER_UPLOAD_STALL", time.Minute),
 		LogLevel:         env.String("LOG_LEVEL", "info"),
 		Pprof:            env.Bool("EXPORTER_PPROF", false),
+		Failpoint:        env.String("EXPORTER_FAILPOINT", ""),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
@@ -114,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.UploadStall < time.Second {
 		errs = append(errs, errors.New("EXPORTER_UPLOAD_STALL must be at least 1s"))
+	}
+	if c.Failpoint != "" && c.Failpoint != "after_upload" {
+		errs = append(errs, fmt.Errorf("EXPORTER_FAILPOINT %q: the only point is after_upload", c.Failpoint))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("EXPORTER_MAX_ATTEMPTS must be at least 1"))
@@ -173,7 +182,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	rn := runner.New(runner.Config{
 		Worker: cfg.WorkerID, Bucket: cfg.S3.Bucket, LeaseTTL: cfg.LeaseTTL,
 		ProgressInterval: cfg.ProgressInterval, CancelPoll: cfg.CancelPoll, Retention: cfg.Retention,
-		UploadStall: cfg.UploadStall,
+		UploadStall: cfg.UploadStall, Crash: failpoint(cfg.Failpoint, log),
 	}, catalogPool, objects, store, log.With("component", "runner"), runner.NewMetrics(reg))
 	in := intake.New(jobCtx, store, rn.Run, jobstore.ClaimOptions{Owner: cfg.WorkerID, TTL: cfg.LeaseTTL, MaxAttempts: cfg.MaxAttempts},
 		cfg.Concurrency, cfg.RescueInterval, log.With("component", "intake"))
@@ -221,4 +230,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	cancelFlush()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// failpoint kills the process with SIGKILL when a job reaches point: a crash at the worst
+// moment, for make chaos. Nothing when point is empty.
+func failpoint(point string, log *slog.Logger) func(string) {
+	if point == "" {
+		return nil
+	}
+	log.Warn("failpoint armed: this exporter kills itself there (fault tests only)", "failpoint", point)
+	return func(at string) {
+		if at == point {
+			log.Warn("failpoint reached: SIGKILL", "failpoint", at)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
 }

@@ -90,7 +90,9 @@ stop_pid() {
   deadline=$(($(now_ms) + timeout * 1000))
   while pid_alive "$pid"; do
     if (($(now_ms) > deadline)); then
-      warn "$name (pid $pid) still alive after ${timeout}s: SIGKILL"
+      warn "$name (pid $pid) still alive after ${timeout}s: SIGQUIT (a Go service logs its goroutines), then SIGKILL"
+      kill -s QUIT "$pid" 2>/dev/null || true
+      sleep 1
       kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null || true
       break
     fi

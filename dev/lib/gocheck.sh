@@ -4,6 +4,7 @@
 #   dev/lib/gocheck.sh test   the stack up, go vet, go test -race (all modules but e2e),
 #                             then the end-to-end tests (e2e) one package at a time
 #   dev/lib/gocheck.sh lint   gofmt -l (must print nothing) and go vet
+#   dev/lib/gocheck.sh chaos  the stack up, then the fault scenarios at full size (make chaos)
 #
 # Modules that have no package yet, or no test files, are not failures. Every stage runs even
 # when an earlier one failed, so one run shows every failure; the exit status is non-zero if
@@ -120,11 +121,24 @@ cmd_test() {
   finish
 }
 
+# cmd_chaos: the fault scenarios of e2e/chaos_test.go at full size (CHAOS=full); the table of
+# scenario | expected | observed | lost | duplicated is printed at the end.
+cmd_chaos() {
+  "$ROOT/dev/stack.sh" up || {
+    log "the stack did not come up: not running the chaos scenarios"
+    exit 1
+  }
+  "$ROOT/dev/stack.sh" tools || exit 1
+  stage chaos env CHAOS=full go test -count=1 -p 1 -v -timeout 80m -run '^TestChaos' ./e2e/
+  finish
+}
+
 case ${1:-test} in
   test) cmd_test ;;
+  chaos) cmd_chaos ;;
   lint) cmd_lint ;;
   *)
-    echo "usage: $0 test|lint" >&2
+    echo "usage: $0 test|lint|chaos" >&2
     exit 2
     ;;
 esac

@@ -120,12 +120,23 @@ func TestRelay(t *testing.T) {
 	pub.down.Store(false)
 	eventually(t, "the outbox to drain", func() bool { return health().Backlog == 0 })
 
-	// A poison event (2 MB, above the producer's 1 MB batch limit) and a normal one behind it.
+	// A poison event (4 MB, above the producer's 1 MB batch limit: Create refuses such an
+	// event, so it is written as a row of an older version would have been) and a normal one
+	// behind it.
 	poison, normal := request(strings.Repeat("\u2028", 700_000)), request("")
-	for _, req := range []events.ExportRequested{poison, normal} {
-		if _, err := store.Create(ctx, req); err != nil {
-			t.Fatal(err)
-		}
+	env, err := events.Wrap(poison)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (topic, key, ce_id, ce_type, ce_source, ce_time, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, events.TopicRequested, env.Key, env.ID, string(env.Type), env.Source, env.Time, []byte(env.Data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Create(ctx, poison); !errors.Is(err, jobstore.ErrEventTooLarge) {
+		t.Fatalf("creating the poison job: %v, want ErrEventTooLarge", err)
+	}
+	if _, err := store.Create(ctx, normal); err != nil {
+		t.Fatal(err)
 	}
 	eventually(t, "the poison to move aside and the normal one to go", func() bool {
 		st := health()

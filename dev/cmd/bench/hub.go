@@ -63,7 +63,8 @@ func (b *bench) connectClients(ctx context.Context, n int, readers *sync.WaitGro
 					return
 				}
 				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				c, err := dialWS(dctx, b.cfg.hubAddr, wsPath, b.token)
+				addrs := append([]string{b.cfg.hubAddr}, b.cfg.hubReplicas...)
+				c, err := dialWS(dctx, addrs[i%len(addrs)], wsPath, b.token)
 				cancel()
 				if err == nil {
 					err = c.writeText(`{"type":"subscribe","all":true}`)
@@ -243,10 +244,18 @@ func (b *bench) benchHubLatency(ctx context.Context) {
 		case <-tick.C:
 		}
 		job := ids[seq%len(ids)]
+		// As the job's writer makes it (pkg/job): the event carries the state it led to,
+		// which is what the hub pushes.
+		now := time.Now().UTC()
+		total, rate := int64(1)<<40, cfg.hubRate
+		pct := float64(seq) / float64(nEvents)
 		env, err := events.Wrap(events.ExportProgress{
-			JobID: job, Attempt: 1, RowsDone: int64(seq), RowsTotal: int64(1) << 40,
-			Progress: float64(seq) / float64(nEvents), BytesWritten: int64(seq) * 100,
-			Phase: events.PhaseWriting, RateRowsPerS: cfg.hubRate, At: time.Now().UTC(),
+			JobID: job, Attempt: 1, RowsDone: int64(seq), RowsTotal: total,
+			Progress: pct, BytesWritten: int64(seq) * 100,
+			Phase: events.PhaseWriting, RateRowsPerS: rate, At: now,
+			State: &events.JobState{Version: int64(seq) + 2, Status: "running", Phase: events.PhaseWriting,
+				Progress: pct, RowsDone: int64(seq), RowsTotal: &total, BytesWritten: int64(seq) * 100,
+				RateRowsPerS: &rate, UpdatedAt: now},
 		})
 		if err != nil {
 			b.fail(name, err.Error())
@@ -290,6 +299,7 @@ func (b *bench) benchHubLatency(ctx context.Context) {
 		return float64(s[min(len(s)-1, int(p*float64(len(s))))]) / 1e6
 	}
 	b.emit(name+"_clients", float64(len(conns)), "clients", 0)
+	b.emit(name+"_replicas", float64(1+len(cfg.hubReplicas)), "hubs", 0)
 	b.emit(name+"_events", float64(nEvents), "events", 0)
 	b.emit(name+"_pushes_received", float64(len(s)), "pushes", 0)
 	b.emit(name+"_pushes_missed", float64(want-int64(len(s))), "pushes", 0)

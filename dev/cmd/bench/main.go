@@ -69,6 +69,7 @@ type config struct {
 	sample     time.Duration
 
 	hubAddr        string
+	hubReplicas    []string // hub_latency: more hub addresses the clients are spread over
 	exportsURL     string
 	brokers        []string
 	hubClients     int           // clients following every job during hub_latency
@@ -110,6 +111,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	hubDuration := fs.Duration("hub-duration", 15*time.Second, "hub_latency: how long events are produced")
 	hubJobs := fs.Int("hub-jobs", 4, "hub_latency: synthetic jobs the events are spread over")
 	hubPID := fs.Int("hub-pid", 0, "hub benches: pid of the hub at HUB_ADDR to measure (default: the stack's progress-hub)")
+	hubReplicas := fs.String("hub-replicas", "", "hub_latency: comma-separated addresses of more hub replicas; the clients are spread over HUB_ADDR and these")
 	hubSettle := fs.Duration("hub-settle", 5*time.Second, "hub_idle: wait once every client is connected before reading the hub's RSS")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: bench [flags]\n\nBenchmarks the local stack; one figure per line on stdout: name value unit.\n\nflags:")
@@ -144,6 +146,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		hubJobs:        *hubJobs,
 		hubSettle:      *hubSettle,
 		hubPID:         *hubPID,
+	}
+	for a := range strings.SplitSeq(*hubReplicas, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.hubReplicas = append(cfg.hubReplicas, a)
+		}
 	}
 	if cfg.hubClients < 1 || cfg.hubIdleClients < 1 || cfg.hubJobs < 1 || cfg.hubRate <= 0 || cfg.hubDuration <= 0 {
 		return config{}, usage("-hub-clients, -hub-idle-clients, -hub-jobs, -hub-rate and -hub-duration must be positive")

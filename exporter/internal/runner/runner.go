@@ -46,6 +46,10 @@ type Config struct {
 	Retention time.Duration
 	// UploadStall fails an attempt whose upload accepted no bytes for this long (default 60s).
 	UploadStall time.Duration
+	// Crash, for fault tests only (make chaos), is called at a named point of a job; the
+	// exporter wires it to kill itself there (EXPORTER_FAILPOINT). Points: "after_upload" (the
+	// file is stored, its completion not recorded).
+	Crash func(point string)
 }
 
 // Runner runs jobs.
@@ -109,6 +113,9 @@ func (r *Runner) Run(ctx context.Context, j job.Job, lease jobstore.Lease) {
 	// What follows must happen even while shutting down.
 	bg := context.WithoutCancel(ctx)
 	if err == nil && cause == nil {
+		if r.cfg.Crash != nil {
+			r.cfg.Crash("after_upload")
+		}
 		err = r.complete(ctx, completed, lease, log)
 		if err == nil {
 			r.metrics.jobs.WithLabelValues("completed").Inc()
