@@ -116,7 +116,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	closeKafka := sync.OnceFunc(cl.Close)
+	closeKafka := sync.OnceFunc(func() { eventbus.CloseGroup(cl, 3*time.Second) })
 	defer closeKafka()
 	pctx, cancel := context.WithTimeout(ctx, startTimeout)
 	err = cl.Ping(pctx)

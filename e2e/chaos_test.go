@@ -708,6 +708,26 @@ func TestChaosSIGTERMEachService(t *testing.T) {
 	c.check(4 * time.Minute)
 }
 
+// waitEnded waits until at least n of the run's jobs ended.
+func (c *chaosRun) waitEnded(conn *pgx.Conn, n int, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ended := 0
+		for _, j := range readJobs(c.t, conn, c.jobs) {
+			if terminal(j.status) {
+				ended++
+			}
+		}
+		if ended >= n {
+			c.note("faults injected with %d of %d jobs ended", ended, len(c.jobs))
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("%s: fewer than %d jobs ended within %s", c.name, n, timeout)
+}
+
 func (s stack) waitTerminal(t *testing.T, conn *pgx.Conn, ids []string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -748,9 +768,21 @@ func TestChaosPoisonRequest(t *testing.T) {
 	s := getStack(t)
 	n := pick(20, 50)
 	c := s.chaos(t, fmt.Sprintf("poison request then %d normal ones", n), "poison normalised or refused; all completed", 0)
-	pad := strings.Repeat("\u2028", 200_000)
-	code, body := s.do(t, http.MethodPost, "/api/v1/exports/csv/products", c.token,
-		map[string]any{"filters": map[string]any{"price_min": pad + "999999" + pad}})
+	pad := strings.Repeat("\u2028", 100_000) // 600 KB of UTF-8, under API_MAX_BODY_BYTES
+	req, err := http.NewRequest(http.MethodPost, s.api+"/api/v1/exports/csv/products",
+		strings.NewReader(`{"filters": {"price_min": "`+pad+`999999`+pad+`"}}`)) // raw UTF-8, as typed
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	code := resp.StatusCode
 	switch {
 	case code == http.StatusAccepted:
 		var a acceptedJob
@@ -758,7 +790,14 @@ func TestChaosPoisonRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.jobs = append(c.jobs, a.JobID)
-		c.note("poison accepted (202) as a number")
+		_, jb := s.do(t, http.MethodGet, "/api/v1/exports/"+a.JobID, c.token, nil)
+		var j struct {
+			Filters map[string]any `json:"filters"`
+		}
+		if err := json.Unmarshal(jb, &j); err != nil || j.Filters["price_min"] != 999999.0 {
+			t.Errorf("the poison job records filters %v (%v), want price_min 999999", j.Filters, err)
+		}
+		c.note("poison accepted (202) as the number it means")
 	case code >= 400 && code < 500:
 		c.note("poison refused (%d)", code)
 	default:
@@ -781,7 +820,7 @@ func TestChaosManyExportsExportersKilled(t *testing.T) {
 	second := s.startExporter(t, "chaos-many-1", "127.0.0.1:18095")
 	conn := s.exportsConn(t)
 	c.request(jobs, smallJob)
-	c.waitRunning(conn, time.Minute)
+	c.waitEnded(conn, jobs/4, 2*time.Minute) // a quarter done: the rest are queued or running
 	if err := second.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

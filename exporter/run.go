@@ -213,7 +213,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g.Go(func() error { return server.Run(gctx, srv, log, 5*time.Second) })
 	g.Go(func() error {
 		err := consumer.Run(gctx)
-		consumerCl.Close() // leave the group now, so partitions move to other instances
+		eventbus.CloseGroup(consumerCl, 3*time.Second) // leave the group now, so partitions move to other instances
 		return err
 	})
 	g.Go(func() error { return in.Poll(gctx) })

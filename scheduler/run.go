@@ -154,7 +154,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	closeKafka := sync.OnceFunc(kafka.Close)
+	closeKafka := sync.OnceFunc(func() { eventbus.CloseGroup(kafka, 3*time.Second) })
 	defer closeKafka()
 	pctx, cancel := context.WithTimeout(ctx, startTimeout)
 	err = kafka.Ping(pctx)

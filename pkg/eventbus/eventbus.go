@@ -199,3 +199,13 @@ func rejected(err error) bool {
 	}
 	return false
 }
+
+// CloseGroup leaves the client's consumer group within budget and closes the client. A plain
+// Close waits for the group to be left, which lasts as long as a rebalance in progress (tens
+// of seconds when another member just died): a shutdown must not.
+func CloseGroup(cl *kgo.Client, budget time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	_ = cl.LeaveGroupContext(ctx) // past the budget the broker drops us at the session timeout
+	cl.Close()
+}

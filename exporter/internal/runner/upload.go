@@ -17,9 +17,15 @@ import (
 // Without it a storage server that stops reading would hold the job, and its renewed lease,
 // for ever.
 type upload struct {
+	pr     *io.PipeReader
 	pw     *io.PipeWriter
 	result chan putResult
 	cancel context.CancelCauseFunc
+	// stalled is closed with stallErr set once the watch gave up on storage: the attempt then
+	// ends at once, without waiting for the storage client to notice (its own clean-up, an
+	// abort sent to the same stalled server, may take a minute).
+	stalled  chan struct{}
+	stallErr error
 	// since is when the writer began waiting on storage (a Write in progress, or the end of
 	// the file), in unix nanoseconds; 0 while the writer is producing.
 	since atomic.Int64
@@ -34,7 +40,7 @@ type putResult struct {
 func (r *Runner) upload(ctx context.Context, key, contentType string) *upload {
 	pr, pw := io.Pipe()
 	uctx, cancel := context.WithCancelCause(ctx)
-	u := &upload{pw: pw, result: make(chan putResult, 1), cancel: cancel, stop: make(chan struct{})}
+	u := &upload{pr: pr, pw: pw, result: make(chan putResult, 1), cancel: cancel, stop: make(chan struct{}), stalled: make(chan struct{})}
 	go func() {
 		info, err := r.objects.Put(uctx, key, pr, contentType)
 		if cause := context.Cause(uctx); err != nil && errors.Is(cause, ErrUploadStalled) {
@@ -56,7 +62,10 @@ func (u *upload) watch(stall time.Duration) {
 			return
 		case now := <-t.C:
 			if since := u.since.Load(); since != 0 && now.Sub(time.Unix(0, since)) > stall {
-				u.cancel(fmt.Errorf("%w for %s", ErrUploadStalled, stall))
+				u.stallErr = fmt.Errorf("%w for %s", ErrUploadStalled, stall)
+				close(u.stalled)
+				u.pr.CloseWithError(u.stallErr) // a Write blocked on the pipe returns
+				u.cancel(u.stallErr)
 				return
 			}
 		}
@@ -74,21 +83,34 @@ func (u *upload) Write(p []byte) (int, error) {
 // (the writer only saw its pipe close), nil otherwise.
 func (u *upload) abort(cause error) error {
 	u.pw.CloseWithError(cause)
-	res := <-u.result
-	close(u.stop)
-	u.cancel(nil)
+	res := u.wait()
 	if res.err != nil && (errors.Is(cause, res.err) || errors.Is(res.err, ErrUploadStalled)) {
 		return res.err
 	}
 	return nil
 }
 
+// wait returns the upload's result, or the stall as its error as soon as the watch gave up.
+func (u *upload) wait() putResult {
+	var res putResult
+	select {
+	case res = <-u.result:
+	case <-u.stalled:
+		res = putResult{err: u.stallErr}
+	}
+	select {
+	case <-u.stalled:
+	default:
+		close(u.stop)
+	}
+	u.cancel(nil)
+	return res
+}
+
 // finish closes the file and waits for the upload to complete (or stall).
 func (u *upload) finish() (objectstore.Info, error) {
 	u.since.Store(time.Now().UnixNano())
 	u.pw.Close()
-	res := <-u.result
-	close(u.stop)
-	u.cancel(nil)
+	res := u.wait()
 	return res.info, res.err
 }
