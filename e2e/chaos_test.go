@@ -122,7 +122,9 @@ func (s stack) chaos(t *testing.T, name, expected string, clients int) *chaosRun
 }
 
 // note adds to what the scenario observed.
-func (c *chaosRun) note(format string, args ...any) { c.notes = append(c.notes, fmt.Sprintf(format, args...)) }
+func (c *chaosRun) note(format string, args ...any) {
+	c.notes = append(c.notes, fmt.Sprintf(format, args...))
+}
 
 // request asks for n CSV exports of products with body's filters and tracks them.
 func (c *chaosRun) request(n int, body map[string]any) []string {

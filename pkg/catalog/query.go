@@ -30,7 +30,7 @@ type Query struct {
 	// records and announces is only what the query uses.
 	Filters map[string]any
 	conds   []string
-	args      []any
+	args    []any
 }
 
 // NewQuery validates a request's fields and filters against the allow-lists.
