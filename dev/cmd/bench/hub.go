@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -93,8 +97,8 @@ func closeClients(conns []*wsConn) {
 	}
 }
 
-// syntheticJobs inserts n running jobs (no exporter claims a running job without a lease) and
-// returns their ids and a function deleting them.
+// syntheticJobs inserts n running jobs leased to "bench" for a day (no exporter claims a job
+// under a live lease) and returns their ids and a function deleting them.
 func (b *bench) syntheticJobs(ctx context.Context, n int) ([]string, func(), error) {
 	conn, err := pgx.Connect(ctx, b.cfg.exportsURL)
 	if err != nil {
@@ -104,8 +108,9 @@ func (b *bench) syntheticJobs(ctx context.Context, n int) ([]string, func(), err
 	for i := range ids {
 		ids[i] = newUUID()
 		if _, err := conn.Exec(ctx, `INSERT INTO jobs (id, entity, format, status, requested_by, requester_name,
-				started_at, rows_total, attempt, progress_attempt, phase)
-			VALUES ($1, 'products', 'csv', 'running', 'bench', 'make bench (hub)', now(), $2, 1, 1, 'writing')`,
+				started_at, rows_total, attempt, progress_attempt, phase, lease_owner, lease_expires_at, version)
+			VALUES ($1, 'products', 'csv', 'running', 'bench', 'make bench (hub)', now(), $2, 1, 1, 'writing',
+				'bench', now() + interval '1 day', 2)`,
 			ids[i], int64(1)<<40); err != nil {
 			_ = conn.Close(context.WithoutCancel(ctx))
 			return nil, nil, fmt.Errorf("inserting a synthetic job: %w", err)
@@ -134,6 +139,7 @@ func newUUID() string {
 // distinct rows_done (its sequence number), so a push is identified by rows_done alone.
 type latencySink struct {
 	sent     []atomic.Int64 // seq → unix nanoseconds when the produce call began; 0: not sent
+	got      []atomic.Int64 // seq → clients that received its push
 	mu       sync.Mutex
 	samples  []int64 // nanoseconds
 	received atomic.Int64
@@ -168,6 +174,7 @@ func (s *latencySink) observe(msg []byte, now int64, local *[]int64) {
 	}
 	*local = append(*local, now-t0)
 	s.received.Add(1)
+	s.got[seq].Add(1)
 }
 
 func (s *latencySink) add(local []int64) {
@@ -196,6 +203,12 @@ func (b *bench) benchHubLatency(ctx context.Context) {
 		return
 	}
 	defer cleanup()
+	stop, err := b.spawnHubs(ctx, cfg.hubSpawn)
+	if err != nil {
+		b.fail(name, err.Error())
+		return
+	}
+	defer stop()
 	kcl, err := b.kafkaClient()
 	if err != nil {
 		b.fail(name, err.Error())
@@ -204,7 +217,7 @@ func (b *bench) benchHubLatency(ctx context.Context) {
 	defer kcl.Close()
 
 	nEvents := int(cfg.hubRate * cfg.hubDuration.Seconds())
-	sink := &latencySink{sent: make([]atomic.Int64, nEvents+1)}
+	sink := &latencySink{sent: make([]atomic.Int64, nEvents+1), got: make([]atomic.Int64, nEvents+1)}
 	var readers sync.WaitGroup
 	serve := func(c *wsConn) {
 		local := make([]int64, 0, nEvents)
@@ -299,7 +312,7 @@ func (b *bench) benchHubLatency(ctx context.Context) {
 		return float64(s[min(len(s)-1, int(p*float64(len(s))))]) / 1e6
 	}
 	b.emit(name+"_clients", float64(len(conns)), "clients", 0)
-	b.emit(name+"_replicas", float64(1+len(cfg.hubReplicas)), "hubs", 0)
+	b.emit(name+"_replicas", float64(1+len(b.cfg.hubReplicas)), "hubs", 0)
 	b.emit(name+"_events", float64(nEvents), "events", 0)
 	b.emit(name+"_pushes_received", float64(len(s)), "pushes", 0)
 	b.emit(name+"_pushes_missed", float64(want-int64(len(s))), "pushes", 0)
@@ -308,6 +321,15 @@ func (b *bench) benchHubLatency(ctx context.Context) {
 	b.emit(name+"_max_ms", float64(s[len(s)-1])/1e6, "ms", 1)
 	if cpu > 0 {
 		b.emit(name+"_hub_cpu_percent", 100*cpu.Seconds()/elapsed.Seconds(), "%", 0)
+	}
+	var short []string
+	for seq := 1; seq <= nEvents; seq++ {
+		if n := sink.got[seq].Load(); n < int64(len(conns)) && len(short) < 20 {
+			short = append(short, fmt.Sprintf("%d:%d", seq, n))
+		}
+	}
+	if len(short) > 0 {
+		b.logf("%s: events pushed to fewer clients than connected (seq:clients): %s", name, strings.Join(short, " "))
 	}
 	b.logf("%s: %d events in %s (%.1f/s), %d pushes to %d clients", name, nEvents, produced.Round(time.Millisecond),
 		float64(nEvents)/produced.Seconds(), len(s), len(conns))
@@ -388,4 +410,44 @@ func procCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(string(f[11]), 10, 64)
 	st, _ := strconv.ParseInt(string(f[12]), 10, 64)
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// spawnHubs starts n more hub replicas of the stack's binary on 127.0.0.1:18181.., adds them to
+// the addresses clients are spread over, and returns once each answers /readyz; stop ends them.
+func (b *bench) spawnHubs(ctx context.Context, n int) (stop func(), err error) {
+	var cmds []*exec.Cmd
+	stop = func() {
+		for _, c := range cmds {
+			_ = c.Process.Signal(syscall.SIGTERM)
+			_ = c.Wait()
+		}
+	}
+	for i := range n {
+		addr := fmt.Sprintf("127.0.0.1:%d", 18181+i)
+		cmd := exec.CommandContext(ctx, filepath.Join(b.cfg.stackDir, "bin", "progress-hub"))
+		cmd.Env = append(os.Environ(), "HUB_ADDR="+addr, "LOG_LEVEL=warn")
+		if err := cmd.Start(); err != nil {
+			stop()
+			return nil, fmt.Errorf("starting hub replica %s: %w", addr, err)
+		}
+		cmds = append(cmds, cmd)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				stop()
+				return nil, fmt.Errorf("hub replica %s not ready", addr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		b.cfg.hubReplicas = append(b.cfg.hubReplicas, addr)
+		b.logf("hub_latency: started a hub replica on %s", addr)
+	}
+	return stop, nil
 }

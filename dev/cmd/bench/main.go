@@ -70,6 +70,7 @@ type config struct {
 
 	hubAddr        string
 	hubReplicas    []string // hub_latency: more hub addresses the clients are spread over
+	hubSpawn       int      // hub_latency: replicas to start for the run
 	exportsURL     string
 	brokers        []string
 	hubClients     int           // clients following every job during hub_latency
@@ -112,6 +113,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	hubJobs := fs.Int("hub-jobs", 4, "hub_latency: synthetic jobs the events are spread over")
 	hubPID := fs.Int("hub-pid", 0, "hub benches: pid of the hub at HUB_ADDR to measure (default: the stack's progress-hub)")
 	hubReplicas := fs.String("hub-replicas", "", "hub_latency: comma-separated addresses of more hub replicas; the clients are spread over HUB_ADDR and these")
+	hubSpawn := fs.Int("hub-spawn", 0, "hub_latency: start this many more hub replicas (.stack/bin/progress-hub on 127.0.0.1:18181...) for the run, and spread the clients over them too")
 	hubSettle := fs.Duration("hub-settle", 5*time.Second, "hub_idle: wait once every client is connected before reading the hub's RSS")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: bench [flags]\n\nBenchmarks the local stack; one figure per line on stdout: name value unit.\n\nflags:")
@@ -146,6 +148,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		hubJobs:        *hubJobs,
 		hubSettle:      *hubSettle,
 		hubPID:         *hubPID,
+		hubSpawn:       *hubSpawn,
 	}
 	for a := range strings.SplitSeq(*hubReplicas, ",") {
 		if a = strings.TrimSpace(a); a != "" {

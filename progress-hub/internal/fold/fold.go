@@ -77,8 +77,10 @@ func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
 		h.handled.WithLabelValues(string(env.Type), "unknown_job").Inc()
 		return nil
 	}
-	if u.Version != 0 && u.Version <= h.pushed[u.JobID] {
+	if last := h.pushed[u.JobID]; u.Version != 0 && u.Version <= last {
 		h.handled.WithLabelValues(string(env.Type), "stale").Inc()
+		h.log.Debug("state older than the one pushed; not pushed", "job_id", u.JobID, "ce_id", env.ID,
+			"ce_type", env.Type, "version", u.Version, "pushed_version", last)
 		return nil
 	}
 	if err := h.push.Push(ctx, u); err != nil {
