@@ -15,6 +15,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	jobpkg "github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
@@ -188,33 +189,13 @@ func (a *api) getJob(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, job)
 }
 
-type progressBody struct {
-	TaskID    string             `json:"task_id"`
-	Status    jobstore.Status    `json:"status"`
-	Progress  float64            `json:"progress"`
-	RowsDone  int64              `json:"rows_done"`
-	RowsTotal *int64             `json:"rows_total"`
-	Bytes     int64              `json:"bytes_written"`
-	Phase     string             `json:"phase"`
-	Rate      *float64           `json:"rate_rows_per_s"`
-	ETA       *float64           `json:"eta_seconds"`
-	Queue     *int64             `json:"queue_position"`
-	ExpiresAt *time.Time         `json:"expires_at"`
-	UpdatedAt time.Time          `json:"updated_at"`
-	Error     *jobstore.JobError `json:"error"`
-}
-
 func (a *api) progress(w http.ResponseWriter, r *http.Request) {
 	job, ok := a.lookup(w, r, mux.Vars(r)["task_id"])
 	if !ok {
 		return
 	}
-	server.WriteJSON(w, http.StatusOK, progressBody{
-		TaskID: job.ID, Status: job.Status, Progress: job.Progress, RowsDone: job.RowsDone,
-		RowsTotal: job.RowsTotal, Bytes: job.BytesWritten, Phase: job.Phase, Rate: job.RateRowsPerS,
-		ETA: job.ETASeconds, Queue: job.QueuePosition, ExpiresAt: job.ExpiresAt,
-		UpdatedAt: job.UpdatedAt, Error: job.Error,
-	})
+	// The same view as the WebSocket's pushes (pkg/job.Progress): one shape for progress.
+	server.WriteJSON(w, http.StatusOK, jobpkg.ProgressOf(job))
 }
 
 func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {

@@ -23,8 +23,8 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
-	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
 )
 
 // Store reads a job row, deleted or not, for events that carry no state.
@@ -34,7 +34,7 @@ type Store interface {
 
 // Pusher delivers an update to the subscribed clients; the WebSocket hub implements it.
 type Pusher interface {
-	Push(ctx context.Context, u progress.Update) error
+	Push(ctx context.Context, u job.Progress) error
 }
 
 // maxTracked bounds the versions remembered; past it the memory starts afresh (a late
@@ -95,7 +95,7 @@ func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
 }
 
 // update is the push an event calls for; ok false for an event of an unknown job.
-func (h *Handler) update(ctx context.Context, ev events.Event) (progress.Update, bool, error) {
+func (h *Handler) update(ctx context.Context, ev events.Event) (job.Progress, bool, error) {
 	var (
 		st   *events.JobState
 		file *events.Object
@@ -103,7 +103,7 @@ func (h *Handler) update(ctx context.Context, ev events.Event) (progress.Update,
 	switch e := ev.(type) {
 	case events.ExportRequested:
 		// The job's first state, as pkg/job.New makes it.
-		return progress.FromState(e.JobID, events.JobState{
+		return job.ProgressFromState(e.JobID, events.JobState{
 			Version: 1, Status: string(jobstore.StatusQueued), Phase: events.PhaseQueued, UpdatedAt: e.RequestedAt,
 		}, nil), true, nil
 	case events.ExportStarted:
@@ -118,14 +118,14 @@ func (h *Handler) update(ctx context.Context, ev events.Event) (progress.Update,
 		st = e.State
 	}
 	if st != nil {
-		return progress.FromState(ev.Key(), *st, file), true, nil
+		return job.ProgressFromState(ev.Key(), *st, file), true, nil
 	}
 	j, err := h.store.GetAny(ctx, ev.Key())
 	if errors.Is(err, jobstore.ErrNotFound) {
-		return progress.Update{}, false, nil // unknown job: nobody can be subscribed to it
+		return job.Progress{}, false, nil // unknown job: nobody can be subscribed to it
 	}
 	if err != nil {
-		return progress.Update{}, false, fmt.Errorf("reading job %s after %s: %w", ev.Key(), ev.EventType(), err)
+		return job.Progress{}, false, fmt.Errorf("reading job %s after %s: %w", ev.Key(), ev.EventType(), err)
 	}
-	return progress.FromJob(j), true, nil
+	return job.ProgressOf(j), true, nil
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
-	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,11 +22,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // recorder is a Pusher keeping what it was given.
 type recorder struct {
 	mu      sync.Mutex
-	updates []progress.Update
+	updates []job.Progress
 	err     error
 }
 
-func (r *recorder) Push(_ context.Context, u progress.Update) error {
+func (r *recorder) Push(_ context.Context, u job.Progress) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
@@ -37,10 +36,10 @@ func (r *recorder) Push(_ context.Context, u progress.Update) error {
 	return nil
 }
 
-func (r *recorder) got() []progress.Update {
+func (r *recorder) got() []job.Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]progress.Update(nil), r.updates...)
+	return append([]job.Progress(nil), r.updates...)
 }
 
 // life runs a job through its writer (the in-memory repository deciding with pkg/job) and

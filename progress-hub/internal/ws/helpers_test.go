@@ -18,8 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
-	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -87,8 +87,8 @@ func (f *fakeJobs) List(_ context.Context, filter jobstore.ListFilter) ([]jobsto
 
 var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// job is a running job created i minutes after base.
-func job(id string, i int) jobstore.Job {
+// runningJob is a running job created i minutes after base.
+func runningJob(id string, i int) jobstore.Job {
 	total := int64(1000)
 	return jobstore.Job{
 		ID: id, TaskID: id, Entity: "products", Format: "csv", Status: jobstore.StatusRunning,
@@ -98,10 +98,10 @@ func job(id string, i int) jobstore.Job {
 }
 
 // update is the progress of job id at rows, stamped rows seconds after base.
-func update(id string, rows int64) progress.Update {
+func update(id string, rows int64) job.Progress {
 	total := int64(1000)
-	return progress.Update{
-		Type: progress.TypeProgress, TaskID: id, JobID: id, Status: jobstore.StatusRunning,
+	return job.Progress{
+		Type: job.TypeProgress, TaskID: id, JobID: id, Status: jobstore.StatusRunning,
 		Progress: float64(rows) / 10, RowsDone: rows, RowsTotal: &total,
 		UpdatedAt: base.Add(time.Hour + time.Duration(rows)*time.Second),
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
+	"github.com/productsmanager/exportplatform/pkg/job"
 )
 
 // client is one connection as the hub sees it. Its outbox is filled by the hub goroutine only
@@ -106,7 +106,7 @@ type Hub struct {
 	complete    chan completeReq
 	unsubscribe chan unsubscribeReq
 	reply       chan replyReq
-	updates     chan progress.Update
+	updates     chan job.Progress
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
@@ -131,7 +131,7 @@ func NewHub(log *slog.Logger, m *Metrics) *Hub {
 		complete:    make(chan completeReq),
 		unsubscribe: make(chan unsubscribeReq),
 		reply:       make(chan replyReq),
-		updates:     make(chan progress.Update, 64),
+		updates:     make(chan job.Progress, 64),
 		shutdown:    make(chan struct{}),
 		done:        make(chan struct{}),
 		clients:     map[*client]struct{}{},
@@ -186,7 +186,7 @@ func (h *Hub) Shutdown() {
 
 // Push hands an update to the hub. It returns nil once the hub has it, or when the hub has
 // stopped (nobody is connected any more), and ctx's error if ctx ends first.
-func (h *Hub) Push(ctx context.Context, u progress.Update) error {
+func (h *Hub) Push(ctx context.Context, u job.Progress) error {
 	select {
 	case h.updates <- u:
 		return nil
@@ -371,7 +371,7 @@ func (h *Hub) unsubscribeClient(r unsubscribeReq) {
 	h.deliver(c, encode(unsubscribedMessage{Type: typeUnsubscribed, TaskIDs: r.ids, All: r.all}))
 }
 
-func (h *Hub) broadcast(u progress.Update) {
+func (h *Hub) broadcast(u job.Progress) {
 	msg := encode(u)
 	for c := range h.pendings {
 		if !c.pending.covers(u.JobID) {

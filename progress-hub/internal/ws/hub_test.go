@@ -9,7 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/productsmanager/exportplatform/progress-hub/internal/progress"
+	"github.com/productsmanager/exportplatform/pkg/job"
 )
 
 // runHub starts a hub with no network in front of it.
@@ -41,7 +41,7 @@ func fakeClient(t *testing.T, h *Hub, id uint64, buffer int) *client {
 	return c
 }
 
-func recv(t *testing.T, c *client) (progress.Update, bool) {
+func recv(t *testing.T, c *client) (job.Progress, bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for {
@@ -52,14 +52,14 @@ func recv(t *testing.T, c *client) (progress.Update, bool) {
 		}
 		c.out.mu.Unlock()
 		if len(q) > 0 {
-			var u progress.Update
+			var u job.Progress
 			if err := json.Unmarshal(q[0], &u); err != nil {
 				t.Fatal(err)
 			}
 			return u, true
 		}
 		if closed {
-			return progress.Update{}, false
+			return job.Progress{}, false
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no message")

@@ -34,7 +34,7 @@ func (g *gatedList) List(ctx context.Context, f jobstore.ListFilter) ([]jobstore
 // between the read and its beginning can be missed.
 func TestRecentJobsSharedOnlyByEarlierSubscriptions(t *testing.T) {
 	t.Parallel()
-	jobs := &gatedList{fakeJobs: newFakeJobs(job(jobA, 1), job(jobB, 2)), entered: make(chan struct{}, 4), release: make(chan struct{})}
+	jobs := &gatedList{fakeJobs: newFakeJobs(runningJob(jobA, 1), runningJob(jobB, 2)), entered: make(chan struct{}, 4), release: make(chan struct{})}
 	m := NewMetrics(prometheus.NewRegistry())
 	s, err := NewServer(NewHub(testLogger(t), m), jobs, mustVerifier(t), testLogger(t), m, Options{})
 	if err != nil {

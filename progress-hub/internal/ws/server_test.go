@@ -33,7 +33,7 @@ func push(t *testing.T, e *testEnv, id string, rows int64) {
 
 func TestSubscribeByIDsSnapshotThenPushes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFakeJobs(job(jobA, 1), job(jobB, 2)), Options{})
+	e := newEnv(t, newFakeJobs(runningJob(jobA, 1), runningJob(jobB, 2)), Options{})
 	c := e.dial(t)
 	c.send(map[string]any{"type": "subscribe", "task_ids": []string{jobA, "nope", jobA}})
 	snap := c.expect("snapshot", jobA)
@@ -56,7 +56,7 @@ func TestSubscribeByIDsSnapshotThenPushes(t *testing.T) {
 
 func TestSubscribeAllGetsRecentSnapshotsAndEveryPush(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFakeJobs(job(jobA, 1), job(jobB, 2), job(jobC, 3)), Options{AllSnapshots: 2})
+	e := newEnv(t, newFakeJobs(runningJob(jobA, 1), runningJob(jobB, 2), runningJob(jobC, 3)), Options{AllSnapshots: 2})
 	all := e.dial(t)
 	one := e.dial(t)
 	all.send(map[string]any{"type": "subscribe", "all": true})
@@ -80,7 +80,7 @@ func TestSubscribeAllGetsRecentSnapshotsAndEveryPush(t *testing.T) {
 
 func TestUnsubscribedJobsAreNotPushed(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFakeJobs(job(jobA, 1), job(jobB, 2)), Options{})
+	e := newEnv(t, newFakeJobs(runningJob(jobA, 1), runningJob(jobB, 2)), Options{})
 	c := e.dial(t)
 	c.send(map[string]any{"type": "subscribe", "task_ids": []string{jobA, jobB}})
 	c.expect("snapshot", jobA)
@@ -109,7 +109,7 @@ func TestUnsubscribedJobsAreNotPushed(t *testing.T) {
 func TestSnapshotHoldsBackOlderUpdates(t *testing.T) {
 	t.Parallel()
 	jobs := newFakeJobs()
-	snap := job(jobA, 1)
+	snap := runningJob(jobA, 1)
 	snap.RowsDone = 30
 	snap.UpdatedAt = update(jobA, 30).UpdatedAt
 	jobs.jobs[jobA] = snap
@@ -132,7 +132,7 @@ func TestSnapshotHoldsBackOlderUpdates(t *testing.T) {
 
 func TestBadMessagesAreAnsweredAndTheConnectionStays(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFakeJobs(job(jobA, 1)), Options{MaxIDs: 2})
+	e := newEnv(t, newFakeJobs(runningJob(jobA, 1)), Options{MaxIDs: 2})
 	c := e.dial(t)
 	tests := []struct {
 		name      string
@@ -159,7 +159,7 @@ func TestBadMessagesAreAnsweredAndTheConnectionStays(t *testing.T) {
 
 func TestSubscribeAllWhenListingFails(t *testing.T) {
 	t.Parallel()
-	jobs := newFakeJobs(job(jobA, 1))
+	jobs := newFakeJobs(runningJob(jobA, 1))
 	jobs.listErr = errors.New("database down")
 	e := newEnv(t, jobs, Options{})
 	c := e.dial(t)
@@ -245,7 +245,7 @@ func foreignToken(t *testing.T) string {
 
 func TestSlowConnectionIsDroppedFastOneKeepsReceiving(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFakeJobs(job(jobA, 1)), Options{SendBuffer: 8, WriteWait: 300 * time.Millisecond})
+	e := newEnv(t, newFakeJobs(runningJob(jobA, 1)), Options{SendBuffer: 8, WriteWait: 300 * time.Millisecond})
 	fast, slow := e.dial(t), e.dial(t)
 	for _, c := range []*wsClient{fast, slow} {
 		c.send(map[string]any{"type": "subscribe", "task_ids": []string{jobA}})

@@ -1,4 +1,4 @@
-package progress
+package job
 
 import (
 	"encoding/json"
@@ -8,31 +8,30 @@ import (
 	"time"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
-	"github.com/productsmanager/exportplatform/pkg/jobstore"
 )
 
-func TestFromJob(t *testing.T) {
+func TestProgressOf(t *testing.T) {
 	t.Parallel()
 	total := int64(10)
 	file := &events.Object{Bucket: "exports", Key: "k", FileName: "f.csv"}
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
-		status   jobstore.Status
+		status   Status
 		wantType string
 		wantFile bool
 	}{
-		{jobstore.StatusQueued, "progress", false},
-		{jobstore.StatusRunning, "progress", false},
-		{jobstore.StatusCompleted, "completed", true},
-		{jobstore.StatusFailed, "failed", false},
-		{jobstore.StatusCancelled, "cancelled", false},
-		{jobstore.StatusExpired, "expired", false},
+		{StatusQueued, "progress", false},
+		{StatusRunning, "progress", false},
+		{StatusCompleted, "completed", true},
+		{StatusFailed, "failed", false},
+		{StatusCancelled, "cancelled", false},
+		{StatusExpired, "expired", false},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.status), func(t *testing.T) {
 			t.Parallel()
 			rate, eta, pos := 1200.5, 3.2, int64(4)
-			u := FromJob(jobstore.Job{ID: "j", TaskID: "j", Status: tt.status, Progress: 50, RowsDone: 5,
+			u := ProgressOf(Job{ID: "j", TaskID: "j", Status: tt.status, Progress: 50, RowsDone: 5,
 				RowsTotal: &total, BytesWritten: 7, UpdatedAt: at, File: file, Phase: "writing",
 				RateRowsPerS: &rate, ETASeconds: &eta, QueuePosition: &pos, ExpiresAt: &at})
 			if u.Type != tt.wantType || u.TaskID != "j" || u.JobID != "j" || u.Status != tt.status ||
@@ -50,8 +49,8 @@ func TestFromJob(t *testing.T) {
 // TestUpdateJSON pins the wire names of CONTRACT §5.
 func TestUpdateJSON(t *testing.T) {
 	t.Parallel()
-	b, err := json.Marshal(FromJob(jobstore.Job{ID: "j", Status: jobstore.StatusFailed,
-		Error: &jobstore.JobError{Code: "c", Message: "m"}}))
+	b, err := json.Marshal(ProgressOf(Job{ID: "j", Status: StatusFailed,
+		Error: &Error{Code: "c", Message: "m"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
