@@ -126,7 +126,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 
 	sink := audit.NewSink(st, audit.NewMetrics(reg))
-	consumer := eventbus.NewConsumer(cl, log.With("component", "consumer"), handler(sink))
+	consumer := eventbus.NewConsumer(cl, log.With("component", "consumer"), handler(sink)).WithDeadLetter(cfg.Group)
 
 	mux := http.NewServeMux()
 	server.Ops(mux, reg, map[string]server.Check{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -173,6 +174,20 @@ func TestRunAuditsEvents(t *testing.T) {
 		return actions == want, "actions " + actions
 	})
 
+	// The record that is not a CloudEvent went to the dead-letter topic, with its reason.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		r := deadLettered(t, brokers, topicEv)
+		if r == nil {
+			return false, "nothing dead-lettered from " + topicEv
+		}
+		h := map[string]string{}
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		return string(r.Value) == "not a cloudevent" && strings.Contains(h["dlq_reason"], "not a CloudEvent") &&
+			h["dlq_group"] == group, fmt.Sprintf("dead-lettered %q with %v", r.Value, h)
+	})
+
 	for path, wantBody := range map[string]string{
 		"/healthz": `"ok"`,
 		"/readyz":  `"ready"`,
@@ -327,4 +342,27 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// deadLettered is the record of events.TopicDeadLetter that came from topic, or nil.
+func deadLettered(t *testing.T, brokers []string, topic string) *kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(events.TopicDeadLetter),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(time.Now().Add(-time.Minute).UnixMilli())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		for _, r := range cl.PollFetches(ctx).Records() {
+			for _, h := range r.Headers {
+				if h.Key == "dlq_topic" && string(h.Value) == topic {
+					return r
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -192,7 +192,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); _ = rl.Run(relayCtx) }()
-	consumer := eventbus.NewConsumer(consumerCl, log.With("component", "consumer"), in.Handle)
+	consumer := eventbus.NewConsumer(consumerCl, log.With("component", "consumer"), in.Handle).WithDeadLetter(cfg.Group)
 
 	mux := http.NewServeMux()
 	server.Ops(mux, reg, map[string]server.Check{

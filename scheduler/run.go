@@ -169,7 +169,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	loop := firing.New(store, firing.Config{Grace: cfg.MisfireGrace, Window: cfg.CatchUpWindow, Poll: cfg.Poll, Workers: cfg.Workers},
 		time.Now, newID, log.With("component", "firing"), firing.NewMetrics(reg))
 	consumer := eventbus.NewConsumer(kafka, log.With("component", "outcomes"),
-		outcomes.Handler(store, time.Now, log.With("component", "outcomes"), reg))
+		outcomes.Handler(store, time.Now, log.With("component", "outcomes"), reg)).WithDeadLetter(cfg.Group)
 
 	mux := http.NewServeMux()
 	server.Ops(mux, reg, map[string]server.Check{

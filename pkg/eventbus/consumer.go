@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,17 +26,32 @@ func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err)
 
 // Consumer is one poll loop over a client built with ConsumerOpts (a group: offsets are
 // committed as handled) or BroadcastOpts (no group: nothing to commit).
+//
+// A record that is not a CloudEvent, whose handler says it can never succeed (Permanent), or
+// that still fails after MaxAttempts tries goes to the dead-letter topic (when DeadLetter is
+// set: group consumers) with the reason in headers, and the loop moves on; it is committed only
+// once the dead-letter topic has it.
 type Consumer struct {
 	cl      *kgo.Client
 	handle  Handler
 	log     *slog.Logger
 	backoff Backoff
+	// DeadLetter is the topic of the records given up on ("" : they are logged and skipped).
+	DeadLetter string
+	// Group names the consumer in dead-letter headers.
+	Group string
+	// MaxAttempts bounds the tries of one record (0: until the context ends).
+	MaxAttempts int
 }
 
-// Backoff is a capped exponential retry delay.
+// Backoff is a capped exponential retry delay: the platform's one retry schedule for Kafka
+// handlers.
 type Backoff struct {
 	Initial, Max time.Duration
 }
+
+// Delay is the wait before retry number attempt (1 for the first retry).
+func (b Backoff) Delay(attempt int) time.Duration { return b.delay(attempt) }
 
 func (b Backoff) delay(attempt int) time.Duration {
 	d := b.Initial
@@ -42,6 +59,14 @@ func (b Backoff) delay(attempt int) time.Duration {
 		d *= 2
 	}
 	return min(d, b.Max)
+}
+
+// WithDeadLetter makes c, a consumer of group, send the records it gives up on to
+// events.TopicDeadLetter, and give up on a record after 30 tries (about four minutes of
+// backoff): a poison record then costs its partition minutes, not forever.
+func (c *Consumer) WithDeadLetter(group string) *Consumer {
+	c.DeadLetter, c.Group, c.MaxAttempts = events.TopicDeadLetter, group, 30
+	return c
 }
 
 // NewConsumer builds a consumer; handlers retry with a 100 ms..10 s backoff.
@@ -90,8 +115,8 @@ func (c *Consumer) process(ctx context.Context, r *kgo.Record) (err error) {
 	log := c.log.With("topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
 	env, perr := Envelope(r)
 	if perr != nil {
-		log.Error("skipping record that is not a CloudEvent", "err", perr)
-		return nil
+		log.Error("record is not a CloudEvent; dead-lettered", "err", perr)
+		return c.deadLetter(ctx, r, "not a CloudEvent: "+perr.Error(), log)
 	}
 	log = log.With("ce_id", env.ID, "ce_type", env.Type, "job_id", env.Key)
 	for attempt := 1; ; attempt++ {
@@ -100,14 +125,49 @@ func (c *Consumer) process(ctx context.Context, r *kgo.Record) (err error) {
 			return nil
 		}
 		if errors.Is(herr, ErrPermanent) {
-			log.Error("skipping event that cannot be handled", "err", herr)
+			log.Error("event cannot be handled; dead-lettered", "err", herr)
+			return c.deadLetter(ctx, r, herr.Error(), log)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if c.MaxAttempts > 0 && attempt >= c.MaxAttempts {
+			log.Error("event still failing after its retries; dead-lettered", "attempts", attempt, "err", herr)
+			return c.deadLetter(ctx, r, fmt.Sprintf("failed %d times: %v", attempt, herr), log)
+		}
+		d := c.backoff.delay(attempt)
+		log.Warn("handler failed, retrying", "attempt", attempt, "retry_in", d.String(), "err", herr)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// deadLetter copies r to the dead-letter topic with why, retrying until Kafka has it (or ctx
+// ends: the record is then not committed, and handled again by the next owner).
+func (c *Consumer) deadLetter(ctx context.Context, r *kgo.Record, why string, log *slog.Logger) error {
+	if c.DeadLetter == "" {
+		return nil
+	}
+	dl := &kgo.Record{Topic: c.DeadLetter, Key: r.Key, Value: r.Value, Headers: append(slices.Clone(r.Headers),
+		kgo.RecordHeader{Key: "dlq_reason", Value: []byte(why)},
+		kgo.RecordHeader{Key: "dlq_topic", Value: []byte(r.Topic)},
+		kgo.RecordHeader{Key: "dlq_partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
+		kgo.RecordHeader{Key: "dlq_offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		kgo.RecordHeader{Key: "dlq_group", Value: []byte(c.Group)},
+	)}
+	for attempt := 1; ; attempt++ {
+		err := c.cl.ProduceSync(ctx, dl).FirstErr()
+		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		d := c.backoff.delay(attempt)
-		log.Warn("handler failed, retrying", "attempt", attempt, "retry_in", d.String(), "err", herr)
+		log.Warn("writing to the dead-letter topic failed, retrying", "retry_in", d.String(), "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -443,5 +444,74 @@ func TestPublishFailsWhenKafkaIsAway(t *testing.T) {
 	}
 	if _, err := eventbus.NewClient(eventbus.Config{}, log, nil); err == nil {
 		t.Error("NewClient without brokers returned no error")
+	}
+}
+
+// TestDeadLetter: with a dead-letter topic, a record that is not a CloudEvent, one its handler
+// calls permanent and one still failing after its tries all go there with their reason, are
+// committed, and the records behind them are handled.
+func TestDeadLetter(t *testing.T) {
+	t.Parallel()
+	b := &bus{topic: eventbustest.Name("eventbus"), group: eventbustest.Name("group"),
+		log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))}
+	b.brokers = eventbustest.NewCluster(t, 1, b.topic, events.TopicDeadLetter)
+	pcl, err := eventbus.NewClient(eventbus.Config{Brokers: b.brokers}, b.log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	b.pub = eventbus.NewPublisher(pcl, b.log)
+	if err := pcl.ProduceSync(t.Context(), &kgo.Record{Topic: b.topic, Key: []byte("job-x"), Value: []byte(`{"hello":1}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ids := publishN(t, b, 3) // 0: permanent, 1: always failing, 2: fine
+	cl, err := eventbus.NewClient(eventbus.Config{Brokers: b.brokers}, b.log, nil, eventbus.ConsumerOpts(b.group, b.topic)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := eventbus.NewConsumer(cl, b.log, func(_ context.Context, env events.Envelope) error {
+		switch env.ID {
+		case ids[0]:
+			return eventbus.Permanent(errors.New("bad data"))
+		case ids[1]:
+			return errors.New("still down")
+		}
+		return nil
+	}).WithDeadLetter(b.group)
+	c.MaxAttempts = 3
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	eventually(t, "every record committed", func() bool {
+		offs, err := kadm.NewClient(pcl).FetchOffsets(t.Context(), b.group)
+		o, ok := offs.Lookup(b.topic, 0)
+		return err == nil && ok && o.At == 4
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+
+	recs := eventbustest.ReadTopic(t, b.brokers, events.TopicDeadLetter, 3, waitFor)
+	var reasons []string
+	for _, r := range recs {
+		h := map[string]string{}
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		if h["dlq_topic"] != b.topic || h["dlq_group"] != b.group || h["dlq_offset"] == "" {
+			t.Errorf("dead-letter headers %v", h)
+		}
+		reasons = append(reasons, h["dlq_reason"])
+	}
+	want := []string{"not a CloudEvent", "bad data", "failed 3 times: still down"}
+	if len(reasons) != len(want) {
+		t.Fatalf("dead-lettered %q, want %d records", reasons, len(want))
+	}
+	for i := range want {
+		if !strings.Contains(reasons[i], want[i]) {
+			t.Errorf("reason %d = %q, want it to say %q", i, reasons[i], want[i])
+		}
 	}
 }

@@ -10,6 +10,9 @@ import (
 const (
 	TopicRequested = "exports.requested"
 	TopicEvents    = "exports.events"
+	// TopicDeadLetter holds the records a consumer group could not handle: not CloudEvents,
+	// undecodable, or still failing after its retries; each with its reason in headers.
+	TopicDeadLetter = "exports.deadletter"
 )
 
 // Source is the ce_source of every event the platform emits.
