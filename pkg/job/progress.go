@@ -26,23 +26,23 @@ const (
 // "queue_position", "expires_at", "updated_at", "error"} and "file" once completed: the same
 // fields as the job and the progress endpoint.
 type Progress struct {
-	Type         string             `json:"type"`
-	TaskID       string             `json:"task_id"`
-	JobID        string             `json:"job_id"`
-	Status       Status    `json:"status"`
-	Progress     float64            `json:"progress"`
-	RowsDone     int64              `json:"rows_done"`
-	RowsTotal    *int64             `json:"rows_total"`
-	BytesWritten int64              `json:"bytes_written"`
-	Phase        string             `json:"phase"`
-	RateRowsPerS *float64           `json:"rate_rows_per_s"`
-	ETASeconds   *float64           `json:"eta_seconds"`
-	QueuePos     *int64             `json:"queue_position"`
-	ExpiresAt    *time.Time         `json:"expires_at"`
-	UpdatedAt    time.Time          `json:"updated_at"`
-	Version      int64              `json:"version"`
-	Error        *Error `json:"error"`
-	File         *File          `json:"file,omitempty"`
+	Type         string     `json:"type"`
+	TaskID       string     `json:"task_id"`
+	JobID        string     `json:"job_id"`
+	Status       Status     `json:"status"`
+	Progress     float64    `json:"progress"`
+	RowsDone     int64      `json:"rows_done"`
+	RowsTotal    *int64     `json:"rows_total"`
+	BytesWritten int64      `json:"bytes_written"`
+	Phase        string     `json:"phase"`
+	RateRowsPerS *float64   `json:"rate_rows_per_s"`
+	ETASeconds   *float64   `json:"eta_seconds"`
+	QueuePos     *int64     `json:"queue_position"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	Version      int64      `json:"version"`
+	Error        *Error     `json:"error"`
+	File         *File      `json:"file,omitempty"`
 }
 
 // TypeOf is the update type of a job status.
@@ -101,4 +101,3 @@ func ProgressFromState(jobID string, st events.JobState, file *events.Object) Pr
 	}
 	return u
 }
-
