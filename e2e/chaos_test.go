@@ -536,8 +536,9 @@ func (f *fleet) waitSeen(ids []string, timeout time.Duration) int {
 	}
 }
 
-// smallJob selects a few hundred products, so that many jobs end quickly.
-var smallJob = map[string]any{"filters": map[string]any{"search": "SKU-0001"}}
+// smallJob selects 1,000 of the 200,000 products (SKUs like XXX-0001nnn), so that many jobs
+// end quickly.
+var smallJob = map[string]any{"filters": map[string]any{"search": "-0001"}}
 
 // TestChaosExporterKilledMidWrite: two exporters; the one writing a job is killed -9; the
 // other takes its jobs over once their leases lapse.
@@ -598,10 +599,16 @@ func TestChaosExporterKilledAfterUpload(t *testing.T) {
 	}
 	s.stackCmd(t, "start", "exporter")
 	restarted = true
+	objects, _ := s.bucket(t, "products/"+ids[0]+"/")
+	c.note("stored before the crash: %v", objects)
 	c.check(2 * time.Minute)
 	conn := s.exportsConn(t)
-	if j := readJobs(t, conn, ids)[ids[0]]; j.attempt < 2 || j.file == nil || !strings.Contains(j.file.Key, fmt.Sprintf("/%d/", j.attempt)) {
+	j := readJobs(t, conn, ids)[ids[0]]
+	if j.attempt < 2 || j.file == nil || !strings.Contains(j.file.Key, fmt.Sprintf("/%d/", j.attempt)) {
 		t.Errorf("job ended at attempt %d with file %+v; want attempt 2's file", j.attempt, j.file)
+	}
+	if len(objects) != 1 || j.file == nil || objects[0] == j.file.Key {
+		t.Errorf("before the crash the bucket held %v; want attempt 1's file, never the one announced (%+v)", objects, j.file)
 	}
 }
 
