@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/productsmanager/exportplatform/pkg/backoff"
 	"github.com/productsmanager/exportplatform/pkg/events"
 )
 
@@ -44,22 +45,8 @@ type Consumer struct {
 	MaxAttempts int
 }
 
-// Backoff is a capped exponential retry delay: the platform's one retry schedule for Kafka
-// handlers.
-type Backoff struct {
-	Initial, Max time.Duration
-}
-
-// Delay is the wait before retry number attempt (1 for the first retry).
-func (b Backoff) Delay(attempt int) time.Duration { return b.delay(attempt) }
-
-func (b Backoff) delay(attempt int) time.Duration {
-	d := b.Initial
-	for i := 1; i < attempt && d < b.Max; i++ {
-		d *= 2
-	}
-	return min(d, b.Max)
-}
+// Backoff is the retry schedule of handlers (pkg/backoff's, the platform's one).
+type Backoff = backoff.Backoff
 
 // WithDeadLetter makes c, a consumer of group, send the records it gives up on to
 // events.TopicDeadLetter, and give up on a record after 30 tries (about four minutes of
@@ -135,7 +122,7 @@ func (c *Consumer) process(ctx context.Context, r *kgo.Record) (err error) {
 			log.Error("event still failing after its retries; dead-lettered", "attempts", attempt, "err", herr)
 			return c.deadLetter(ctx, r, fmt.Sprintf("failed %d times: %v", attempt, herr), log)
 		}
-		d := c.backoff.delay(attempt)
+		d := c.backoff.Delay(attempt)
 		log.Warn("handler failed, retrying", "attempt", attempt, "retry_in", d.String(), "err", herr)
 		select {
 		case <-ctx.Done():
@@ -166,7 +153,7 @@ func (c *Consumer) deadLetter(ctx context.Context, r *kgo.Record, why string, lo
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := c.backoff.delay(attempt)
+		d := c.backoff.Delay(attempt)
 		log.Warn("writing to the dead-letter topic failed, retrying", "retry_in", d.String(), "err", err)
 		select {
 		case <-ctx.Done():

@@ -15,9 +15,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/productsmanager/exportplatform/pkg/backoff"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 )
+
+// retries is the relay's backoff while Kafka or the database fail.
+var retries = backoff.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // Outbox is the store side; *jobstore.Store implements it.
 type Outbox interface {
@@ -78,7 +82,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go r.listen(lctx)
-	backoff := time.Duration(0)
+	failures := 0
+	var delay time.Duration
 	for {
 		res, err := r.outbox.RelayOutbox(ctx, r.Batch, r.publish)
 		wait := r.Interval
@@ -87,20 +92,21 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case err != nil || res.Failed > 0:
 			r.failures.Inc()
-			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-			wait = backoff
-			r.log.Warn("relaying outbox failed; will retry", "retry_in", backoff.String(), "failed", res.Failed, "err", err)
+			failures++
+			delay = retries.Delay(failures)
+			wait = delay
+			r.log.Warn("relaying outbox failed; will retry", "retry_in", delay.String(), "failed", res.Failed, "err", err)
 		case res.Busy:
 			// Another process relays; it will see the rows. Look again soon in case it stops.
-			backoff = 0
+			failures, delay = 0, 0
 		case res.Relayed+res.Dead == r.Batch:
-			backoff = 0
+			failures, delay = 0, 0
 			continue // more waiting
 		default:
-			if backoff > 0 {
+			if failures > 0 {
 				r.log.Info("outbox relay recovered")
 			}
-			backoff = 0
+			failures, delay = 0, 0
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -109,8 +115,8 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case <-r.kick:
 			t.Stop()
-			if backoff > 0 { // a failing dependency: keep the backoff rather than hammer it
-				if !sleep(ctx, backoff) {
+			if delay > 0 { // a failing dependency: keep the backoff rather than hammer it
+				if !backoff.Sleep(ctx, delay) {
 					return nil
 				}
 			}
@@ -122,16 +128,15 @@ func (r *Relay) Run(ctx context.Context) error {
 // listen keeps a LISTEN connection that wakes the relay on every outbox commit, reconnecting
 // with a backoff; meanwhile the relay polls every Interval.
 func (r *Relay) listen(ctx context.Context) {
-	backoff := time.Duration(0)
-	for ctx.Err() == nil {
+	for failures := 1; ctx.Err() == nil; failures++ {
 		err := r.outbox.Listen(ctx, r.Notify)
 		if ctx.Err() != nil {
 			return
 		}
-		backoff = min(max(2*backoff, 200*time.Millisecond), 5*time.Second)
-		r.log.Warn("outbox notifications lost; polling meanwhile", "retry_in", backoff.String(), "err", err)
+		d := retries.Delay(failures)
+		r.log.Warn("outbox notifications lost; polling meanwhile", "retry_in", d.String(), "err", err)
 		r.Notify()
-		if !sleep(ctx, backoff) {
+		if !backoff.Sleep(ctx, d) {
 			return
 		}
 	}
@@ -157,17 +162,6 @@ func (r *Relay) publish(ctx context.Context, msgs []jobstore.OutboxMessage) []er
 		}
 	}
 	return errs
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // health exports the outbox's backlog, the age of its oldest row and the rows moved aside,

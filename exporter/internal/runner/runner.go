@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/productsmanager/exportplatform/pkg/backoff"
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/export"
@@ -182,6 +183,9 @@ func (r *Runner) record(ctx context.Context, lease jobstore.Lease, c job.Command
 	}
 }
 
+// recordRetries is the backoff of a record the database did not take.
+var recordRetries = backoff.Backoff{Initial: 500 * time.Millisecond, Max: 5 * time.Second}
+
 // retry calls fn until it succeeds or is refused by the job, backing off 0.5..5 s; once ctx
 // ends it keeps going for one lease TTL.
 func (r *Runner) retry(ctx context.Context, what string, fn func(context.Context) error, log *slog.Logger) error {
@@ -201,9 +205,9 @@ func (r *Runner) retry(ctx context.Context, what string, fn func(context.Context
 				return err
 			}
 		}
-		d := min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)
+		d := recordRetries.Delay(attempt)
 		log.Warn(what+" failed; retrying", "attempt", attempt, "retry_in", d.String(), "err", err)
-		time.Sleep(d)
+		backoff.Sleep(bg, d)
 	}
 }
 
