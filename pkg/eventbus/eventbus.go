@@ -206,6 +206,12 @@ func rejected(err error) bool {
 func CloseGroup(cl *kgo.Client, budget time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
-	_ = cl.LeaveGroupContext(ctx) // past the budget the broker drops us at the session timeout
+	if err := cl.LeaveGroupContext(ctx); err != nil {
+		// Past the budget: leave at once (a cancelled context is franz-go's "now"); the broker
+		// drops the member at its session timeout.
+		now, stop := context.WithCancel(context.Background())
+		stop()
+		_ = cl.LeaveGroupContext(now)
+	}
 	cl.Close()
 }
