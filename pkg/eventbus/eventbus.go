@@ -56,9 +56,15 @@ func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...
 
 // ConsumerOpts are the options of a group consumer reading committed records from the start of
 // topics it has never seen, committing only what handlers have finished.
+//
+// Session and rebalance timeouts are 10 s (franz-go's defaults are 45 s and 60 s): handlers
+// never hold a record long (exports run outside the poll loop), and a member killed -9 then
+// holds up the group's rebalance, and the shutdown of the members that wait on it, for 10 s.
 func ConsumerOpts(group string, topics ...string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ConsumerGroup(group),
+		kgo.SessionTimeout(10 * time.Second),
+		kgo.RebalanceTimeout(10 * time.Second),
 		kgo.ConsumeTopics(topics...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
