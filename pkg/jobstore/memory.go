@@ -138,6 +138,56 @@ func (m *Memory) ClaimNext(_ context.Context, o ClaimOptions) (Job, Lease, error
 	return Job{}, Lease{}, ErrNotClaimed
 }
 
+// List is Store.List: jobs not deleted, newest first, filtered, paged by a (created_at, id)
+// cursor.
+func (m *Memory) List(_ context.Context, f ListFilter) ([]Job, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	var after time.Time
+	var afterID string
+	if f.Cursor != "" {
+		t, id, err := DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		after, afterID = t, id
+	}
+	var out []Job
+	for _, j := range m.jobs {
+		switch {
+		case j.Deleted(),
+			f.Status != "" && j.Status != f.Status,
+			f.Entity != "" && j.Entity != f.Entity,
+			f.Format != "" && j.Format != f.Format,
+			f.RequestedBy != "" && j.RequestedBy != f.RequestedBy,
+			f.ScheduleID != "" && (j.ScheduleID == nil || *j.ScheduleID != f.ScheduleID),
+			!f.ScheduledFor.IsZero() && (j.ScheduledFor == nil || !j.ScheduledFor.Equal(f.ScheduledFor)),
+			!f.CreatedAfter.IsZero() && j.CreatedAt.Before(f.CreatedAfter),
+			!f.CreatedBefore.IsZero() && !j.CreatedAt.Before(f.CreatedBefore),
+			f.Cursor != "" && !(j.CreatedAt.Before(after) || j.CreatedAt.Equal(after) && j.ID < afterID):
+			continue
+		}
+		out = append(out, m.view(j))
+	}
+	slices.SortFunc(out, func(a, b Job) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return compareStrings(b.ID, a.ID)
+	})
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[len(out)-1]
+		next = EncodeCursor(last.CreatedAt, last.ID)
+	}
+	return out, next, nil
+}
+
 // Cancel is Store.Cancel.
 func (m *Memory) Cancel(ctx context.Context, id, by string) (Job, error) {
 	j, err := m.Do(ctx, id, job.Cancel{By: by, Reason: "cancelled on request", At: m.now()})

@@ -30,6 +30,7 @@ type Repository interface {
 	Cancel(ctx context.Context, id, by string) (jobstore.Job, error)
 	Delete(ctx context.Context, id, by string) (jobstore.Job, error)
 	Cancelled(ctx context.Context, id string) (bool, error)
+	List(ctx context.Context, f jobstore.ListFilter) ([]jobstore.Job, string, error)
 	Pending(ctx context.Context, key string) ([]jobstore.OutboxMessage, error)
 	SetClock(now func() time.Time)
 }
@@ -274,6 +275,49 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 		msgs, _ := r.Pending(ctx, a.JobID)
 		if last := msgs[len(msgs)-1]; last.Envelope.Type != events.TypeFailed {
 			t.Errorf("the exhausted job's last event is %s", last.Envelope.Type)
+		}
+	})
+
+	t.Run("list: newest first, filters, cursor, no deleted job", func(t *testing.T) {
+		r := fresh(t)
+		base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+		var ids []string // oldest first
+		for i := range 7 {
+			req := Request(t, base.Add(time.Duration(i)*time.Minute))
+			req.Format = []string{"csv", "excel"}[i%2]
+			if _, err := r.Create(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, req.JobID)
+		}
+		if _, err := r.Delete(ctx, ids[6], "bob"); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		f := jobstore.ListFilter{Format: "csv", Limit: 2}
+		for pages := 0; pages < 10; pages++ {
+			jobs, next, err := r.List(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range jobs {
+				got = append(got, j.ID)
+			}
+			if next == "" {
+				break
+			}
+			f.Cursor = next
+		}
+		// csv: 0, 2, 4, 6 (deleted): newest first, without the deleted one.
+		if want := []string{ids[4], ids[2], ids[0]}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("listed %v, want %v", got, want)
+		}
+		if _, _, err := r.List(ctx, jobstore.ListFilter{Cursor: "bogus"}); !errors.Is(err, jobstore.ErrBadCursor) {
+			t.Errorf("a bad cursor: %v", err)
+		}
+		jobs, _, err := r.List(ctx, jobstore.ListFilter{Status: jobstore.StatusQueued, CreatedAfter: base.Add(time.Minute), CreatedBefore: base.Add(3 * time.Minute)})
+		if err != nil || len(jobs) != 2 || jobs[0].ID != ids[2] || jobs[1].ID != ids[1] || jobs[0].QueuePosition == nil {
+			t.Errorf("a time range: %d jobs (%v)", len(jobs), err)
 		}
 	})
 
