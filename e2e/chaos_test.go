@@ -179,6 +179,18 @@ func readJobs(t *testing.T, conn *pgx.Conn, ids []string) map[string]jobEnd {
 	return out
 }
 
+// ended counts the jobs among ids whose row has ended.
+func ended(t *testing.T, conn *pgx.Conn, ids []string) int {
+	t.Helper()
+	n := 0
+	for _, j := range readJobs(t, conn, ids) {
+		if terminal(j.status) {
+			n++
+		}
+	}
+	return n
+}
+
 func terminal(status string) bool {
 	return status == "completed" || status == "failed" || status == "cancelled" || status == "expired"
 }
@@ -213,19 +225,10 @@ func (c *chaosRun) check(timeout time.Duration) {
 	defer conn.Close(ctx)
 	deadline := time.Now().Add(timeout)
 	var jobs map[string]jobEnd
-	for {
-		jobs = readJobs(t, conn, c.jobs)
-		done := 0
-		for _, j := range jobs {
-			if terminal(j.status) {
-				done++
-			}
-		}
-		if done == len(c.jobs) || time.Now().After(deadline) {
-			break
-		}
+	for ended(t, conn, c.jobs) < len(c.jobs) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
+	jobs = readJobs(t, conn, c.jobs)
 	lost, dup := 0, 0
 	bad := map[string]string{} // job → first problem
 	fail := func(id, problem string, duplicate bool) {
@@ -274,9 +277,9 @@ func (c *chaosRun) check(timeout time.Duration) {
 		j := jobs[id]
 		var completions []string
 		var keys []string
-		ended := ""
+		endID := ""
 		for _, e := range evs[id] {
-			if ended != "" && e.ID != ended {
+			if endID != "" && e.ID != endID {
 				fail(id, fmt.Sprintf("%s after the terminal event", e.Type), true)
 			}
 			switch e.Type {
@@ -289,8 +292,8 @@ func (c *chaosRun) check(timeout time.Duration) {
 				}
 			}
 			if e.Type == events.TypeCompleted || e.Type == events.TypeFailed || e.Type == events.TypeCancelled {
-				if ended == "" {
-					ended = e.ID
+				if endID == "" {
+					endID = e.ID
 				}
 			}
 		}
@@ -353,11 +356,11 @@ func readJobEvents(t *testing.T, brokers string, since time.Time, ids []string, 
 	}
 	defer cl.Close()
 	out := map[string][]events.Envelope{}
-	ended := map[string]bool{}
+	seenEnd := map[string]bool{}
 	pending := func() int {
 		n := 0
 		for _, id := range ids {
-			if terminal(rows[id].status) && !ended[id] {
+			if terminal(rows[id].status) && !seenEnd[id] {
 				n++
 			}
 		}
@@ -382,7 +385,7 @@ func readJobEvents(t *testing.T, brokers string, since time.Time, ids []string, 
 			}
 			out[env.Key] = append(out[env.Key], env)
 			if env.Type == events.TypeCompleted || env.Type == events.TypeFailed || env.Type == events.TypeCancelled {
-				ended[env.Key] = true
+				seenEnd[env.Key] = true
 			}
 		})
 		if pending() == 0 {
@@ -630,13 +633,7 @@ func TestChaosKafkaStopped(t *testing.T) {
 	})
 	more := c.request(2, smallJob) // accepted while Kafka is away
 	time.Sleep(outage)             // the outage itself
-	var ended int
-	for _, j := range readJobs(t, conn, c.jobs) {
-		if terminal(j.status) {
-			ended++
-		}
-	}
-	c.note("%d jobs ended while Kafka was away, %d requested meanwhile", ended, len(more))
+	c.note("%d jobs ended while Kafka was away, %d requested meanwhile", ended(t, conn, c.jobs), len(more))
 	s.stackCmd(t, "start", "kafka")
 	restarted = true
 	c.check(4 * time.Minute)
@@ -722,14 +719,8 @@ func (c *chaosRun) waitEnded(conn *pgx.Conn, n int, timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		ended := 0
-		for _, j := range readJobs(c.t, conn, c.jobs) {
-			if terminal(j.status) {
-				ended++
-			}
-		}
-		if ended >= n {
-			c.note("faults injected with %d of %d jobs ended", ended, len(c.jobs))
+		if done := ended(c.t, conn, c.jobs); done >= n {
+			c.note("faults injected with %d of %d jobs ended", done, len(c.jobs))
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -740,16 +731,7 @@ func (c *chaosRun) waitEnded(conn *pgx.Conn, n int, timeout time.Duration) {
 func (s stack) waitTerminal(t *testing.T, conn *pgx.Conn, ids []string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		done := 0
-		for _, j := range readJobs(t, conn, ids) {
-			if terminal(j.status) {
-				done++
-			}
-		}
-		if done == len(ids) {
-			return
-		}
+	for ended(t, conn, ids) < len(ids) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -274,3 +274,21 @@ func itoa(n int64) string {
 	}
 	return string(b[i:])
 }
+
+// StateOf is the job state an event carries (nil for ExportRequested, and for events written
+// before events carried their state).
+func StateOf(ev Event) *JobState {
+	switch e := ev.(type) {
+	case ExportStarted:
+		return e.State
+	case ExportProgress:
+		return e.State
+	case ExportCompleted:
+		return e.State
+	case ExportFailed:
+		return e.State
+	case ExportCancelled:
+		return e.State
+	}
+	return nil
+}

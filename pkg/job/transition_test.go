@@ -213,19 +213,7 @@ func checkEvent(t *testing.T, j job.Job, ev events.Event) {
 	if ev.Key() != j.ID {
 		t.Errorf("%s keyed %q, want %q", ev.EventType(), ev.Key(), j.ID)
 	}
-	var st *events.JobState
-	switch e := ev.(type) {
-	case events.ExportStarted:
-		st = e.State
-	case events.ExportProgress:
-		st = e.State
-	case events.ExportCompleted:
-		st = e.State
-	case events.ExportFailed:
-		st = e.State
-	case events.ExportCancelled:
-		st = e.State
-	}
+	st := events.StateOf(ev)
 	if st == nil || st.Version != j.Version || st.Status != string(j.Status) || !st.UpdatedAt.Equal(j.UpdatedAt) {
 		t.Errorf("%s carries state %+v, want the job's (version %d, %s)", ev.EventType(), st, j.Version, j.Status)
 	}

@@ -141,16 +141,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// notReturned checks that ch stays open for a short while: the only way to observe blocking.
-func notReturned[T any](t *testing.T, ch <-chan T, what string) {
-	t.Helper()
-	select {
-	case v := <-ch:
-		t.Fatalf("%s returned (%v) instead of blocking", what, v)
-	case <-time.After(50 * time.Millisecond):
-	}
-}
-
 // requested creates a queued job in the store and returns its id and ExportRequested.
 func (f *fixture) requested(t *testing.T) (string, events.Envelope) {
 	t.Helper()

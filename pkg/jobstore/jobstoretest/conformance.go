@@ -108,7 +108,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st := stateOf(ev)
+			st := events.StateOf(ev)
 			if m.Topic != events.TopicEvents || st == nil || st.Version <= last {
 				t.Errorf("event %d (%s) on %s with state %+v after version %d", i, m.Envelope.Type, m.Topic, st, last)
 			} else {
@@ -376,20 +376,4 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 			t.Errorf("cancelling an unknown job: %v", err)
 		}
 	})
-}
-
-func stateOf(ev events.Event) *events.JobState {
-	switch e := ev.(type) {
-	case events.ExportStarted:
-		return e.State
-	case events.ExportProgress:
-		return e.State
-	case events.ExportCompleted:
-		return e.State
-	case events.ExportFailed:
-		return e.State
-	case events.ExportCancelled:
-		return e.State
-	}
-	return nil
 }

@@ -96,26 +96,16 @@ func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
 
 // update is the push an event calls for; ok false for an event of an unknown job.
 func (h *Handler) update(ctx context.Context, ev events.Event) (job.Progress, bool, error) {
-	var (
-		st   *events.JobState
-		file *events.Object
-	)
-	switch e := ev.(type) {
-	case events.ExportRequested:
+	if e, ok := ev.(events.ExportRequested); ok {
 		// The job's first state, as pkg/job.New makes it.
 		return job.ProgressFromState(e.JobID, events.JobState{
 			Version: 1, Status: string(jobstore.StatusQueued), Phase: events.PhaseQueued, UpdatedAt: e.RequestedAt,
 		}, nil), true, nil
-	case events.ExportStarted:
-		st = e.State
-	case events.ExportProgress:
-		st = e.State
-	case events.ExportCompleted:
-		st, file = e.State, &e.Object
-	case events.ExportFailed:
-		st = e.State
-	case events.ExportCancelled:
-		st = e.State
+	}
+	st := events.StateOf(ev)
+	var file *events.Object
+	if e, ok := ev.(events.ExportCompleted); ok {
+		file = &e.Object
 	}
 	if st != nil {
 		return job.ProgressFromState(ev.Key(), *st, file), true, nil
