@@ -205,6 +205,9 @@ func (s *Store) Listen(ctx context.Context, wake func()) error {
 			conn.Conn().Close(context.WithoutCancel(ctx))
 		}
 	}()
+	// Rows committed before the LISTEN took effect sent their notification to nobody: one
+	// wake-up now covers them.
+	wake()
 	for {
 		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
 			if ctx.Err() != nil {
