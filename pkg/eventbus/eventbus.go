@@ -180,12 +180,18 @@ func (p *Publisher) ProduceEach(ctx context.Context, msgs []Addressed) []error {
 	for i, m := range msgs {
 		recs[i] = Record(m.Topic, m.Envelope)
 	}
-	res := p.cl.ProduceSync(ctx, recs...)
+	// ProduceSync lists results in the order they complete, not the order given: partitions
+	// finish independently and an oversized record fails at once. Map each back to its record.
+	at := make(map[*kgo.Record]int, len(recs))
+	for i, r := range recs {
+		at[r] = i
+	}
 	errs := make([]error, len(msgs))
-	for i, r := range res {
+	for _, r := range p.cl.ProduceSync(ctx, recs...) {
 		if r.Err == nil {
 			continue
 		}
+		i := at[r.Record]
 		if rejected(r.Err) {
 			errs[i] = fmt.Errorf("%w: producing %s to %s: %w", ErrRejected, msgs[i].Envelope.Type, msgs[i].Topic, r.Err)
 		} else {

@@ -515,3 +515,32 @@ func TestDeadLetter(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceEachErrorsBelongToTheirRecords: one error per envelope, at its own index. The
+// oversized record, last in the batch, fails before the others are acknowledged; a relay that
+// read the errors in completion order deleted it as relayed and kept an acknowledged one.
+func TestProduceEachErrorsBelongToTheirRecords(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, 3)
+	var msgs []eventbus.Addressed
+	for i := range 4 {
+		env, err := events.Wrap(progress(fmt.Sprintf("job-%d", i), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, eventbus.Addressed{Topic: b.topic, Envelope: env})
+	}
+	msgs[3].Envelope.Data = []byte(`{"pad":"` + strings.Repeat("x", 2<<20) + `"}`)
+	errs := b.pub.ProduceEach(t.Context(), msgs)
+	if len(errs) != len(msgs) {
+		t.Fatalf("%d errors for %d envelopes", len(errs), len(msgs))
+	}
+	for i, err := range errs[:3] {
+		if err != nil {
+			t.Errorf("envelope %d (acknowledged) got error %v", i, err)
+		}
+	}
+	if !errors.Is(errs[3], eventbus.ErrRejected) {
+		t.Errorf("oversized envelope: error %v, want ErrRejected", errs[3])
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -121,6 +122,50 @@ func TestRelayOutbox(t *testing.T) {
 	}
 	if backlog() != 0 {
 		t.Errorf("backlog %d after the first relay finished", backlog())
+	}
+}
+
+// TestRelayOutboxKeepsAKeysOrder: a row acknowledged behind a failed row of the same key
+// stays, so the key's newest event is sent again after the older one; other keys go on, and a
+// publish that answers too few errors deletes nothing it did not answer for.
+func TestRelayOutboxKeepsAKeysOrder(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	a, b := request(t), request(t)
+	for _, req := range []events.ExportRequested{a, b} {
+		if _, err := s.Create(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Cancel(ctx, a.JobID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// Rows: a requested, b requested, a cancelled. The first fails, the others are acknowledged.
+	res, err := s.RelayOutbox(ctx, 10, func(_ context.Context, m []jobstore.OutboxMessage) []error {
+		if len(m) != 3 || m[0].Envelope.Key != a.JobID || m[1].Envelope.Key != b.JobID || m[2].Envelope.Key != a.JobID {
+			t.Fatalf("outbox order: %+v", m)
+		}
+		return []error{errors.New("NOT_LEADER_FOR_PARTITION"), nil, nil}
+	})
+	if err != nil || res.Relayed != 1 || res.Failed != 2 {
+		t.Fatalf("relay = %+v, %v; want 1 relayed (b), 2 kept (a's)", res, err)
+	}
+	var types []events.Type
+	res, err = s.RelayOutbox(ctx, 10, func(_ context.Context, m []jobstore.OutboxMessage) []error {
+		for _, msg := range m {
+			if msg.Envelope.Key != a.JobID {
+				t.Errorf("relayed again: %s of %s", msg.Envelope.Type, msg.Envelope.Key)
+			}
+			types = append(types, msg.Envelope.Type)
+		}
+		return []error{nil} // one answer for two rows
+	})
+	if err != nil || res.Relayed != 1 || res.Failed != 1 {
+		t.Fatalf("relay = %+v, %v; want 1 relayed, 1 kept for want of an answer", res, err)
+	}
+	if !slices.Equal(types, []events.Type{events.TypeRequested, events.TypeCancelled}) {
+		t.Errorf("a's events relayed as %v", types)
 	}
 }
 

@@ -71,6 +71,9 @@ type OutboxMessage struct {
 // large, say): the row moves to outbox_dead with the error, out of the way of the rows behind.
 var ErrUndeliverable = errors.New("undeliverable event")
 
+// errMissing stands for an error publish did not return: the row stays.
+var errMissing = errors.New("publish returned no result for this event")
+
 // RelayResult says what one RelayOutbox call did.
 type RelayResult struct {
 	Relayed int // acknowledged by Kafka and removed
@@ -84,7 +87,9 @@ type RelayResult struct {
 // answers one error per message (nil: acknowledged). Acknowledged rows are deleted, rows whose
 // error wraps ErrUndeliverable are moved to outbox_dead, the rest stay, all in one transaction:
 // an event leaves the outbox only once Kafka has it or it can never be sent. Only one relay
-// works at a time (an advisory lock); another finds Busy.
+// works at a time (an advisory lock); another finds Busy. A row behind a failed row of the same
+// key stays too, even if acknowledged: sent again after it, the key's newest event is its last
+// on Kafka (a duplicate, which consumers drop by ce_id or version, rather than a stale event last).
 func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) []error) (RelayResult, error) {
 	var res RelayResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -104,18 +109,23 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 		errs := publish(ctx, msgs)
 		var done, dead []int64
 		var reasons []string
+		failed := map[string]bool{} // keys with a row left behind
 		for i, id := range ids {
-			var perr error
+			perr := errMissing
 			if i < len(errs) {
 				perr = errs[i]
 			}
+			key := msgs[i].Envelope.Key
 			switch {
+			case failed[key]:
+				res.Failed++
 			case perr == nil:
 				done = append(done, id)
 			case errors.Is(perr, ErrUndeliverable):
 				dead, reasons = append(dead, id), append(reasons, perr.Error())
 			default:
 				res.Failed++
+				failed[key] = true
 			}
 		}
 		if len(dead) > 0 {
