@@ -31,6 +31,9 @@ const (
 	PermReadExports = "READ_EXPORTS"
 	// PermWriteExports covers every POST, PUT and DELETE.
 	PermWriteExports = "WRITE_EXPORTS"
+	// PermManageExports sees and acts on every user's jobs, schedules and platforms, and reads
+	// the audit; without it a user's reach is their own resources.
+	PermManageExports = "MANAGE_EXPORTS"
 )
 
 // Leeway absorbs clock skew between the token issuer and this process when checking exp (and
@@ -51,15 +54,23 @@ var (
 
 // Principal is the authenticated caller.
 type Principal struct {
-	Subject     string   // the sub claim: the user id
-	Name        string   // the name claim, empty when absent
-	Permissions []string // the permissions claim
+	Subject     string    // the sub claim: the user id
+	Name        string    // the name claim, empty when absent
+	Permissions []string  // the permissions claim
+	Expires     time.Time // the exp claim
 }
 
 // Has reports whether p holds perm.
 func (p Principal) Has(perm string) bool {
 	return slices.Contains(p.Permissions, perm)
 }
+
+// Manager reports whether p holds MANAGE_EXPORTS: every user's resources are in reach.
+func (p Principal) Manager() bool { return p.Has(PermManageExports) }
+
+// Reaches reports whether p may see and act on a resource owned by owner (its own, or any with
+// MANAGE_EXPORTS). A resource out of reach is answered as one that does not exist.
+func (p Principal) Reaches(owner string) bool { return p.Subject == owner || p.Manager() }
 
 // claims is the wire form of a token's payload. Permissions is a []string so that a
 // permissions claim of any other shape fails decoding and the token is rejected as malformed.
@@ -121,7 +132,7 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if c.Subject == "" {
 		return Principal{}, fmt.Errorf("%w: missing sub claim", ErrInvalidToken)
 	}
-	return Principal{Subject: c.Subject, Name: c.Name, Permissions: c.Permissions}, nil
+	return Principal{Subject: c.Subject, Name: c.Name, Permissions: c.Permissions, Expires: c.ExpiresAt.Time}, nil
 }
 
 // Mint signs an HS256 token for p valid from now for ttl. It serves the dev token tool and

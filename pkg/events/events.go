@@ -70,6 +70,8 @@ type JobState struct {
 	ExpiresAt    *time.Time `json:"expires_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
 	Error        *JobError  `json:"error"`
+	// Owner is the job's requester (its schedule's owner for a scheduled job): who may see it.
+	Owner string `json:"owner,omitempty"`
 }
 
 // JobError is why a job failed.

@@ -138,7 +138,7 @@ func (j Job) State() events.JobState {
 		Version: j.Version, Status: string(j.Status), Phase: j.Phase, Progress: j.Progress,
 		RowsDone: j.RowsDone, RowsTotal: j.RowsTotal, BytesWritten: j.BytesWritten,
 		RateRowsPerS: j.RateRowsPerS, ETASeconds: j.ETASeconds, ExpiresAt: j.ExpiresAt,
-		UpdatedAt: j.UpdatedAt, Error: j.Error,
+		UpdatedAt: j.UpdatedAt, Error: j.Error, Owner: j.RequestedBy,
 	}
 }
 

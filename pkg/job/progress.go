@@ -43,6 +43,8 @@ type Progress struct {
 	Version      int64      `json:"version"`
 	Error        *Error     `json:"error"`
 	File         *File      `json:"file,omitempty"`
+	// Owner is who may see the job (with MANAGE_EXPORTS, anyone); never sent.
+	Owner string `json:"-"`
 }
 
 // TypeOf is the update type of a job status.
@@ -79,6 +81,7 @@ func ProgressOf(j Job) Progress {
 		UpdatedAt:    j.UpdatedAt,
 		Version:      j.Version,
 		Error:        j.Error,
+		Owner:        j.RequestedBy,
 	}
 	if j.Status == StatusCompleted {
 		u.File = ViewFile(j.File)
@@ -94,7 +97,7 @@ func ProgressFromState(jobID string, st events.JobState, file *events.Object) Pr
 		Type: TypeOf(status), TaskID: jobID, JobID: jobID, Status: status, Progress: st.Progress,
 		RowsDone: st.RowsDone, RowsTotal: st.RowsTotal, BytesWritten: st.BytesWritten, Phase: st.Phase,
 		RateRowsPerS: st.RateRowsPerS, ETASeconds: st.ETASeconds, ExpiresAt: st.ExpiresAt,
-		UpdatedAt: st.UpdatedAt, Version: st.Version, Error: st.Error,
+		UpdatedAt: st.UpdatedAt, Version: st.Version, Error: st.Error, Owner: st.Owner,
 	}
 	if status == StatusCompleted {
 		u.File = ViewFile(file)

@@ -383,10 +383,10 @@ func TestList(t *testing.T) {
 		wantField  string
 		wantFilter jobstore.ListFilter
 	}{
-		{name: "defaults", query: "", wantStatus: 200, wantFilter: jobstore.ListFilter{Limit: 50}},
+		{name: "defaults", query: "", wantStatus: 200, wantFilter: jobstore.ListFilter{RequestedBy: "alice", Limit: 50}},
 		{name: "all parameters", query: "?status=running&limit=500&cursor=abc", wantStatus: 200,
-			wantFilter: jobstore.ListFilter{Status: jobstore.StatusRunning, Limit: 500, Cursor: "abc"}},
-		{name: "limit 1", query: "?limit=1", wantStatus: 200, wantFilter: jobstore.ListFilter{Limit: 1}},
+			wantFilter: jobstore.ListFilter{Status: jobstore.StatusRunning, RequestedBy: "alice", Limit: 500, Cursor: "abc"}},
+		{name: "limit 1", query: "?limit=1", wantStatus: 200, wantFilter: jobstore.ListFilter{RequestedBy: "alice", Limit: 1}},
 		{name: "limit 0", query: "?limit=0", wantStatus: 400, wantField: "limit"},
 		{name: "limit 501", query: "?limit=501", wantStatus: 400, wantField: "limit"},
 		{name: "limit negative", query: "?limit=-3", wantStatus: 400, wantField: "limit"},

@@ -207,6 +207,15 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 		Status: jobstore.Status(q.Get("status")), Entity: q.Get("entity"), Format: q.Get("format"),
 		RequestedBy: q.Get("requested_by"), ScheduleID: q.Get("schedule_id"), Cursor: q.Get("cursor"), Limit: 50,
 	}
+	// Without MANAGE_EXPORTS a list holds the caller's own jobs: requested_by naming another
+	// user finds none.
+	if p := principal(r); !p.Manager() {
+		if f.RequestedBy != "" && f.RequestedBy != p.Subject {
+			server.WriteJSON(w, http.StatusOK, map[string]any{"items": []jobstore.Job{}, "next_cursor": ""})
+			return
+		}
+		f.RequestedBy = p.Subject
+	}
 	if f.Status != "" && !f.Status.Valid() {
 		server.WriteError(w, http.StatusBadRequest, "invalid_argument",
 			fmt.Sprintf("unknown status %q (one of queued, running, completed, failed, cancelled, expired)", f.Status), "status")
@@ -256,8 +265,14 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 var listParams = []string{"status", "entity", "format", "requested_by", "schedule_id", "scheduled_for",
 	"created_after", "created_before", "limit", "cursor"}
 
+// lookup reads the job id for the caller: a job out of the caller's reach (another user's,
+// without MANAGE_EXPORTS) is a 404 like one that does not exist, so ids reveal nothing.
 func (a *api) lookup(w http.ResponseWriter, r *http.Request, id string) (jobstore.Job, bool) {
 	job, err := a.Jobs.Get(r.Context(), id)
+	if p := principal(r); err == nil && !p.Reaches(job.RequestedBy) {
+		a.Log.Warn("access to another user's job refused", "job_id", id, "sub", p.Subject)
+		err = jobstore.ErrNotFound
+	}
 	if errors.Is(err, jobstore.ErrNotFound) {
 		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no export job %q", id), "")
 		return job, false
@@ -283,4 +298,10 @@ func (a *api) refuse(w http.ResponseWriter, r *http.Request, err error) {
 func (a *api) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
 	a.Log.Error(what, "err", err, "path", r.URL.Path)
 	server.WriteError(w, http.StatusInternalServerError, "internal", "internal error while "+what+"; it has been logged", "")
+}
+
+// principal is the caller, authenticated by the route's middleware.
+func principal(r *http.Request) auth.Principal {
+	p, _ := auth.FromContext(r.Context())
+	return p
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
@@ -18,7 +17,10 @@ import (
 // running one stops within a second and leaves no file. A finished job is a 409.
 func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	p, _ := auth.FromContext(r.Context())
+	if _, ok := a.lookup(w, r, id); !ok {
+		return
+	}
+	p := principal(r)
 	job, err := a.Jobs.Cancel(r.Context(), id, p.Subject)
 	switch {
 	case errors.Is(err, jobstore.ErrNotFound):
@@ -46,7 +48,10 @@ func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) {
 // remove now is removed by the retention sweeper.
 func (a *api) deleteJob(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	p, _ := auth.FromContext(r.Context())
+	if _, ok := a.lookup(w, r, id); !ok {
+		return
+	}
+	p := principal(r)
 	job, err := a.Jobs.Delete(r.Context(), id, p.Subject)
 	if errors.Is(err, jobstore.ErrNotFound) {
 		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no export job %q", id), "")

@@ -17,8 +17,8 @@ func TestCancel(t *testing.T) {
 	t.Parallel()
 	queued, running, completed := sampleJob(jobstore.StatusQueued), sampleJob(jobstore.StatusRunning), sampleJob(jobstore.StatusCompleted)
 	e := newEnv(t, newFakeJobs(queued, running, completed))
-	write := token(t, "bob", auth.PermReadExports, auth.PermWriteExports)
-	read := token(t, "bob", auth.PermReadExports)
+	write := token(t, "alice", auth.PermReadExports, auth.PermWriteExports)
+	read := token(t, "alice", auth.PermReadExports)
 
 	for _, j := range []jobstore.Job{queued, running} {
 		r := e.do(t, "POST", "/api/v1/exports/"+j.ID+"/cancel", write, nil)
@@ -26,7 +26,7 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("cancel %s: %d %s", j.Status, r.status, r.body)
 		}
 		body := r.json(t)
-		if body["status"] != "cancelled" || body["task_id"] != j.ID || body["cancelled_by"] != "bob" {
+		if body["status"] != "cancelled" || body["task_id"] != j.ID || body["cancelled_by"] != "alice" {
 			t.Errorf("cancel %s answered %v", j.Status, body)
 		}
 	}
@@ -53,7 +53,7 @@ func TestDelete(t *testing.T) {
 	if _, err := e.objects.Put(t.Context(), completed.File.Key, bytes.NewReader([]byte("sku\n")), "text/csv"); err != nil {
 		t.Fatal(err)
 	}
-	write := token(t, "bob", auth.PermReadExports, auth.PermWriteExports)
+	write := token(t, "alice", auth.PermReadExports, auth.PermWriteExports)
 
 	for _, j := range []jobstore.Job{completed, running} {
 		if r := e.do(t, "DELETE", "/api/v1/exports/"+j.ID, write, nil); r.status != 204 || len(r.body) != 0 {
@@ -71,7 +71,7 @@ func TestDelete(t *testing.T) {
 		t.Errorf("file removals recorded for %q, want the completed job's alone", removed)
 	}
 	e.do(t, "DELETE", "/api/v1/exports/"+completed.ID, write, nil).checkError(t, 404, "not_found", "")
-	e.do(t, "DELETE", "/api/v1/exports/"+running.ID, token(t, "bob", auth.PermReadExports), nil).checkError(t, 403, "permission_denied", "")
+	e.do(t, "DELETE", "/api/v1/exports/"+running.ID, token(t, "alice", auth.PermReadExports), nil).checkError(t, 403, "permission_denied", "")
 }
 
 // TestDownloadAfterExpiry: the API's clock decides, even before the sweeper removed the file.
@@ -98,7 +98,7 @@ func TestDownloadAfterExpiry(t *testing.T) {
 func TestListFilters(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, newFakeJobs())
-	tok := token(t, "alice", auth.PermReadExports)
+	tok := token(t, "mia", auth.PermReadExports, auth.PermManageExports)
 	q := url.Values{"status": {"running"}, "entity": {"suppliers"}, "format": {"excel"}, "requested_by": {"bob"},
 		"schedule_id": {"nightly"}, "created_after": {"2026-01-01T00:00:00Z"}, "created_before": {"2026-02-01T00:00:00+01:00"}}
 	if r := e.do(t, "GET", "/api/v1/exports?"+q.Encode(), tok, nil); r.status != 200 {

@@ -175,10 +175,24 @@ func (a *api) getSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// lookupSchedule reads the route's schedule for the caller; one out of the caller's reach is
+// a 404, as for jobs.
 func (a *api) lookupSchedule(w http.ResponseWriter, r *http.Request) (schedule.Schedule, bool) {
 	id := mux.Vars(r)["id"]
 	s, err := a.Schedules.Get(r.Context(), id)
+	if err == nil {
+		err = a.reach(r, &s)
+	}
 	return s, a.scheduleFound(w, r, id, err)
+}
+
+// reach is nil when the caller may see and change s, else schedstore.ErrNotFound.
+func (a *api) reach(r *http.Request, s *schedule.Schedule) error {
+	if p := principal(r); !p.Reaches(s.Owner) {
+		a.Log.Warn("access to another user's schedule refused", "schedule_id", s.ID, "sub", p.Subject)
+		return schedstore.ErrNotFound
+	}
+	return nil
 }
 
 // scheduleFound answers a schedule store error: 404, 500, or nothing (true) when err is nil.
@@ -245,6 +259,13 @@ func (a *api) listSchedules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := schedstore.ListFilter{PlatformID: q.Get("platform_id"), Owner: q.Get("owner"), Cursor: q.Get("cursor")}
+	if p := principal(r); !p.Manager() {
+		if f.Owner != "" && f.Owner != p.Subject {
+			server.WriteJSON(w, http.StatusOK, map[string]any{"items": []schedule.Schedule{}, "next_cursor": ""})
+			return
+		}
+		f.Owner = p.Subject
+	}
 	if s := q.Get("enabled"); s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -280,6 +301,9 @@ func (a *api) updateSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	id := mux.Vars(r)["id"]
 	s, err := a.Schedules.Change(r.Context(), id, func(s *schedule.Schedule) ([]schedule.Fire, error) {
+		if err := a.reach(r, s); err != nil {
+			return nil, err
+		}
 		return s.Replace(spec, a.Now(), disabledWindow)
 	})
 	if !a.scheduleFound(w, r, id, err) {
@@ -300,6 +324,9 @@ func (a *api) toggleSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	id := mux.Vars(r)["id"]
 	s, err := a.Schedules.Change(r.Context(), id, func(s *schedule.Schedule) ([]schedule.Fire, error) {
+		if err := a.reach(r, s); err != nil {
+			return nil, err
+		}
 		on := !s.Enabled
 		if body.Enabled != nil {
 			on = *body.Enabled
@@ -318,6 +345,9 @@ func (a *api) toggleSchedule(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
+	if _, ok := a.lookupSchedule(w, r); !ok {
+		return
+	}
 	if !a.scheduleFound(w, r, id, a.Schedules.Delete(r.Context(), id)) {
 		return
 	}
@@ -330,6 +360,9 @@ func (a *api) runSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
+	if _, ok := a.lookupSchedule(w, r); !ok {
+		return
+	}
 	jobID, err := uuid.NewV7()
 	if err != nil {
 		a.internal(w, r, "generating job id", err)

@@ -118,7 +118,7 @@ func TestScheduleLifecycle(t *testing.T) {
 	now := time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC) // the day before Paris springs forward
 	e := scheduleEnv(t, now)
 	w := token(t, "alice", auth.PermReadExports, auth.PermWriteExports)
-	ro := token(t, "rita", auth.PermReadExports)
+	ro := token(t, "rita", auth.PermReadExports, auth.PermManageExports) // reads alice's schedule
 	if r := e.do(t, http.MethodPost, "/api/v1/exports/schedules", ro, []byte(nightly)); r.status != http.StatusForbidden {
 		t.Fatalf("create with READ_EXPORTS only = %d", r.status)
 	}

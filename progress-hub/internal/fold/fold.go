@@ -100,6 +100,7 @@ func (h *Handler) update(ctx context.Context, ev events.Event) (job.Progress, bo
 		// The job's first state, as pkg/job.New makes it.
 		return job.ProgressFromState(e.JobID, events.JobState{
 			Version: 1, Status: string(jobstore.StatusQueued), Phase: events.PhaseQueued, UpdatedAt: e.RequestedAt,
+			Owner: e.RequestedBy,
 		}, nil), true, nil
 	}
 	st := events.StateOf(ev)
@@ -107,9 +108,10 @@ func (h *Handler) update(ctx context.Context, ev events.Event) (job.Progress, bo
 	if e, ok := ev.(events.ExportCompleted); ok {
 		file = &e.Object
 	}
-	if st != nil {
+	if st != nil && st.Owner != "" {
 		return job.ProgressFromState(ev.Key(), *st, file), true, nil
 	}
+	// An event without state or owner (sent before events carried them): the job's row.
 	j, err := h.store.GetAny(ctx, ev.Key())
 	if errors.Is(err, jobstore.ErrNotFound) {
 		return job.Progress{}, false, nil // unknown job: nobody can be subscribed to it

@@ -23,6 +23,7 @@ type conn struct {
 	s    *Server
 	ws   *websocket.Conn
 	c    *client
+	p    auth.Principal
 	log  *slog.Logger
 	subs map[string]struct{} // task ids subscribed, to enforce MaxSubscribed
 }
@@ -34,7 +35,7 @@ type conn struct {
 func (s *Server) serve(ctx context.Context, ws *websocket.Conn, p auth.Principal) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c := newClient(s.nextID.Add(1), p.Subject, s.opts.SendBuffer)
+	c := newClient(s.nextID.Add(1), p, s.opts.SendBuffer)
 	log := s.log.With("client_id", c.id, "sub", p.Subject)
 	c.out.run = func() { s.flush(ws, c.out, log) }
 	if !send(s.hub, s.hub.register, c) {
@@ -45,7 +46,16 @@ func (s *Server) serve(ctx context.Context, ws *websocket.Conn, p auth.Principal
 	}
 	log.Debug("client connected")
 	ping := startPinger(s.opts.PingInterval, c.out)
-	cn := &conn{s: s, ws: ws, c: c, log: log, subs: map[string]struct{}{}}
+	// The token's expiry ends the connection (close code 4401): a connection is no longer-lived
+	// than the right to open it.
+	if !p.Expires.IsZero() {
+		expiry := time.AfterFunc(time.Until(p.Expires), func() {
+			log.Info("closing connection: token expired", "expired_at", p.Expires)
+			send(s.hub, s.hub.evict, evictReq{c: c, code: CloseTokenExpired, text: "token expired"})
+		})
+		defer expiry.Stop()
+	}
+	cn := &conn{s: s, ws: ws, c: c, p: p, log: log, subs: map[string]struct{}{}}
 	cn.read(ctx)
 	ping.stop()
 	send(s.hub, s.hub.unregister, c)
@@ -219,6 +229,11 @@ func (cn *conn) subscribe(ctx context.Context, ids []string) bool {
 			continue
 		}
 		job, err := cn.get(ctx, id)
+		if err == nil && !cn.p.Reaches(job.RequestedBy) {
+			// Another user's job is answered as one that does not exist.
+			cn.log.Warn("subscription to another user's job refused", "job_id", id)
+			err = jobstore.ErrNotFound
+		}
 		switch {
 		case errors.Is(err, jobstore.ErrNotFound):
 			done.msgs = append(done.msgs, errorMsg(codeNotFound, "no export job "+id, id, "task_ids"))
@@ -241,7 +256,11 @@ func (cn *conn) subscribeAll(ctx context.Context) bool {
 	if !hub.beginSubscription(cn.c, nil, true) {
 		return false
 	}
-	f := cn.s.recentJobs(ctx, time.Now())
+	owner := cn.p.Subject // without MANAGE_EXPORTS, one's own jobs
+	if cn.p.Manager() {
+		owner = ""
+	}
+	f := cn.s.recentJobs(ctx, time.Now(), owner)
 	done := completeReq{c: cn.c}
 	if f.err != nil {
 		done.msgs = [][]byte{errorMsg(codeUnavailable, "could not list jobs; subscribe again", "", "")}
@@ -251,8 +270,9 @@ func (cn *conn) subscribeAll(ctx context.Context) bool {
 	return send(hub, hub.complete, done)
 }
 
-// listing is one read of the most recent jobs, encoded once, shared by every {"all": true}
-// subscription that began before the read did. A storm of reconnecting clients (a hub
+// listing is one read of the most recent jobs (of one owner, or of everyone for managers),
+// encoded once, shared by every {"all": true} subscription of that scope that began before
+// the read did. A storm of reconnecting clients (a hub
 // restart, 10,000 browsers) costs a few queries and encodings, not one per client. Sharing is
 // safe because the hub held each sharer's updates from before the read began, exactly as with
 // a read of its own. msgs and snapshots are read-only once done is closed.
@@ -264,11 +284,11 @@ type listing struct {
 	err       error
 }
 
-// recentJobs returns a listing that started at or after begun: the one in flight if it did,
-// else a new one.
-func (s *Server) recentJobs(ctx context.Context, begun time.Time) *listing {
+// recentJobs returns a listing of owner's jobs ("": everyone's) that started at or after
+// begun: the one in flight if it did, else a new one.
+func (s *Server) recentJobs(ctx context.Context, begun time.Time, owner string) *listing {
 	s.listMu.Lock()
-	if f := s.listing; f != nil && !f.started.Before(begun) {
+	if f := s.listings[owner]; f != nil && !f.started.Before(begun) {
 		s.listMu.Unlock()
 		select {
 		case <-f.done:
@@ -278,13 +298,22 @@ func (s *Server) recentJobs(ctx context.Context, begun time.Time) *listing {
 		}
 	}
 	f := &listing{started: time.Now(), done: make(chan struct{})}
-	s.listing = f
+	s.listings[owner] = f
 	s.listMu.Unlock()
-	defer close(f.done)
+	defer func() {
+		close(f.done)
+		// Done, it serves only those already holding it (a later subscription began after it
+		// started): forget it, so one listing per user does not pile up.
+		s.listMu.Lock()
+		if s.listings[owner] == f {
+			delete(s.listings, owner)
+		}
+		s.listMu.Unlock()
+	}()
 	// Not the first client's context: the others wait for this read too.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ReadTimeout)
 	defer cancel()
-	jobs, _, err := s.jobs.List(rctx, jobstore.ListFilter{Limit: s.opts.AllSnapshots})
+	jobs, _, err := s.jobs.List(rctx, jobstore.ListFilter{RequestedBy: owner, Limit: s.opts.AllSnapshots})
 	if err != nil {
 		s.log.Warn("listing jobs for snapshot", "err", err)
 		f.err = err

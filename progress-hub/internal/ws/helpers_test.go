@@ -76,7 +76,9 @@ func (f *fakeJobs) List(_ context.Context, filter jobstore.ListFilter) ([]jobsto
 	}
 	out := make([]jobstore.Job, 0, len(f.jobs))
 	for _, j := range f.jobs {
-		out = append(out, j)
+		if filter.RequestedBy == "" || j.RequestedBy == filter.RequestedBy {
+			out = append(out, j)
+		}
 	}
 	slices.SortFunc(out, func(a, b jobstore.Job) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	if filter.Limit > 0 && len(out) > filter.Limit {
@@ -103,7 +105,7 @@ func update(id string, rows int64) job.Progress {
 	return job.Progress{
 		Type: job.TypeProgress, TaskID: id, JobID: id, Status: jobstore.StatusRunning,
 		Progress: float64(rows) / 10, RowsDone: rows, RowsTotal: &total,
-		UpdatedAt: base.Add(time.Hour + time.Duration(rows)*time.Second),
+		UpdatedAt: base.Add(time.Hour + time.Duration(rows)*time.Second), Owner: "alice",
 	}
 }
 
@@ -163,7 +165,12 @@ func mustVerifier(t *testing.T) *auth.Verifier {
 
 func token(t *testing.T, perms ...string) string {
 	t.Helper()
-	tok, err := auth.Mint([]byte(testSecret), auth.Principal{Subject: "alice", Permissions: perms}, time.Hour, time.Now())
+	return tokenFor(t, "alice", time.Hour, perms...)
+}
+
+func tokenFor(t *testing.T, sub string, ttl time.Duration, perms ...string) string {
+	t.Helper()
+	tok, err := auth.Mint([]byte(testSecret), auth.Principal{Subject: sub, Permissions: perms}, ttl, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +202,12 @@ type serverMsg struct {
 
 func (e *testEnv) dial(t *testing.T) *wsClient {
 	t.Helper()
-	h := http.Header{"Authorization": {"Bearer " + token(t, auth.PermReadExports)}}
+	return e.dialWith(t, token(t, auth.PermReadExports))
+}
+
+func (e *testEnv) dialWith(t *testing.T, tok string) *wsClient {
+	t.Helper()
+	h := http.Header{"Authorization": {"Bearer " + tok}}
 	conn, resp, err := websocket.DefaultDialer.Dial(e.url(), h)
 	if err != nil {
 		t.Fatalf("dial: %v (response %v)", err, resp)

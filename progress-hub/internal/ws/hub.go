@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/job"
 )
 
@@ -18,6 +19,7 @@ import (
 type client struct {
 	id      uint64
 	subject string
+	manager bool // MANAGE_EXPORTS: {"all": true} covers every user's jobs, not only its own
 	out     *outbox
 
 	all     bool
@@ -25,15 +27,19 @@ type client struct {
 	pending *pending
 }
 
-func newClient(id uint64, subject string, buffer int) *client {
-	return &client{id: id, subject: subject, out: newOutbox(buffer), ids: map[string]struct{}{}}
+func newClient(id uint64, p auth.Principal, buffer int) *client {
+	return &client{id: id, subject: p.Subject, manager: p.Manager(), out: newOutbox(buffer), ids: map[string]struct{}{}}
 }
 
-func (c *client) subscribed(jobID string) bool {
-	if c.all {
+// sees reports whether the job u belongs in c's {"all": true} (a job subscribed by id was
+// checked when subscribed).
+func (c *client) sees(u job.Progress) bool { return c.manager || u.Owner == c.subject }
+
+func (c *client) subscribed(u job.Progress) bool {
+	if c.all && c.sees(u) {
 		return true
 	}
-	_, ok := c.ids[jobID]
+	_, ok := c.ids[u.JobID]
 	return ok
 }
 
@@ -46,21 +52,20 @@ type pending struct {
 	buf []heldUpdate
 }
 
-func (p *pending) covers(jobID string) bool {
+func (p *pending) covers(c *client, u job.Progress) bool {
 	if p == nil {
 		return false
 	}
-	if p.all {
+	if p.all && c.sees(u) {
 		return true
 	}
-	_, ok := p.ids[jobID]
+	_, ok := p.ids[u.JobID]
 	return ok
 }
 
 type heldUpdate struct {
-	jobID     string
-	updatedAt time.Time
-	msg       []byte
+	u   job.Progress
+	msg []byte
 }
 
 // beginReq starts a pending subscription; the hub closes ready once updates for it are held,
@@ -88,6 +93,17 @@ type unsubscribeReq struct {
 	all bool
 }
 
+// evictReq ends a client's connection with a close code (its token expired).
+type evictReq struct {
+	c    *client
+	code int
+	text string
+}
+
+// CloseTokenExpired is the close code of a connection whose token expired: the client gets a
+// fresh token and reconnects.
+const CloseTokenExpired = 4401
+
 type replyReq struct {
 	c   *client
 	msg []byte
@@ -106,6 +122,7 @@ type Hub struct {
 	complete    chan completeReq
 	unsubscribe chan unsubscribeReq
 	reply       chan replyReq
+	evict       chan evictReq
 	updates     chan job.Progress
 
 	shutdownOnce sync.Once
@@ -131,6 +148,7 @@ func NewHub(log *slog.Logger, m *Metrics) *Hub {
 		complete:    make(chan completeReq),
 		unsubscribe: make(chan unsubscribeReq),
 		reply:       make(chan replyReq),
+		evict:       make(chan evictReq),
 		updates:     make(chan job.Progress, 64),
 		shutdown:    make(chan struct{}),
 		done:        make(chan struct{}),
@@ -172,6 +190,8 @@ func (h *Hub) Run(ctx context.Context) error {
 			if _, ok := h.clients[r.c]; ok {
 				h.deliver(r.c, r.msg)
 			}
+		case r := <-h.evict:
+			h.remove(r.c, r.code, r.text)
 		case u := <-h.updates:
 			h.broadcast(u)
 		}
@@ -337,14 +357,14 @@ func (h *Hub) completeSubscription(r completeReq) {
 	if held == nil {
 		return
 	}
-	for _, u := range held.buf {
-		if at, ok := r.snapshots[u.jobID]; ok && !u.updatedAt.After(at) {
+	for _, hu := range held.buf {
+		if at, ok := r.snapshots[hu.u.JobID]; ok && !hu.u.UpdatedAt.After(at) {
 			continue // the snapshot already shows it
 		}
-		if !c.subscribed(u.jobID) {
+		if !c.subscribed(hu.u) {
 			continue
 		}
-		if !h.deliver(c, u.msg) {
+		if !h.deliver(c, hu.msg) {
 			return
 		}
 		h.m.pushed.Inc()
@@ -374,17 +394,17 @@ func (h *Hub) unsubscribeClient(r unsubscribeReq) {
 func (h *Hub) broadcast(u job.Progress) {
 	msg := encode(u)
 	for c := range h.pendings {
-		if !c.pending.covers(u.JobID) {
+		if !c.pending.covers(c, u) {
 			continue
 		}
 		if len(c.pending.buf) >= c.out.limit {
 			h.drop(c)
 			continue
 		}
-		c.pending.buf = append(c.pending.buf, heldUpdate{jobID: u.JobID, updatedAt: u.UpdatedAt, msg: msg})
+		c.pending.buf = append(c.pending.buf, heldUpdate{u: u, msg: msg})
 	}
 	for c := range h.all {
-		if c.pending.covers(u.JobID) {
+		if !c.sees(u) || c.pending.covers(c, u) {
 			continue
 		}
 		if h.deliver(c, msg) {
@@ -392,7 +412,7 @@ func (h *Hub) broadcast(u job.Progress) {
 		}
 	}
 	for c := range h.byJob[u.JobID] {
-		if c.all || c.pending.covers(u.JobID) {
+		if c.all && c.sees(u) || c.pending.covers(c, u) {
 			continue // delivered above, or held
 		}
 		if h.deliver(c, msg) {

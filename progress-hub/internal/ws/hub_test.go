@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/job"
 )
 
@@ -32,7 +33,7 @@ func runHub(t *testing.T) *Hub {
 // fakeClient registers a client with no connection and subscribes it to every job.
 func fakeClient(t *testing.T, h *Hub, id uint64, buffer int) *client {
 	t.Helper()
-	c := newClient(id, "alice", buffer)
+	c := newClient(id, auth.Principal{Subject: "alice"}, buffer)
 	if !send(h, h.register, c) ||
 		!h.beginSubscription(c, nil, true) ||
 		!send(h, h.complete, completeReq{c: c, all: true}) {
@@ -140,7 +141,7 @@ func TestHubShutdownRefusesNewClients(t *testing.T) {
 	if _, ok := recv(t, before); ok {
 		t.Fatal("client not closed on shutdown")
 	}
-	after := newClient(2, "alice", 8)
+	after := newClient(2, auth.Principal{Subject: "alice"}, 8)
 	send(h, h.register, after)
 	if _, ok := recv(t, after); ok {
 		t.Fatal("client registered after shutdown")

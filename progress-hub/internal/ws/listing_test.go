@@ -42,11 +42,11 @@ func TestRecentJobsSharedOnlyByEarlierSubscriptions(t *testing.T) {
 	}
 	early := time.Now()
 	results := make(chan *listing, 3)
-	go func() { results <- s.recentJobs(t.Context(), early) }() // starts the read
+	go func() { results <- s.recentJobs(t.Context(), early, "") }() // starts the read
 	<-jobs.entered
-	go func() { results <- s.recentJobs(t.Context(), early) }() // began before it: shares it
+	go func() { results <- s.recentJobs(t.Context(), early, "") }() // began before it: shares it
 	late := time.Now()
-	go func() { results <- s.recentJobs(t.Context(), late) }() // began after it started: its own
+	go func() { results <- s.recentJobs(t.Context(), late, "") }() // began after it started: its own
 	<-jobs.entered
 	close(jobs.release)
 	var got []*listing

@@ -83,8 +83,8 @@ type Server struct {
 	anyOrigin bool
 	origins   map[string]struct{}
 
-	listMu  sync.Mutex
-	listing *listing // the latest read of the recent jobs, see recentJobs
+	listMu   sync.Mutex
+	listings map[string]*listing // by owner ("": everyone's), the latest read of the recent jobs, see recentJobs
 
 	nextID atomic.Uint64
 	mu     sync.Mutex
@@ -95,7 +95,8 @@ type Server struct {
 // NewServer builds the endpoint. It rejects an allowed origin that is not a URL.
 func NewServer(hub *Hub, jobs Jobs, verifier Verifier, log *slog.Logger, m *Metrics, opts Options) (*Server, error) {
 	opts.defaults()
-	s := &Server{hub: hub, jobs: jobs, verifier: verifier, log: log, m: m, opts: opts, origins: map[string]struct{}{}}
+	s := &Server{hub: hub, jobs: jobs, verifier: verifier, log: log, m: m, opts: opts, origins: map[string]struct{}{},
+		listings: map[string]*listing{}}
 	for _, o := range opts.AllowedOrigins {
 		if o == "*" {
 			s.anyOrigin = true
