@@ -50,9 +50,11 @@ export KAFKA_BROKERS
 : "${S3_USE_TLS:=false}"
 export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_USE_TLS
 
-# Token signing.
+# Token signing. AUTH_DEV_MODE is the local stack's explicit dev mode: the services accept the
+# public local-dev-secret only with it (CONTRACT §2); production sets a secret or JWT_JWKS_URL.
 : "${JWT_SECRET:=local-dev-secret}"
-export JWT_SECRET
+: "${AUTH_DEV_MODE:=true}"
+export JWT_SECRET AUTH_DEV_MODE
 
 # Service addresses.
 : "${API_ADDR:=127.0.0.1:8080}"

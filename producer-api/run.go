@@ -31,7 +31,7 @@ type Config struct {
 	CatalogDB   string // read by the stream endpoints
 	MaxStreams  int
 	Brokers     []string
-	JWTSecret   string
+	Auth        auth.Config
 	HubURL      string
 	S3          objectstore.MinioConfig
 	MaxBodySize int64
@@ -48,7 +48,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
 		CatalogDB: env.String("CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/products_manager?sslmode=disable"),
 		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
-		JWTSecret: env.String("JWT_SECRET", "local-dev-secret"),
+		Auth:      auth.ConfigFrom(env),
 		HubURL:    env.String("HUB_URL", "http://127.0.0.1:8081"),
 		S3: objectstore.MinioConfig{
 			Endpoint: env.String("S3_ENDPOINT", "127.0.0.1:9000"), AccessKey: env.String("S3_ACCESS_KEY", "minioadmin"),
@@ -76,8 +76,8 @@ func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
 	}
-	if c.JWTSecret == "" {
-		errs = append(errs, errors.New("JWT_SECRET is empty"))
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := pgdb.ValidateURL(c.ExportsDB); err != nil {
 		errs = append(errs, fmt.Errorf("EXPORTS_DATABASE_URL: %w", err))
@@ -136,7 +136,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	verifier, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret))
+	verifier, err := auth.NewVerifier(ctx, cfg.Auth, log.With("component", "auth"))
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func TestReplicasEachPushEveryEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	const secret = "replicas-test-secret"
+	const secret = "replicas-test-secret-of-32-bytes-or-more"
 	base := map[string]string{
 		"EXPORTS_DATABASE_URL": dbURL, "KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","),
 		"JWT_SECRET": secret, "LOG_LEVEL": "warn",

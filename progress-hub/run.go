@@ -33,7 +33,7 @@ type Config struct {
 	Addr           string   // HUB_ADDR
 	ExportsDB      string   // EXPORTS_DATABASE_URL
 	Brokers        []string // KAFKA_BROKERS, comma-separated
-	JWTSecret      string   // JWT_SECRET
+	Auth           auth.Config
 	AllowedOrigins []string // HUB_ALLOWED_ORIGINS, comma-separated; "*" allows any
 	// HUB_BROADCAST_LOOKBACK: how far before its start a replica begins reading every
 	// partition for its own clients, so that no event produced around its start is missed.
@@ -49,7 +49,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Addr:      env.String("HUB_ADDR", "127.0.0.1:8081"),
 		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
 		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
-		JWTSecret: env.String("JWT_SECRET", "local-dev-secret"),
+		Auth:      auth.ConfigFrom(env),
 		AllowedOrigins: env.List("HUB_ALLOWED_ORIGINS",
 			"http://127.0.0.1:8080,http://localhost:8080,http://127.0.0.1:8081,http://localhost:8081"),
 		BroadcastLookback: env.Duration("HUB_BROADCAST_LOOKBACK", 10*time.Second),
@@ -74,8 +74,8 @@ func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
 	}
-	if c.JWTSecret == "" {
-		errs = append(errs, errors.New("JWT_SECRET is empty"))
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, o := range c.AllowedOrigins {
 		if o == "*" {
@@ -98,7 +98,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.String("exports_database_url", pgdb.RedactURL(c.ExportsDB)),
 		slog.String("kafka_brokers", strings.Join(c.Brokers, ",")),
-		slog.String("jwt_secret", "[redacted]"),
+		slog.Any("auth", c.Auth),
 		slog.String("allowed_origins", strings.Join(c.AllowedOrigins, ",")),
 		slog.Duration("broadcast_lookback", c.BroadcastLookback),
 		slog.Bool("pprof", c.Pprof),
@@ -154,7 +154,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer bcl.Close()
 
-	verifier, err := auth.NewHS256Verifier([]byte(cfg.JWTSecret))
+	verifier, err := auth.NewVerifier(ctx, cfg.Auth, log.With("component", "auth"))
 	if err != nil {
 		return fmt.Errorf("token verifier: %w", err)
 	}

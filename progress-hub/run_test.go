@@ -42,13 +42,13 @@ func TestLoadConfig(t *testing.T) {
 		want    func(Config) bool
 		wantErr []string // substrings of the error
 	}{
-		{name: "defaults", env: map[string]string{}, want: func(c Config) bool {
+		{name: "defaults", env: map[string]string{"AUTH_DEV_MODE": "true"}, want: func(c Config) bool {
 			return c.Addr == "127.0.0.1:8081" && c.ExportsDB == "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable" &&
-				slices.Equal(c.Brokers, []string{"127.0.0.1:9092"}) && c.JWTSecret == "local-dev-secret" &&
+				slices.Equal(c.Brokers, []string{"127.0.0.1:9092"}) && c.Auth.Secret == "local-dev-secret" &&
 				len(c.AllowedOrigins) == 4 && c.LogLevel == "info" &&
 				c.BroadcastLookback == 10*time.Second && !c.Pprof
 		}},
-		{name: "overrides", env: map[string]string{"HUB_ADDR": "0.0.0.0:9999", "KAFKA_BROKERS": "a:1, b:2",
+		{name: "overrides", env: map[string]string{"HUB_ADDR": "0.0.0.0:9999", "KAFKA_BROKERS": "a:1, b:2", "AUTH_DEV_MODE": "true",
 			"HUB_ALLOWED_ORIGINS": "*", "LOG_LEVEL": "debug"}, want: func(c Config) bool {
 			return c.Addr == "0.0.0.0:9999" && slices.Equal(c.Brokers, []string{"a:1", "b:2"}) &&
 				slices.Equal(c.AllowedOrigins, []string{"*"}) && c.LogLevel == "debug"
@@ -57,7 +57,7 @@ func TestLoadConfig(t *testing.T) {
 			"EXPORTS_DATABASE_URL": "mysql://x", "HUB_ALLOWED_ORIGINS": "127.0.0.1:8080",
 			"HUB_BROADCAST_LOOKBACK": "-1s"},
 			wantErr: []string{"HUB_ADDR", "KAFKA_BROKERS", "EXPORTS_DATABASE_URL", "HUB_ALLOWED_ORIGINS",
-				"HUB_BROADCAST_LOOKBACK"}},
+				"HUB_BROADCAST_LOOKBACK", "neither JWT_SECRET nor JWT_JWKS_URL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestLoadConfig(t *testing.T) {
 
 func TestConfigLogsNoSecrets(t *testing.T) {
 	t.Parallel()
-	c, err := LoadConfig(envMap(map[string]string{"JWT_SECRET": "s3cr3t-value",
+	c, err := LoadConfig(envMap(map[string]string{"JWT_SECRET": "s3cr3t-value-of-at-least-32-bytes!",
 		"EXPORTS_DATABASE_URL": "postgres://hub:db-password@db:5432/exports"}))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestConfigLogsNoSecrets(t *testing.T) {
 	var buf bytes.Buffer
 	logging.New(&buf, "info", "progress-hub").Info("starting", "config", c)
 	out := buf.String()
-	if strings.Contains(out, "s3cr3t-value") || strings.Contains(out, "db-password") {
+	if strings.Contains(out, "s3cr3t-value-of") || strings.Contains(out, "db-password") {
 		t.Errorf("secret in log: %s", out)
 	}
 	if !strings.Contains(out, "hub:xxxxx@db:5432") {
@@ -125,7 +125,7 @@ func TestRun(t *testing.T) {
 	}
 	t.Cleanup(cluster.Close)
 	addr := freeAddr(t)
-	const secret = "run-test-secret"
+	const secret = "run-test-secret-of-at-least-32-bytes"
 	env := envMap(map[string]string{
 		"HUB_ADDR": addr, "EXPORTS_DATABASE_URL": dbURL, "KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","),
 		"JWT_SECRET": secret, "LOG_LEVEL": "info",

@@ -2,21 +2,24 @@
 // handlers can ask for permissions.
 //
 // A token is a JWT carrying sub (the user id, required), name (optional), permissions (an array
-// of strings) and exp (required). The verifier pins the algorithm: a Verifier built by
-// NewHS256Verifier accepts HS256 only, whatever the token's header claims, so "none", other
-// HMAC sizes and the RS256-with-an-HMAC-secret confusion are all refused before any key is
-// used. Expiry is mandatory, checked with a small leeway for clock skew.
+// of strings) and exp (required). The verifier pins the algorithms: HS256 with a secret,
+// RS256/ES256 with the keys of a JWK Set (NewVerifier, from Config), whatever the token's header
+// claims, so "none", other HMAC sizes and the RS256-with-an-HMAC-secret confusion are all
+// refused before any key is used. Expiry is mandatory, checked with a small leeway for clock
+// skew; a token may not live longer than Config.MaxTTL; iss and aud are checked when configured.
 //
 // Every rejection wraps ErrInvalidToken (or ErrMissingToken when there is nothing to check), so
 // callers branch on those two sentinels and log the wrapped reason. Require is the HTTP
-// middleware: 401 for a missing or invalid token, 403 for a valid token lacking the permission,
-// with the body left to the caller's ErrorWriter.
+// middleware: 401 for a missing or invalid token (the body never says why: the reason would
+// help a forger), 403 for a valid token lacking the permission, with the body left to the
+// caller's ErrorWriter.
 package auth
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -84,9 +87,13 @@ type claims struct {
 type Verifier struct {
 	parser  *jwt.Parser
 	keyFunc jwt.Keyfunc
+	maxTTL  time.Duration // 0: no bound
+	now     func() time.Time
+	log     *slog.Logger // where Require logs why a token was refused; nil: nowhere
 }
 
-// NewHS256Verifier returns a Verifier for tokens signed with HS256 and secret.
+// NewHS256Verifier returns a Verifier for tokens signed with HS256 and secret, with no bound on
+// their lifetime and no iss or aud check (tests and tools; services use NewVerifier).
 func NewHS256Verifier(secret []byte) (*Verifier, error) {
 	return newHS256Verifier(secret, time.Now)
 }
@@ -96,23 +103,7 @@ func newHS256Verifier(secret []byte, now func() time.Time) (*Verifier, error) {
 	if len(secret) == 0 {
 		return nil, errors.New("auth: empty HS256 secret")
 	}
-	key := slices.Clone(secret)
-	return &Verifier{
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(Leeway),
-			jwt.WithTimeFunc(now),
-		),
-		keyFunc: func(t *jwt.Token) (any, error) {
-			// WithValidMethods already pins the algorithm; checking again here means a change
-			// to the parser options can never hand the HMAC secret to another method.
-			if t.Method != jwt.SigningMethodHS256 {
-				return nil, fmt.Errorf("unexpected signing method %v", t.Header["alg"])
-			}
-			return key, nil
-		},
-	}, nil
+	return newVerifier(verifierOptions{secret: secret, now: now})
 }
 
 // Verify checks token's algorithm, signature, expiry and claims and returns its Principal.
@@ -131,6 +122,17 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	}
 	if c.Subject == "" {
 		return Principal{}, fmt.Errorf("%w: missing sub claim", ErrInvalidToken)
+	}
+	if v.maxTTL > 0 {
+		// A token valid for years is a password that cannot be revoked: exp - iat (exp - now
+		// for a token without iat) is bounded.
+		from := v.now()
+		if c.IssuedAt != nil {
+			from = c.IssuedAt.Time
+		}
+		if life := c.ExpiresAt.Sub(from); life > v.maxTTL+Leeway {
+			return Principal{}, fmt.Errorf("%w: token lives %s, more than the %s allowed", ErrInvalidToken, life.Round(time.Second), v.maxTTL)
+		}
 	}
 	return Principal{Subject: c.Subject, Name: c.Name, Permissions: c.Permissions, Expires: c.ExpiresAt.Time}, nil
 }

@@ -494,8 +494,8 @@ func TestRequire(t *testing.T) {
 		wantAuth    string // WWW-Authenticate substring
 	}{
 		{name: "no token", perm: PermReadExports, want: 401, wantCode: CodeUnauthenticated, wantMessage: "missing bearer token", wantAuth: `Bearer realm="exports"`},
-		{name: "garbage token", perm: PermReadExports, header: "Bearer nope", want: 401, wantCode: CodeUnauthenticated, wantMessage: "malformed", wantAuth: `error="invalid_token"`},
-		{name: "expired token", perm: PermReadExports, header: "Bearer " + expired, want: 401, wantCode: CodeUnauthenticated, wantMessage: "expired", wantAuth: `error="invalid_token"`},
+		{name: "garbage token", perm: PermReadExports, header: "Bearer nope", want: 401, wantCode: CodeUnauthenticated, wantMessage: MsgInvalidToken, wantAuth: `error="invalid_token"`},
+		{name: "expired token", perm: PermReadExports, header: "Bearer " + expired, want: 401, wantCode: CodeUnauthenticated, wantMessage: MsgInvalidToken, wantAuth: `error="invalid_token"`},
 		{name: "basic auth", perm: PermReadExports, header: "Basic YWxpY2U6cHc=", want: 401, wantCode: CodeUnauthenticated, wantAuth: `error="invalid_token"`},
 		{name: "lacking permission", perm: PermWriteExports, header: "Bearer " + reader, want: 403, wantCode: CodePermissionDenied, wantMessage: PermWriteExports, wantAuth: `error="insufficient_scope"`},
 		{name: "holding permission", perm: PermReadExports, header: "Bearer " + reader, want: 200},

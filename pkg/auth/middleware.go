@@ -6,6 +6,10 @@ import (
 	"net/http"
 )
 
+// MsgInvalidToken is the message of every 401 for a token that was sent: which check failed
+// is logged by the caller, never told to the client.
+const MsgInvalidToken = "invalid or expired token"
+
 // Error codes Require passes to its ErrorWriter.
 const (
 	CodeUnauthenticated  = "unauthenticated"
@@ -37,7 +41,10 @@ func (v *Verifier) Require(perm string, allowQuery bool, onError ErrorWriter) fu
 				msg := "missing bearer token"
 				if !errors.Is(err, ErrMissingToken) {
 					challenge += `, error="invalid_token"`
-					msg = err.Error()
+					msg = MsgInvalidToken
+					if v.log != nil {
+						v.log.Info("token refused", "path", r.URL.Path, "err", err)
+					}
 				}
 				w.Header().Set("WWW-Authenticate", challenge)
 				onError(w, r, http.StatusUnauthorized, CodeUnauthenticated, msg)

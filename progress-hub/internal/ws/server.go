@@ -167,8 +167,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		challenge, msg := `Bearer realm="exports"`, "missing bearer token"
 		if !errors.Is(err, auth.ErrMissingToken) {
 			challenge += `, error="invalid_token"`
-			msg = "invalid token"
-			s.log.Debug("token refused", "err", err)
+			msg = auth.MsgInvalidToken
+			s.log.Info("token refused", "err", err)
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		s.refuse(w, http.StatusUnauthorized, auth.CodeUnauthenticated, msg, "unauthenticated")
