@@ -132,7 +132,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	server.Ops(mux, reg, map[string]server.Check{
 		"postgres_analytics": pgdb.Check(pool),
 		"kafka":              eventbus.Ping(cl),
-	})
+	}, log)
 	srv := server.New(cfg.Addr, mux)
 
 	// Shutdown: the listener and the poll loop stop together; the consumer commits what it

@@ -200,7 +200,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		"postgres_catalog": pgdb.Check(catalogPool),
 		"kafka":            eventbus.Ping(producer),
 		"s3":               objects.Ping,
-	})
+	}, log)
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -171,7 +171,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	srv := server.New(cfg.Addr, routes(wsSrv, reg, cfg.Pprof, map[string]server.Check{
 		"postgres": pgdb.Check(pool),
 		"kafka":    eventbus.Ping(bcl),
-	}))
+	}, log))
 	// Server.Shutdown does not close hijacked connections: the hub does.
 	srv.RegisterOnShutdown(hub.Shutdown)
 
@@ -212,9 +212,9 @@ func raiseNoFile() (soft, hard uint64, err error) {
 
 // routes maps the hub's HTTP surface: the WebSocket (and its /ws alias), the ops endpoints,
 // /debug/pprof/ when asked for, and JSON 404s for the rest.
-func routes(wsSrv http.Handler, reg *prometheus.Registry, withPprof bool, checks map[string]server.Check) http.Handler {
+func routes(wsSrv http.Handler, reg *prometheus.Registry, withPprof bool, checks map[string]server.Check, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	server.Ops(mux, reg, checks)
+	server.Ops(mux, reg, checks, log)
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -175,7 +175,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	server.Ops(mux, reg, map[string]server.Check{
 		"postgres_exports": pgdb.Check(pool),
 		"kafka":            eventbus.Ping(kafka),
-	})
+	}, log)
 	srv := server.New(cfg.Addr, mux)
 
 	// The first part to fail stops all. Shutdown: the listener, the firing loop (between two

@@ -132,6 +132,10 @@ func Prepare(r Request) (*Spec, error) {
 		s.FileName = r.Entity + ext
 	} else if !fileNameRE.MatchString(s.FileName) || path.Base(s.FileName) != s.FileName {
 		return nil, &ValidationError{"file_name", "must be 1 to 150 letters, digits, spaces or ._()- and not a path"}
+	} else if !strings.EqualFold(path.Ext(s.FileName), ext) {
+		// The name ends in the format's extension, whatever was asked: a CSV named invoice.html
+		// would open in a browser as a page. invoice.html becomes invoice.html.csv.
+		s.FileName += ext
 	}
 	return s, nil
 }

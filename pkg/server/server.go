@@ -61,8 +61,9 @@ func Run(ctx context.Context, srv *http.Server, log *slog.Logger, grace time.Dur
 type Check func(ctx context.Context) error
 
 // Ops registers /healthz, /readyz and /metrics on mux. /readyz runs every check with a 2 s
-// budget and answers 503 with the failures named.
-func Ops(mux *http.ServeMux, reg *prometheus.Registry, checks map[string]Check) {
+// budget and answers 503 naming the failed checks, never their errors (the port may be public:
+// an error text tells hosts, users and versions); each error goes to log.
+func Ops(mux *http.ServeMux, reg *prometheus.Registry, checks map[string]Check, log *slog.Logger) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -77,7 +78,8 @@ func Ops(mux *http.ServeMux, reg *prometheus.Registry, checks map[string]Check) 
 		sort.Strings(names)
 		for _, name := range names {
 			if err := checks[name](ctx); err != nil {
-				failed[name] = err.Error()
+				failed[name] = "unavailable"
+				log.Warn("readiness check failed", "check", name, "err", err)
 			}
 		}
 		if len(failed) > 0 {

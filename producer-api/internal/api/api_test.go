@@ -500,6 +500,9 @@ func TestDownload(t *testing.T) {
 		if got := r.header.Get("X-Content-SHA256"); got != hex.EncodeToString(sum[:]) {
 			t.Errorf("X-Content-SHA256 = %q", got)
 		}
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("X-Content-Type-Options = %q, want nosniff", got)
+		}
 		disp, params, err := mime.ParseMediaType(r.header.Get("Content-Disposition"))
 		if err != nil || disp != "attachment" || params["filename"] != "catalogue été.csv" {
 			t.Errorf("Content-Disposition = %q (%v): %q %v", r.header.Get("Content-Disposition"), err, disp, params)

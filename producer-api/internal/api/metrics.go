@@ -98,6 +98,9 @@ func (a *api) instrument(next *mux.Router) http.Handler {
 				route = t
 			}
 		}
+		// Every answer is served with the type it declares: a browser never guesses an export
+		// (a CSV cell holding <script>) into a page.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			p := recover()

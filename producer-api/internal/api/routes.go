@@ -144,7 +144,7 @@ func NewServer(d Deps) http.Handler {
 	v1.Handle("/{id:"+jobID+"}/cancel", write(http.HandlerFunc(a.cancelJob))).Methods(http.MethodPost)
 
 	ops := http.NewServeMux()
-	server.Ops(ops, d.Registry, d.Checks)
+	server.Ops(ops, d.Registry, d.Checks, d.Log)
 	r.Handle("/healthz", ops)
 	r.Handle("/readyz", ops)
 	r.Handle("/metrics", ops)

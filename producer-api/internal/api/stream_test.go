@@ -159,6 +159,14 @@ func TestStreamCSV(t *testing.T) {
 		if got := r.header.Get("Content-Disposition"); got != `attachment; filename="suppliers.csv"` {
 			t.Errorf("Content-Disposition = %s", got)
 		}
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("X-Content-Type-Options = %q, want nosniff", got)
+		}
+		// A name in another format's extension is served with the stream's own.
+		r = e.do(t, "GET", "/api/v1/exports/stream/csv/suppliers?file_name=invoice.html", tok, nil)
+		if got := r.header.Get("Content-Disposition"); got != `attachment; filename="invoice.html.csv"` {
+			t.Errorf("Content-Disposition = %s", got)
+		}
 	})
 }
 
