@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -21,6 +22,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
+	"github.com/productsmanager/exportplatform/producer-api/internal/ratelimit"
 	"github.com/productsmanager/exportplatform/producer-api/internal/retention"
 )
 
@@ -38,6 +40,10 @@ type Config struct {
 	LogLevel    string
 	// SweepEvery is how often expired files and those of deleted jobs are removed.
 	SweepEvery time.Duration
+	// RateLimits are each user's requests per minute by class (ratelimit), shared by replicas.
+	RateLimits map[string]int
+	// MaxActiveJobs bounds a user's queued and running jobs (API_MAX_ACTIVE_JOBS_PER_USER).
+	MaxActiveJobs int
 }
 
 // LoadConfig reads the settings with their defaults.
@@ -60,6 +66,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxStreams: env.Int("API_MAX_STREAMS", 8),
 		LogLevel:   env.String("LOG_LEVEL", "info"),
 		SweepEvery: env.Duration("EXPORT_SWEEP_INTERVAL", time.Minute),
+		RateLimits: map[string]int{
+			ratelimit.Exports:   env.Int("API_RATE_EXPORTS", 50),
+			ratelimit.Streams:   env.Int("API_RATE_STREAMS", 50),
+			ratelimit.Downloads: env.Int("API_RATE_DOWNLOADS", 50),
+			ratelimit.Schedules: env.Int("API_RATE_SCHEDULES", 50),
+			ratelimit.Reads:     env.Int("API_RATE_READS", 1000),
+		},
+		MaxActiveJobs: env.Int("API_MAX_ACTIVE_JOBS_PER_USER", 10),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
@@ -93,6 +107,14 @@ func (c Config) Validate() error {
 	}
 	if c.SweepEvery < time.Second {
 		errs = append(errs, errors.New("EXPORT_SWEEP_INTERVAL must be at least 1s"))
+	}
+	for class, n := range c.RateLimits {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("API_RATE_%s must be 0 (no limit) or more", strings.ToUpper(class)))
+		}
+	}
+	if c.MaxActiveJobs < 0 {
+		errs = append(errs, errors.New("API_MAX_ACTIVE_JOBS_PER_USER must be 0 (no limit) or more"))
 	}
 	if c.MaxBodySize < 1024 {
 		errs = append(errs, errors.New("API_MAX_BODY_BYTES must be at least 1024"))
@@ -144,11 +166,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	limiter := ratelimit.New(pool, cfg.RateLimits)
 	rl := relay.New(store, eventbus.NewPublisher(kcl, log), log.With("component", "relay"), reg)
 	handler := api.NewServer(api.Deps{
 		Jobs: store, Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
 		Registry: reg, HubURL: hub, MaxBodySize: cfg.MaxBodySize, Notify: rl.Notify,
 		Catalog: catalogPool, MaxStreams: cfg.MaxStreams, Schedules: schedstore.New(pool),
+		Limiter: limiter, MaxActiveJobs: cfg.MaxActiveJobs,
 		Checks: map[string]server.Check{
 			"postgres": pgdb.Check(pool),
 			"s3":       objects.Ping,
@@ -161,6 +185,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Run(gctx, srv, log, 15*time.Second) })
 	g.Go(func() error { return rl.Run(gctx) })
+	g.Go(func() error {
+		limiter.Run(gctx, time.Minute, func(err error) { log.Warn("sweeping rate limit windows failed", "err", err) })
+		return nil
+	})
 	sweeper := retention.New(retention.Config{Every: cfg.SweepEvery}, store, objects, log.With("component", "retention"), reg)
 	g.Go(func() error { return sweeper.Run(gctx) })
 	err = g.Wait()

@@ -64,6 +64,9 @@ var (
 	// ErrNotClaimed is returned by Claim when the job is finished, deleted, gave up, or
 	// another worker holds a live lease on it.
 	ErrNotClaimed = job.ErrNotClaimable
+	// ErrTooManyActive is returned by CreateWithin when the requester already has their
+	// quota of queued and running jobs.
+	ErrTooManyActive = errors.New("too many active jobs")
 )
 
 // Store is the exports database.
@@ -167,6 +170,36 @@ func scanJob(row pgx.Row) (Job, error) {
 func (s *Store) Create(ctx context.Context, req events.ExportRequested) (Job, error) {
 	var created Job
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		created, err = CreateTx(ctx, tx, req)
+		return err
+	})
+	return created, err
+}
+
+// CreateWithin is Create for a requester allowed at most maxActive queued or running jobs
+// (0: no bound); at the bound it is ErrTooManyActive and nothing is written. Concurrent
+// creations of one requester, from any replica, take turns on an advisory lock, so the bound
+// holds exactly.
+func (s *Store) CreateWithin(ctx context.Context, req events.ExportRequested, maxActive int) (Job, error) {
+	if maxActive <= 0 {
+		return s.Create(ctx, req)
+	}
+	var created Job
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var active int
+		if err := tx.QueryRow(ctx, `SELECT pg_advisory_xact_lock(hashtext('jobs.active:' || $1)::bigint)`,
+			req.RequestedBy).Scan(nil); err != nil {
+			return fmt.Errorf("locking the active jobs of %s: %w", req.RequestedBy, err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM jobs
+			WHERE requested_by = $1 AND status IN ('queued', 'running') AND deleted_at IS NULL`,
+			req.RequestedBy).Scan(&active); err != nil {
+			return fmt.Errorf("counting the active jobs of %s: %w", req.RequestedBy, err)
+		}
+		if active >= maxActive {
+			return fmt.Errorf("%w: %d queued or running, at most %d", ErrTooManyActive, active, maxActive)
+		}
 		var err error
 		created, err = CreateTx(ctx, tx, req)
 		return err

@@ -3,6 +3,7 @@ package jobstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -33,6 +34,10 @@ func NewMemory() *Memory {
 func (m *Memory) Create(_ context.Context, req events.ExportRequested) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.create(req)
+}
+
+func (m *Memory) create(req events.ExportRequested) (Job, error) {
 	if _, ok := m.jobs[req.JobID]; ok || !ValidID(req.JobID) {
 		return Job{}, errors.New("inserting job " + req.JobID + ": invalid or duplicate id")
 	}
@@ -42,6 +47,24 @@ func (m *Memory) Create(_ context.Context, req events.ExportRequested) (Job, err
 	}
 	m.jobs[j.ID] = j
 	return m.view(j), nil
+}
+
+// CreateWithin is Create bounded by the requester's active jobs, as Store.CreateWithin.
+func (m *Memory) CreateWithin(_ context.Context, req events.ExportRequested, maxActive int) (Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if maxActive > 0 {
+		active := 0
+		for _, j := range m.jobs {
+			if j.RequestedBy == req.RequestedBy && !j.Deleted() && !j.Status.Terminal() {
+				active++
+			}
+		}
+		if active >= maxActive {
+			return Job{}, fmt.Errorf("%w: %d queued or running, at most %d", ErrTooManyActive, active, maxActive)
+		}
+	}
+	return m.create(req)
 }
 
 // Get returns a job that has not been deleted.

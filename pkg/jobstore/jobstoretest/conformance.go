@@ -22,6 +22,7 @@ import (
 // Repository is what both stores provide.
 type Repository interface {
 	Create(ctx context.Context, req events.ExportRequested) (jobstore.Job, error)
+	CreateWithin(ctx context.Context, req events.ExportRequested, maxActive int) (jobstore.Job, error)
 	Get(ctx context.Context, id string) (jobstore.Job, error)
 	GetAny(ctx context.Context, id string) (jobstore.Job, error)
 	Do(ctx context.Context, id string, c job.Command) (jobstore.Job, error)
@@ -52,6 +53,41 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 	opts := func(owner string) jobstore.ClaimOptions {
 		return jobstore.ClaimOptions{Owner: owner, TTL: time.Hour, MaxAttempts: 3}
 	}
+
+	t.Run("a requester's active jobs are bounded; ended and other users' jobs do not count", func(t *testing.T) {
+		r := fresh(t)
+		mine := func() events.ExportRequested {
+			req := Request(t, time.Now())
+			req.RequestedBy = "quota-user"
+			return req
+		}
+		var first string
+		for i := range 3 {
+			j, err := r.CreateWithin(ctx, mine(), 3)
+			if err != nil {
+				t.Fatalf("job %d: %v", i+1, err)
+			}
+			if i == 0 {
+				first = j.ID
+			}
+		}
+		refused := mine()
+		if _, err := r.CreateWithin(ctx, refused, 3); !errors.Is(err, jobstore.ErrTooManyActive) {
+			t.Fatalf("a 4th active job: %v, want ErrTooManyActive", err)
+		}
+		if _, err := r.Get(ctx, refused.JobID); !errors.Is(err, jobstore.ErrNotFound) {
+			t.Errorf("the refused job was stored: %v", err)
+		}
+		if _, err := r.CreateWithin(ctx, Request(t, time.Now()), 3); err != nil {
+			t.Errorf("another user's job: %v", err)
+		}
+		if _, err := r.Cancel(ctx, first, "quota-user"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.CreateWithin(ctx, mine(), 3); err != nil {
+			t.Errorf("after one ended: %v", err)
+		}
+	})
 
 	t.Run("create, then the whole life of a job with its events in order", func(t *testing.T) {
 		r := fresh(t)

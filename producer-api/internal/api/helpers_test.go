@@ -78,6 +78,24 @@ func (f *fakeJobs) Create(_ context.Context, req events.ExportRequested) (jobsto
 	return j, nil
 }
 
+// CreateWithin is Create bounded by the requester's queued and running jobs, as the store's.
+func (f *fakeJobs) CreateWithin(ctx context.Context, req events.ExportRequested, maxActive int) (jobstore.Job, error) {
+	if maxActive > 0 {
+		f.mu.Lock()
+		active := 0
+		for _, j := range f.jobs {
+			if j.RequestedBy == req.RequestedBy && !j.Status.Terminal() {
+				active++
+			}
+		}
+		f.mu.Unlock()
+		if active >= maxActive {
+			return jobstore.Job{}, jobstore.ErrTooManyActive
+		}
+	}
+	return f.Create(ctx, req)
+}
+
 func (f *fakeJobs) Get(_ context.Context, id string) (jobstore.Job, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -90,12 +90,17 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
 	if spec.Query != nil {
 		filters = spec.Query.Filters
 	}
-	job, err := a.Jobs.Create(r.Context(), events.ExportRequested{
+	job, err := a.Jobs.CreateWithin(r.Context(), events.ExportRequested{
 		JobID: id.String(), Entity: spec.Entity, Format: spec.Format,
 		Fields: body.Fields, ExcludeFields: body.ExcludeFields, Filters: filters, Options: body.Options,
 		FileName: spec.FileName, RequestedBy: p.Subject, RequesterName: p.Name,
 		RequestedAt: time.Now().UTC().Truncate(time.Microsecond),
-	})
+	}, a.MaxActiveJobs)
+	if errors.Is(err, jobstore.ErrTooManyActive) {
+		server.WriteError(w, http.StatusTooManyRequests, "too_many_active_jobs",
+			fmt.Sprintf("you already have %d exports queued or running; wait for one to end or cancel one", a.MaxActiveJobs), "")
+		return
+	}
 	if errors.Is(err, jobstore.ErrEventTooLarge) {
 		server.WriteError(w, http.StatusRequestEntityTooLarge, "request_too_large",
 			fmt.Sprintf("the export request is too large to be queued (its event would exceed %d bytes): shorten its lists or options", jobstore.MaxEventBytes), "")

@@ -16,6 +16,7 @@ type metrics struct {
 	duration      *prometheus.HistogramVec
 	jobsRequested *prometheus.CounterVec
 	jobsCancelled prometheus.Counter
+	rateLimited   *prometheus.CounterVec
 
 	streams         *prometheus.CounterVec
 	streamsInFlight prometheus.Gauge
@@ -39,6 +40,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		jobsCancelled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "export_jobs_cancelled_total", Help: "Export jobs cancelled on request (POST cancel; a DELETE of a running job is not counted).",
 		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_rate_limited_total", Help: "Requests refused with 429 by the per-user rate limit, by class.",
+		}, []string{"class"}),
 		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "export_streams_total",
 			Help: "Export streams that started a query, by entity, format and outcome (completed, client_gone, failed, unavailable).",
@@ -58,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.jobsRequested, m.jobsCancelled,
+		reg.MustRegister(m.requests, m.duration, m.jobsRequested, m.jobsCancelled, m.rateLimited,
 			m.streams, m.streamsInFlight, m.streamRows, m.streamBytes, m.streamFirstByte)
 	}
 	return m

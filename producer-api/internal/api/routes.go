@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,11 +23,12 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
+	"github.com/productsmanager/exportplatform/producer-api/internal/ratelimit"
 )
 
 // Jobs is what the API needs of the job store.
 type Jobs interface {
-	Create(ctx context.Context, req events.ExportRequested) (jobstore.Job, error)
+	CreateWithin(ctx context.Context, req events.ExportRequested, maxActive int) (jobstore.Job, error)
 	Get(ctx context.Context, id string) (jobstore.Job, error)
 	List(ctx context.Context, f jobstore.ListFilter) ([]jobstore.Job, string, error)
 	Cancel(ctx context.Context, id, by string) (jobstore.Job, error)
@@ -59,6 +61,15 @@ type Deps struct {
 	Now func() time.Time
 	// Schedules is the schedules' repository.
 	Schedules Schedules
+	// Limiter counts each user's requests per class (shared by the replicas); nil: no limits.
+	Limiter Limiter
+	// MaxActiveJobs bounds a user's queued and running jobs; 0 is no bound.
+	MaxActiveJobs int
+}
+
+// Limiter is the rate limiter; *ratelimit.Limiter implements it.
+type Limiter interface {
+	Take(ctx context.Context, subject, class string) (ratelimit.Decision, error)
 }
 
 // jobID is the route pattern of a job id (a UUID).
@@ -118,30 +129,39 @@ func NewServer(d Deps) http.Handler {
 	v1 := r.PathPrefix("/api/v1/exports").Subrouter()
 	// Fixed paths first: mux takes the first route that matches, and the patterns at the end
 	// would match some of these too.
-	v1.Handle("", read(http.HandlerFunc(a.listJobs))).Methods(http.MethodGet)
-	v1.Handle("/ws", readWS(a.wsProxy())).Methods(http.MethodGet)
-	v1.Handle("/create", write(http.HandlerFunc(a.createFromBody))).Methods(http.MethodPost)
-	v1.Handle("/fields/{entity}", read(http.HandlerFunc(a.fields))).Methods(http.MethodGet)
-	v1.Handle("/stream/{format}/{entity}", read(http.HandlerFunc(a.stream))).Methods(http.MethodGet)
-	v1.Handle("/progress/{task_id}", read(http.HandlerFunc(a.progress))).Methods(http.MethodGet)
-	v1.Handle("/schedules", read(http.HandlerFunc(a.listSchedules))).Methods(http.MethodGet)
-	v1.Handle("/schedules", write(http.HandlerFunc(a.createSchedule))).Methods(http.MethodPost)
-	v1.Handle("/schedules/preview", read(http.HandlerFunc(a.previewSchedule))).Methods(http.MethodPost)
-	v1.Handle("/schedules/{id}", read(http.HandlerFunc(a.getSchedule))).Methods(http.MethodGet)
-	v1.Handle("/schedules/{id}", write(http.HandlerFunc(a.updateSchedule))).Methods(http.MethodPut)
-	v1.Handle("/schedules/{id}", write(http.HandlerFunc(a.deleteSchedule))).Methods(http.MethodDelete)
-	v1.Handle("/schedules/{id}/toggle", write(http.HandlerFunc(a.toggleSchedule))).Methods(http.MethodPost)
-	v1.Handle("/schedules/{id}/run", write(http.HandlerFunc(a.runSchedule))).Methods(http.MethodPost)
-	v1.Handle("/schedules/{id}/next", read(http.HandlerFunc(a.nextRuns))).Methods(http.MethodGet)
-	v1.Handle("/schedules/{id}/runs", read(http.HandlerFunc(a.scheduleRuns))).Methods(http.MethodGet)
-	v1.Handle("/download/{task_id}", read(http.HandlerFunc(a.download))).Methods(http.MethodGet)
+	// Each route's rate class (ratelimit): the limit is checked after the token, so a 401 or
+	// 403 costs nothing of the caller's quota.
+	h := func(perm func(http.Handler) http.Handler, class string, fn http.HandlerFunc) http.Handler {
+		return perm(a.limit(class, fn))
+	}
+	const (
+		exports, streams, downloads = ratelimit.Exports, ratelimit.Streams, ratelimit.Downloads
+		schedules, reads            = ratelimit.Schedules, ratelimit.Reads
+	)
+	v1.Handle("", h(read, reads, a.listJobs)).Methods(http.MethodGet)
+	v1.Handle("/ws", readWS(a.limit(reads, a.wsProxy()))).Methods(http.MethodGet)
+	v1.Handle("/create", h(write, exports, a.createFromBody)).Methods(http.MethodPost)
+	v1.Handle("/fields/{entity}", h(read, reads, a.fields)).Methods(http.MethodGet)
+	v1.Handle("/stream/{format}/{entity}", h(read, streams, a.stream)).Methods(http.MethodGet)
+	v1.Handle("/progress/{task_id}", h(read, reads, a.progress)).Methods(http.MethodGet)
+	v1.Handle("/schedules", h(read, reads, a.listSchedules)).Methods(http.MethodGet)
+	v1.Handle("/schedules", h(write, schedules, a.createSchedule)).Methods(http.MethodPost)
+	v1.Handle("/schedules/preview", h(read, reads, a.previewSchedule)).Methods(http.MethodPost)
+	v1.Handle("/schedules/{id}", h(read, reads, a.getSchedule)).Methods(http.MethodGet)
+	v1.Handle("/schedules/{id}", h(write, schedules, a.updateSchedule)).Methods(http.MethodPut)
+	v1.Handle("/schedules/{id}", h(write, schedules, a.deleteSchedule)).Methods(http.MethodDelete)
+	v1.Handle("/schedules/{id}/toggle", h(write, schedules, a.toggleSchedule)).Methods(http.MethodPost)
+	v1.Handle("/schedules/{id}/run", h(write, schedules, a.runSchedule)).Methods(http.MethodPost)
+	v1.Handle("/schedules/{id}/next", h(read, reads, a.nextRuns)).Methods(http.MethodGet)
+	v1.Handle("/schedules/{id}/runs", h(read, reads, a.scheduleRuns)).Methods(http.MethodGet)
+	v1.Handle("/download/{task_id}", h(read, downloads, a.download)).Methods(http.MethodGet)
 	// Patterns. {format} matches formats only, so POST /{id}/cancel is never an export request
 	// whatever the order routes are added in.
-	v1.Handle("/{format:csv|excel|json}/{entity}", write(http.HandlerFunc(a.createFromPath))).Methods(http.MethodPost)
-	v1.Handle("/{id}", read(http.HandlerFunc(a.getJob))).Methods(http.MethodGet)
+	v1.Handle("/{format:csv|excel|json}/{entity}", h(write, exports, a.createFromPath)).Methods(http.MethodPost)
+	v1.Handle("/{id}", h(read, reads, a.getJob)).Methods(http.MethodGet)
 	// Job ids only: DELETE /create stays a 405 rather than a search for a job named "create".
-	v1.Handle("/{id:"+jobID+"}", write(http.HandlerFunc(a.deleteJob))).Methods(http.MethodDelete)
-	v1.Handle("/{id:"+jobID+"}/cancel", write(http.HandlerFunc(a.cancelJob))).Methods(http.MethodPost)
+	v1.Handle("/{id:"+jobID+"}", h(write, exports, a.deleteJob)).Methods(http.MethodDelete)
+	v1.Handle("/{id:"+jobID+"}/cancel", h(write, exports, a.cancelJob)).Methods(http.MethodPost)
 
 	ops := http.NewServeMux()
 	server.Ops(ops, d.Registry, d.Checks, d.Log)
@@ -183,4 +203,38 @@ func (a *api) wsProxy() http.Handler {
 
 func writeAuthError(w http.ResponseWriter, _ *http.Request, status int, code, message string) {
 	server.WriteError(w, status, code, message, "")
+}
+
+// limit counts the request in class for its caller and answers 429 past the limit, with the
+// X-RateLimit-* headers on every answer (CONTRACT §3). When the counter cannot be reached the
+// request goes through: an outage of the limiter must not become an outage of the API.
+func (a *api) limit(class string, next http.Handler) http.Handler {
+	if a.Limiter == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principal(r)
+		d, err := a.Limiter.Take(r.Context(), p.Subject, class)
+		if err != nil {
+			a.Log.Warn("rate limiter unavailable; request let through", "class", class, "sub", p.Subject, "err", err)
+			next.ServeHTTP(w, r)
+			return
+		}
+		if d.Limit > 0 {
+			h := w.Header()
+			h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+			h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+			h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+		}
+		if !d.Allowed {
+			now := a.Now()
+			w.Header().Set("Retry-After", strconv.Itoa(int(d.RetryAfter(now).Seconds())))
+			a.metrics.rateLimited.WithLabelValues(class).Inc()
+			a.Log.Info("rate limited", "class", class, "sub", p.Subject, "limit", d.Limit)
+			server.WriteError(w, http.StatusTooManyRequests, "rate_limited",
+				fmt.Sprintf("more than %d %s requests this minute; retry after %s", d.Limit, class, d.Reset.Format(time.RFC3339)), "")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
