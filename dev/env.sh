@@ -57,13 +57,13 @@ export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_USE_TLS
 export JWT_SECRET AUTH_DEV_MODE
 
 # Per-user limits. Production runs with the defaults (50 creations, streams, downloads and
-# schedule changes a minute, 1000 reads, 10 active jobs); the local stack lifts them (0: no
+# schedule changes a minute, 1000 reads, 10 active jobs, 2 streams); the local stack lifts them (0: no
 # limit) because the test suite, the chaos scenarios and the benchmarks create hundreds of jobs
 # as one user. e2e/limits_test.go starts two replicas with the production limits.
 : "${API_RATE_EXPORTS:=0}" "${API_RATE_STREAMS:=0}" "${API_RATE_DOWNLOADS:=0}" "${API_RATE_SCHEDULES:=0}"
-: "${API_RATE_READS:=0}" "${API_MAX_ACTIVE_JOBS_PER_USER:=0}"
+: "${API_RATE_READS:=0}" "${API_MAX_ACTIVE_JOBS_PER_USER:=0}" "${API_STREAMS_PER_USER:=0}"
 export API_RATE_EXPORTS API_RATE_STREAMS API_RATE_DOWNLOADS API_RATE_SCHEDULES API_RATE_READS
-export API_MAX_ACTIVE_JOBS_PER_USER
+export API_MAX_ACTIVE_JOBS_PER_USER API_STREAMS_PER_USER
 
 # Service addresses.
 : "${API_ADDR:=127.0.0.1:8080}"

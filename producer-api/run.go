@@ -44,6 +44,12 @@ type Config struct {
 	RateLimits map[string]int
 	// MaxActiveJobs bounds a user's queued and running jobs (API_MAX_ACTIVE_JOBS_PER_USER).
 	MaxActiveJobs int
+	// StreamsPerUser bounds one user's streams at once across replicas (API_STREAMS_PER_USER).
+	StreamsPerUser int
+	// MinClientRate (API_MIN_CLIENT_RATE, bytes/s) over ClientRateWindow (API_CLIENT_RATE_WINDOW)
+	// is the slowest a stream or download may be taken before it is cut.
+	MinClientRate    int
+	ClientRateWindow time.Duration
 }
 
 // LoadConfig reads the settings with their defaults.
@@ -73,7 +79,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			ratelimit.Schedules: env.Int("API_RATE_SCHEDULES", 50),
 			ratelimit.Reads:     env.Int("API_RATE_READS", 1000),
 		},
-		MaxActiveJobs: env.Int("API_MAX_ACTIVE_JOBS_PER_USER", 10),
+		MaxActiveJobs:    env.Int("API_MAX_ACTIVE_JOBS_PER_USER", 10),
+		StreamsPerUser:   env.Int("API_STREAMS_PER_USER", 2),
+		MinClientRate:    env.Int("API_MIN_CLIENT_RATE", 16<<10),
+		ClientRateWindow: env.Duration("API_CLIENT_RATE_WINDOW", 30*time.Second),
 	}
 	if err := env.Err(); err != nil {
 		return c, err
@@ -112,6 +121,12 @@ func (c Config) Validate() error {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("API_RATE_%s must be 0 (no limit) or more", strings.ToUpper(class)))
 		}
+	}
+	if c.StreamsPerUser < 0 || c.MinClientRate < 0 {
+		errs = append(errs, errors.New("API_STREAMS_PER_USER and API_MIN_CLIENT_RATE must be 0 (no limit) or more"))
+	}
+	if c.ClientRateWindow < time.Second {
+		errs = append(errs, errors.New("API_CLIENT_RATE_WINDOW must be at least 1s"))
 	}
 	if c.MaxActiveJobs < 0 {
 		errs = append(errs, errors.New("API_MAX_ACTIVE_JOBS_PER_USER must be 0 (no limit) or more"))
@@ -172,7 +187,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Jobs: store, Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
 		Registry: reg, HubURL: hub, MaxBodySize: cfg.MaxBodySize, Notify: rl.Notify,
 		Catalog: catalogPool, MaxStreams: cfg.MaxStreams, Schedules: schedstore.New(pool),
-		Limiter: limiter, MaxActiveJobs: cfg.MaxActiveJobs,
+		Limiter: limiter, MaxActiveJobs: cfg.MaxActiveJobs, UserStreams: ratelimit.NewSlots(pool, cfg.StreamsPerUser),
+		MinClientRate: int64(cfg.MinClientRate), ClientRateWindow: cfg.ClientRateWindow,
 		Checks: map[string]server.Check{
 			"postgres": pgdb.Check(pool),
 			"s3":       objects.Ping,

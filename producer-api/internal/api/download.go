@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -47,7 +48,16 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-SHA256", job.File.SHA256)
 	h.Set("Cache-Control", "private, no-store")
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, body); err != nil {
-		a.Log.Warn("download interrupted", "job_id", job.ID, "err", err)
+	// Every write has a deadline and a client slower than the minimum rate is cut: a stalled
+	// reader must not hold the connection (and the object store's) for hours.
+	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	dw := &streamWriter{w: w, rc: rc, cancel: func() {}, timeout: a.StreamWriteTimeout, bytes: func(float64) {},
+		pace: a.pace(), started: true}
+	if _, err := io.CopyBuffer(dw, body, make([]byte, 64<<10)); err != nil {
+		a.Log.Warn("download interrupted", "job_id", job.ID, "bytes", dw.n, "err", err)
+		if dw.err != nil {
+			panic(http.ErrAbortHandler) // the client sees a cut transfer, never a short file
+		}
 	}
 }

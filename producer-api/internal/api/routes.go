@@ -65,6 +65,18 @@ type Deps struct {
 	Limiter Limiter
 	// MaxActiveJobs bounds a user's queued and running jobs; 0 is no bound.
 	MaxActiveJobs int
+	// UserStreams bounds the streams one user runs at once across replicas; nil: no bound
+	// besides MaxStreams.
+	UserStreams Slots
+	// MinClientRate is the slowest a stream or download may be taken (bytes per second over
+	// ClientRateWindow) before it is cut; 0 is no bound.
+	MinClientRate    int64
+	ClientRateWindow time.Duration
+}
+
+// Slots are per-user stream slots; *ratelimit.Slots implements them.
+type Slots interface {
+	Acquire(ctx context.Context, subject string) (release func(), ok bool, err error)
 }
 
 // Limiter is the rate limiter; *ratelimit.Limiter implements it.

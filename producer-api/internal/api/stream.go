@@ -83,6 +83,21 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 		a.catalogUnavailable(w)
 		return
 	}
+	if a.UserStreams != nil {
+		p := principal(r)
+		release, ok, err := a.UserStreams.Acquire(r.Context(), p.Subject)
+		switch {
+		case err != nil:
+			a.Log.Warn("per-user stream slots unavailable; stream let through", "sub", p.Subject, "err", err)
+		case !ok:
+			w.Header().Set("Retry-After", "5")
+			server.WriteError(w, http.StatusTooManyRequests, "too_many_streams",
+				"you already run the most streams one user may run at once; wait for one to end, or POST an export job", "")
+			return
+		default:
+			defer release()
+		}
+	}
 	if a.streamSlots != nil {
 		select {
 		case a.streamSlots <- struct{}{}:
@@ -115,7 +130,8 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 
 	start := time.Now()
-	sw := &streamWriter{w: w, rc: rc, cancel: cancel, timeout: a.StreamWriteTimeout, bytes: bytesOut.Add}
+	sw := &streamWriter{w: w, rc: rc, cancel: cancel, timeout: a.StreamWriteTimeout, bytes: bytesOut.Add,
+		pace: a.pace()}
 	sw.start = func() {
 		h := w.Header()
 		h.Set("Content-Type", spec.ContentType)
@@ -201,6 +217,7 @@ type streamWriter struct {
 	timeout time.Duration
 	start   func()
 	bytes   func(float64)
+	pace    *pace
 	started bool
 	n       int64
 	err     error
@@ -218,12 +235,16 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 	if timeout <= 0 {
 		timeout = defaultStreamWriteTimeout
 	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(timeout))
+	began := time.Now()
+	_ = s.rc.SetWriteDeadline(began.Add(timeout))
 	n, err := s.w.Write(p)
 	s.n += int64(n)
 	s.bytes(float64(n))
 	if err == nil {
 		err = s.Flush()
+	}
+	if err == nil && s.pace != nil {
+		err = s.pace.wrote(n, began, time.Now())
 	}
 	if err != nil {
 		s.err = err
@@ -290,4 +311,48 @@ func isAttrChar(b byte) bool {
 		return true
 	}
 	return strings.IndexByte("!#$&+-.^_`|~", b) >= 0
+}
+
+// ErrClientTooSlow ends a stream or download its client takes slower than the minimum rate.
+var ErrClientTooSlow = errors.New("client reads slower than the minimum rate")
+
+// pace tells a slow client from a slow source: over each window, if writes to the client were
+// blocked at least half the time and moved less than min bytes per second, the client is too
+// slow and holds a slot (and, for a stream, a database snapshot) for nothing.
+type pace struct {
+	min     int64 // bytes per second
+	window  time.Duration
+	start   time.Time
+	n       int64
+	blocked time.Duration
+}
+
+func (a *api) pace() *pace {
+	if a.MinClientRate <= 0 {
+		return nil
+	}
+	w := a.ClientRateWindow
+	if w <= 0 {
+		w = 30 * time.Second
+	}
+	return &pace{min: a.MinClientRate, window: w}
+}
+
+// wrote accounts for a write of n bytes that began at began and ended at end.
+func (p *pace) wrote(n int, began, end time.Time) error {
+	if p.start.IsZero() {
+		p.start = began
+	}
+	p.n += int64(n)
+	p.blocked += end.Sub(began)
+	if end.Sub(p.start) < p.window {
+		return nil
+	}
+	elapsed := end.Sub(p.start)
+	slow := p.blocked*2 >= elapsed && float64(p.n) < float64(p.min)*elapsed.Seconds()
+	p.start, p.n, p.blocked = end, 0, 0
+	if slow {
+		return ErrClientTooSlow
+	}
+	return nil
 }

@@ -99,3 +99,45 @@ func (l *Limiter) Run(ctx context.Context, every time.Duration, onError func(err
 		}
 	}
 }
+
+// Slots bounds how many streams one user runs at once across every replica: a slot is a
+// PostgreSQL session advisory lock, held on a connection of its own for the stream's life, so a
+// replica that dies frees its slots with its connections.
+type Slots struct {
+	pool    *pgxpool.Pool
+	perUser int
+}
+
+// NewSlots allows perUser slots per user (0: no bound).
+func NewSlots(pool *pgxpool.Pool, perUser int) *Slots { return &Slots{pool: pool, perUser: perUser} }
+
+// Acquire takes one of subject's slots: ok false when all are taken. release gives it back.
+func (s *Slots) Acquire(ctx context.Context, subject string) (release func(), ok bool, err error) {
+	if s.perUser <= 0 {
+		return func() {}, true, nil
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("acquiring a connection for a stream slot: %w", err)
+	}
+	for slot := 1; slot <= s.perUser; slot++ {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('stream:' || $1), $2)`, subject, slot).Scan(&got); err != nil {
+			conn.Release()
+			return nil, false, fmt.Errorf("taking a stream slot of %s: %w", subject, err)
+		}
+		if got {
+			return func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtext('stream:' || $1), $2)`, subject, slot); err != nil {
+					// The lock would outlive the stream on a pooled connection: close it instead.
+					_ = conn.Conn().Close(ctx)
+				}
+				conn.Release()
+			}, true, nil
+		}
+	}
+	conn.Release()
+	return nil, false, nil
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
@@ -75,4 +76,40 @@ func TestLimitSharedByReplicas(t *testing.T) {
 	if n, err := replicas[0].Sweep(t.Context(), time.Hour); err != nil || n != 4 {
 		t.Errorf("sweep removed %d windows (%v), want 4", n, err)
 	}
+}
+
+// TestSlotsSharedByReplicas: a user's stream slots are counted across replicas (each with its
+// own pool, as two processes), other users are not affected, and a released slot is free again.
+func TestSlotsSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	u := pgdbtest.NewDatabaseURL(t, "slots")
+	open := func() *pgxpool.Pool {
+		pool, err := pgxpool.New(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		return pool
+	}
+	a, b := NewSlots(open(), 2), NewSlots(open(), 2)
+	rel1, ok1, err1 := a.Acquire(t.Context(), "alice")
+	rel2, ok2, err2 := b.Acquire(t.Context(), "alice")
+	if !ok1 || !ok2 || err1 != nil || err2 != nil {
+		t.Fatalf("two slots: %v %v %v %v", ok1, ok2, err1, err2)
+	}
+	if _, ok, err := a.Acquire(t.Context(), "alice"); ok || err != nil {
+		t.Fatalf("a third slot: %v %v", ok, err)
+	}
+	relBob, ok, err := b.Acquire(t.Context(), "bob")
+	if !ok || err != nil {
+		t.Fatalf("bob: %v %v", ok, err)
+	}
+	relBob()
+	rel2()
+	rel3, ok, err := a.Acquire(t.Context(), "alice")
+	if !ok || err != nil {
+		t.Fatalf("after a release: %v %v", ok, err)
+	}
+	rel3()
+	rel1()
 }
