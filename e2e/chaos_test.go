@@ -254,7 +254,7 @@ func (c *chaosRun) check(timeout time.Duration) {
 				fail(id, "completed without a file", false)
 				continue
 			}
-			code, body := c.s.do(t, http.MethodGet, "/api/v1/exports/download/"+id, c.s.token(t, "chaos-reader", auth.PermReadExports), nil)
+			code, body := c.s.do(t, http.MethodGet, "/api/v1/exports/download/"+id, c.s.token(t, "e2e-writer", auth.PermReadExports), nil)
 			switch {
 			case code != http.StatusOK:
 				fail(id, fmt.Sprintf("announced file not downloadable (%d)", code), false)
@@ -418,7 +418,7 @@ type fleet struct {
 func (s stack) newFleet(t *testing.T, addr string, n int) *fleet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fleet{url: "ws://" + addr + "/api/v1/exports/ws", tok: s.token(t, "chaos-watcher", auth.PermReadExports), n: n, cancel: cancel}
+	f := &fleet{url: "ws://" + addr + "/api/v1/exports/ws", tok: s.token(t, "e2e-writer", auth.PermReadExports), n: n, cancel: cancel}
 	f.seen = make([]map[string]bool, n)
 	for i := range n {
 		f.seen[i] = map[string]bool{}

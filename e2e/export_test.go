@@ -26,7 +26,7 @@ func TestAuth(t *testing.T) {
 	if code != http.StatusUnauthorized {
 		t.Errorf("GET with a garbage token = %d, want 401", code)
 	}
-	reader := s.token(t, "e2e-reader", auth.PermReadExports)
+	reader := s.token(t, "e2e-writer", auth.PermReadExports) // the writer's own jobs, read only
 	code, body = s.do(t, http.MethodPost, "/api/v1/exports/csv/products", reader, map[string]any{})
 	if code != http.StatusForbidden {
 		t.Fatalf("POST with READ_EXPORTS only = %d %s, want 403", code, body)

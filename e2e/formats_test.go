@@ -42,7 +42,7 @@ func (s stack) catalogConn(t *testing.T) *pgx.Conn {
 }
 
 func (s stack) reader(t *testing.T) string {
-	return s.token(t, "e2e-reader", auth.PermReadExports)
+	return s.token(t, "e2e-writer", auth.PermReadExports)
 }
 
 // stream GETs /api/v1/exports/stream/{format}/{entity}?rawQuery and wants a 200.

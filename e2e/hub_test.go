@@ -40,7 +40,7 @@ type hubJob struct {
 func (s stack) dialHub(t *testing.T, addr string) *websocket.Conn {
 	t.Helper()
 	h := http.Header{}
-	h.Set("Authorization", "Bearer "+s.token(t, "e2e-hub", auth.PermReadExports))
+	h.Set("Authorization", "Bearer "+s.token(t, "e2e-writer", auth.PermReadExports))
 	url := "ws://" + addr + "/api/v1/exports/ws"
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -227,7 +227,7 @@ func sameJob(a, b hubJob) bool {
 // jobJSON is GET /api/v1/exports/{id}.
 func (s stack) jobJSON(t *testing.T, id string) hubJob {
 	t.Helper()
-	code, body := s.do(t, http.MethodGet, "/api/v1/exports/"+id, s.token(t, "e2e-reader", auth.PermReadExports), nil)
+	code, body := s.do(t, http.MethodGet, "/api/v1/exports/"+id, s.token(t, "e2e-writer", auth.PermReadExports), nil)
 	if code != http.StatusOK {
 		t.Fatalf("GET job = %d %s", code, body)
 	}

@@ -202,7 +202,7 @@ type progress struct {
 // waitStatus polls the progress endpoint until the job reaches want (or a terminal state).
 func (s stack) waitStatus(t *testing.T, id, want string, timeout time.Duration) progress {
 	t.Helper()
-	tok := s.token(t, "e2e-reader", auth.PermReadExports)
+	tok := s.token(t, "e2e-writer", auth.PermReadExports)
 	deadline := time.Now().Add(timeout)
 	var p progress
 	for time.Now().Before(deadline) {
@@ -227,7 +227,7 @@ func (s stack) waitStatus(t *testing.T, id, want string, timeout time.Duration) 
 
 func (s stack) download(t *testing.T, id string) []byte {
 	t.Helper()
-	code, body := s.do(t, http.MethodGet, "/api/v1/exports/download/"+id, s.token(t, "e2e-reader", auth.PermReadExports), nil)
+	code, body := s.do(t, http.MethodGet, "/api/v1/exports/download/"+id, s.token(t, "e2e-writer", auth.PermReadExports), nil)
 	if code != http.StatusOK {
 		t.Fatalf("download = %d %.300s", code, body)
 	}

@@ -268,7 +268,7 @@ func (b *bench) benchHubLatency(ctx context.Context) {
 			Phase: events.PhaseWriting, RateRowsPerS: rate, At: now,
 			State: &events.JobState{Version: int64(seq) + 2, Status: "running", Phase: events.PhaseWriting,
 				Progress: pct, RowsDone: int64(seq), RowsTotal: &total, BytesWritten: int64(seq) * 100,
-				RateRowsPerS: &rate, UpdatedAt: now},
+				RateRowsPerS: &rate, UpdatedAt: now, Owner: "bench"},
 		})
 		if err != nil {
 			b.fail(name, err.Error())
