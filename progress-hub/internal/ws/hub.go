@@ -18,6 +18,7 @@ import (
 type client struct {
 	id      uint64
 	subject string
+	base    int // SendBuffer: the messages queued beyond which a client is too slow for pushes
 	out     *outbox
 
 	all     bool
@@ -26,7 +27,7 @@ type client struct {
 }
 
 func newClient(id uint64, subject string, buffer int) *client {
-	return &client{id: id, subject: subject, out: newOutbox(buffer), ids: map[string]struct{}{}}
+	return &client{id: id, subject: subject, base: buffer, out: newOutbox(buffer), ids: map[string]struct{}{}}
 }
 
 func (c *client) subscribed(jobID string) bool {
@@ -313,6 +314,10 @@ func (h *Hub) completeSubscription(r completeReq) {
 	held := c.pending
 	c.pending = nil
 	delete(h.pendings, c)
+	// The snapshots answer the client's own request: its buffer holds them besides the
+	// SendBuffer pushes, and keeps room for one snapshot per job it follows (bounded by
+	// MaxSubscribed), so a client re-subscribing to 500 jobs is not dropped as slow for it.
+	c.out.setLimit(c.base + len(c.ids) + len(r.ids) + len(r.msgs))
 	for _, msg := range r.msgs {
 		if !h.deliver(c, msg) {
 			return
