@@ -39,6 +39,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
@@ -272,7 +273,7 @@ func (c *chaosRun) check(timeout time.Duration) {
 	}
 
 	// The announcements, as a downstream system reading exports.events sees them.
-	evs := readJobEvents(t, c.s.brokers, c.since, c.jobs, jobs, 30*time.Second)
+	evs := readJobEvents(t, c, c.jobs, 2*time.Minute)
 	for _, id := range c.jobs {
 		j := jobs[id]
 		var completions []string
@@ -341,41 +342,89 @@ func countFailedBad(bad map[string]string, jobs map[string]jobEnd) int {
 	return n
 }
 
-// readJobEvents reads exports.events (read_committed) from since until every job whose row
-// ended has its terminal event there, or wait passed, and returns each job's events in order.
-func readJobEvents(t *testing.T, brokers string, since time.Time, ids []string, rows map[string]jobEnd, wait time.Duration) map[string][]events.Envelope {
+// readJobEvents returns each job's events on exports.events (read_committed) since since, in
+// order. It first waits (up to wait) for the outbox to empty, so every event the jobs' changes
+// made has been acknowledged by Kafka, then reads each partition from the first offset at or
+// after since up to its end offset at that moment: a deterministic read, not a quiet period.
+func readJobEvents(t *testing.T, c *chaosRun, ids []string, wait time.Duration) map[string][]events.Envelope {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.s.exportsDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for {
+		var backlog int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&backlog); err != nil {
+			t.Fatalf("reading the outbox backlog: %v", err)
+		}
+		if backlog == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the outbox still holds %d events after %s", backlog, wait)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	admin, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.s.brokers, ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	ends, err := adm.ListEndOffsets(ctx, events.TopicEvents)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("listing the end offsets of %s: %v", events.TopicEvents, err)
+	}
+	starts, err := adm.ListOffsetsAfterMilli(ctx, c.since.UnixMilli(), events.TopicEvents)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		t.Fatalf("listing the offsets of %s after %s: %v", events.TopicEvents, c.since, err)
+	}
+	from := map[int32]kgo.Offset{}
+	left := map[int32]int64{} // partition → its end offset, while records before it are unread
+	ends.Each(func(e kadm.ListedOffset) {
+		st, _ := starts.Lookup(e.Topic, e.Partition)
+		if st.Offset < e.Offset {
+			from[e.Partition] = kgo.NewOffset().At(st.Offset)
+			left[e.Partition] = e.Offset
+		}
+	})
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.ConsumeTopics(events.TopicEvents),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(since.UnixMilli())))
+	out := map[string][]events.Envelope{}
+	if len(left) == 0 {
+		return out
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.s.brokers, ",")...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{events.TopicEvents: from}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	out := map[string][]events.Envelope{}
-	seenEnd := map[string]bool{}
-	pending := func() int {
-		n := 0
-		for _, id := range ids {
-			if terminal(rows[id].status) && !seenEnd[id] {
-				n++
-			}
+	for len(left) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: partitions not read to their end after %s: %v", events.TopicEvents, wait, left)
 		}
-		return n
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	quiet := time.Time{}
-	for ctx.Err() == nil {
-		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		fetches := cl.PollFetches(pctx)
-		pcancel()
-		n := 0
+		fetches.EachError(func(topic string, p int32, err error) {
+			t.Logf("fetching %s[%d]: %v", topic, p, err)
+		})
 		fetches.EachRecord(func(r *kgo.Record) {
-			n++
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
 			if !want[string(r.Key)] {
 				return
 			}
@@ -384,19 +433,7 @@ func readJobEvents(t *testing.T, brokers string, since time.Time, ids []string, 
 				return
 			}
 			out[env.Key] = append(out[env.Key], env)
-			if env.Type == events.TypeCompleted || env.Type == events.TypeFailed || env.Type == events.TypeCancelled {
-				seenEnd[env.Key] = true
-			}
 		})
-		if pending() == 0 {
-			// Everything announced; read a little longer for anything that would follow.
-			if n == 0 && !quiet.IsZero() && time.Since(quiet) > 2*time.Second {
-				break
-			}
-			if quiet.IsZero() || n > 0 {
-				quiet = time.Now()
-			}
-		}
 	}
 	return out
 }

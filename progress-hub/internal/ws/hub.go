@@ -20,6 +20,7 @@ type client struct {
 	id      uint64
 	subject string
 	manager bool // MANAGE_EXPORTS: {"all": true} covers every user's jobs, not only its own
+	base    int  // SendBuffer: the messages queued beyond which a client is too slow for pushes
 	out     *outbox
 
 	all     bool
@@ -28,7 +29,8 @@ type client struct {
 }
 
 func newClient(id uint64, p auth.Principal, buffer int) *client {
-	return &client{id: id, subject: p.Subject, manager: p.Manager(), out: newOutbox(buffer), ids: map[string]struct{}{}}
+	return &client{id: id, subject: p.Subject, manager: p.Manager(), base: buffer, out: newOutbox(buffer),
+		ids: map[string]struct{}{}}
 }
 
 // sees reports whether the job u belongs in c's {"all": true} (a job subscribed by id was
@@ -333,6 +335,10 @@ func (h *Hub) completeSubscription(r completeReq) {
 	held := c.pending
 	c.pending = nil
 	delete(h.pendings, c)
+	// The snapshots answer the client's own request: its buffer holds them besides the
+	// SendBuffer pushes, and keeps room for one snapshot per job it follows (bounded by
+	// MaxSubscribed), so a client re-subscribing to 500 jobs is not dropped as slow for it.
+	c.out.setLimit(c.base + len(c.ids) + len(r.ids) + len(r.msgs))
 	for _, msg := range r.msgs {
 		if !h.deliver(c, msg) {
 			return

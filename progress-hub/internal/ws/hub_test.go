@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -150,4 +151,37 @@ func TestHubShutdownRefusesNewClients(t *testing.T) {
 	if err := h.Push(t.Context(), update("job-a", 1)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSnapshotsOfABigSubscriptionDoNotDropTheClient: a client re-subscribing to more jobs than
+// its send buffer holds gets every snapshot (its own request's answer), and its buffer keeps
+// room for pushes; only pushes beyond that make it slow.
+func TestSnapshotsOfABigSubscriptionDoNotDropTheClient(t *testing.T) {
+	t.Parallel()
+	h := runHub(t)
+	const buffer = 8
+	c := newClient(1, auth.Principal{Subject: "alice"}, buffer) // nothing drains its queue
+	if !send(h, h.register, c) {
+		t.Fatal("hub stopped")
+	}
+	var ids []string
+	var msgs [][]byte
+	for i := range 300 {
+		id := fmt.Sprintf("job-%03d", i)
+		ids = append(ids, id)
+		msgs = append(msgs, encode(update(id, 0)))
+	}
+	if !h.beginSubscription(c, ids, false) || !send(h, h.complete, completeReq{c: c, msgs: msgs, ids: ids}) {
+		t.Fatal("hub stopped")
+	}
+	for i := range int64(buffer) {
+		if err := h.Push(t.Context(), update("job-000", i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "300 snapshots and 8 pushes queued", func() bool {
+		c.out.mu.Lock()
+		defer c.out.mu.Unlock()
+		return len(c.out.queue) == 300+buffer && !c.out.closed
+	})
 }

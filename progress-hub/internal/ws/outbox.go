@@ -48,6 +48,13 @@ func (o *outbox) push(msg []byte) bool {
 	return true
 }
 
+// setLimit changes how many queued messages make the client too slow.
+func (o *outbox) setLimit(n int) {
+	o.mu.Lock()
+	o.limit = n
+	o.mu.Unlock()
+}
+
 // ping queues a ping, whatever the limit: a client too slow for it is dropped by the next push.
 func (o *outbox) ping() {
 	o.mu.Lock()
