@@ -163,7 +163,7 @@ func TestRunAuditsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	want := "export.completed,export.failed,export.requested"
+	want := "export.completed,export.failed,export.requested,export.started"
 	eventually(t, 30*time.Second, func() (bool, string) {
 		var actions string
 		err := pool.QueryRow(t.Context(),

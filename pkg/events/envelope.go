@@ -122,6 +122,8 @@ func DecodeAny(env Envelope) (Event, error) {
 		return Decode[ExportFailed](env)
 	case TypeCancelled:
 		return Decode[ExportCancelled](env)
+	case TypeAccessed:
+		return Decode[Accessed](env)
 	}
 	return nil, fmt.Errorf("unknown event type %q", env.Type)
 }

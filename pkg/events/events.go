@@ -29,6 +29,8 @@ const (
 	TypeCompleted Type = "com.productsmanager.export.completed.v1"
 	TypeFailed    Type = "com.productsmanager.export.failed.v1"
 	TypeCancelled Type = "com.productsmanager.export.cancelled.v1"
+	// TypeAccessed is the audit's access event (CONTRACT §6): what no job event records.
+	TypeAccessed Type = "com.productsmanager.export.accessed.v1"
 )
 
 // Event is implemented by every event's data.
@@ -228,6 +230,51 @@ func (e ExportCancelled) EventType() Type       { return TypeCancelled }
 func (e ExportCancelled) Key() string           { return e.JobID }
 func (e ExportCancelled) Discriminator() string { return "" }
 func (e ExportCancelled) OccurredAt() time.Time { return e.CancelledAt }
+
+// Audited actions of Accessed (CONTRACT §7).
+const (
+	ActionDownloaded      = "export.downloaded"
+	ActionStreamed        = "export.streamed"
+	ActionDeleted         = "export.deleted"
+	ActionScheduleCreated = "schedule.created"
+	ActionScheduleUpdated = "schedule.updated"
+	ActionScheduleToggled = "schedule.toggled"
+	ActionScheduleDeleted = "schedule.deleted"
+	ActionScheduleRun     = "schedule.run"
+	ActionDenied          = "access.denied"
+	ActionRateLimited     = "rate.limited"
+)
+
+// Accessed is an act on the platform's resources that no job event records, for the audit: a
+// download, a stream (when it ends), a deletion, a schedule change, a refused request. Its key
+// is the resource's id, so a job's accesses keep their order with its events.
+type Accessed struct {
+	ID           string         `json:"id"` // unique per access: the ce_id's discriminator
+	Action       string         `json:"action"`
+	ActorID      string         `json:"actor_id,omitempty"` // empty for a request without a valid token
+	ActorName    string         `json:"actor_name,omitempty"`
+	Manager      bool           `json:"manager,omitempty"` // the actor holds MANAGE_EXPORTS
+	ResourceType string         `json:"resource_type"`     // job, schedule, stream, api
+	ResourceID   string         `json:"resource_id"`
+	Owner        string         `json:"owner,omitempty"` // the resource's owner, when known
+	Entity       string         `json:"entity,omitempty"`
+	Format       string         `json:"format,omitempty"`
+	Fields       []string       `json:"fields,omitempty"`
+	Filters      map[string]any `json:"filters,omitempty"`
+	Rows         *int64         `json:"rows,omitempty"`
+	Bytes        *int64         `json:"bytes,omitempty"`
+	Complete     *bool          `json:"complete,omitempty"` // a stream or download sent to its end
+	Status       int            `json:"status,omitempty"`   // the HTTP status answered
+	Reason       string         `json:"reason,omitempty"`   // a refusal's code
+	ClientIP     string         `json:"client_ip,omitempty"`
+	UserAgent    string         `json:"user_agent,omitempty"`
+	At           time.Time      `json:"at"`
+}
+
+func (e Accessed) EventType() Type       { return TypeAccessed }
+func (e Accessed) Key() string           { return e.ResourceID }
+func (e Accessed) Discriminator() string { return e.ID }
+func (e Accessed) OccurredAt() time.Time { return e.At }
 
 // ID is the stable ce_id of an event: a name-based (SHA-1, version 5 layout) UUID of its job
 // id, type and discriminator.

@@ -304,3 +304,10 @@ func compareStrings(a, b string) int {
 	}
 	return 0
 }
+
+// Audit queues audit events, as Store.Audit.
+func (m *Memory) Audit(_ context.Context, evs ...events.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.append(evs)
+}

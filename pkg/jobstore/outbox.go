@@ -61,6 +61,11 @@ func appendOutbox(ctx context.Context, tx pgx.Tx, evs []events.Event) error {
 	return nil
 }
 
+// Audit queues audit events (events.Accessed) for the relay, in one transaction.
+func (s *Store) Audit(ctx context.Context, evs ...events.Event) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return appendOutbox(ctx, tx, evs) })
+}
+
 // OutboxMessage is one event waiting in the outbox.
 type OutboxMessage struct {
 	Topic    string

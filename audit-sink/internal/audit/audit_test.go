@@ -52,6 +52,7 @@ func TestMap(t *testing.T) {
 		JobID: "job-2", Entity: "suppliers", Format: "excel", Code: "catalog_unavailable",
 		Message: "connection refused", Attempt: 3, RequestedBy: "bob", FailedAt: t0.Add(2 * time.Minute),
 	}
+	started := events.ExportStarted{JobID: "job-1", Attempt: 2}
 	cancelled := events.ExportCancelled{JobID: "job-4", Entity: "products", Format: "json", RequestedBy: "alice",
 		Reason: "cancelled on request", CancelledBy: "carol", CancelledAt: t0.Add(3 * time.Minute)}
 	noTime := wrap(t, events.ExportFailed{JobID: "job-3", Code: "x"})
@@ -101,10 +102,14 @@ func TestMap(t *testing.T) {
 			want: audit.Record{
 				EventID: noTime.ID, EventType: events.TypeFailed, OccurredAt: t0.Add(time.Hour),
 				Action: audit.ActionFailed, ResourceID: "job-3", RiskLevel: audit.RiskMedium,
-				Details: map[string]any{"code": "x", "attempt": 0},
+				Details: map[string]any{"code": "x"},
 			},
 		},
-		{name: "started is not audited", env: wrap(t, events.ExportStarted{JobID: "job-1", Attempt: 1})},
+		{
+			name: "started", env: wrap(t, started), wantOK: true,
+			want: audit.Record{EventID: events.ID(started), EventType: events.TypeStarted, Action: audit.ActionStarted,
+				ResourceID: "job-1", RiskLevel: audit.RiskLow, Details: map[string]any{"attempt": 2}},
+		},
 		{name: "progress is not audited", env: wrap(t, events.ExportProgress{JobID: "job-1", RowsDone: 5})},
 		{
 			name: "cancelled", env: wrap(t, cancelled), wantOK: true,
@@ -216,4 +221,50 @@ func TestSinkHandleRecorderError(t *testing.T) {
 func TestMemoryRecorder(t *testing.T) {
 	t.Parallel()
 	audittest.RecorderSuite(t, func(*testing.T) audit.Recorder { return &audittest.Memory{} })
+}
+
+func TestRisk(t *testing.T) {
+	t.Parallel()
+	n := func(v int64) *int64 { return &v }
+	for _, tt := range []struct {
+		name string
+		x    audit.Exposure
+		want string
+	}{
+		{"whole catalog with prices", audit.Exposure{Entity: "products", Fields: []string{"sku", "price"}}, audit.RiskHigh},
+		{"whole catalog, default fields", audit.Exposure{Entity: "products"}, audit.RiskHigh},
+		{"whole supplier list", audit.Exposure{Entity: "suppliers"}, audit.RiskHigh},
+		{"filtered with prices", audit.Exposure{Entity: "products", Fields: []string{"price"}, Filters: map[string]any{"brand": "Acme"}}, audit.RiskMedium},
+		{"whole catalog without sensitive fields", audit.Exposure{Entity: "products", Fields: []string{"sku", "name"}}, audit.RiskMedium},
+		{"small, not sensitive", audit.Exposure{Entity: "products", Fields: []string{"sku"}, Rows: n(1000)}, audit.RiskLow},
+		{"small whole catalog with prices", audit.Exposure{Entity: "products", Fields: []string{"price"}, Rows: n(10)}, audit.RiskMedium},
+		{"big, not sensitive", audit.Exposure{Entity: "products", Fields: []string{"sku"}, Rows: n(1001)}, audit.RiskMedium},
+		{"manager on another's job", audit.Exposure{Action: events.ActionDownloaded, Entity: "products", Fields: []string{"sku"}, Rows: n(1), OthersResource: true}, audit.RiskHigh},
+		{"one refusal", audit.Exposure{Action: events.ActionDenied}, audit.RiskLow},
+		{"repeated refusals", audit.Exposure{Action: events.ActionDenied, RepeatedDenials: true}, audit.RiskHigh},
+		{"schedule change", audit.Exposure{Action: events.ActionScheduleUpdated}, audit.RiskLow},
+	} {
+		if got := audit.Risk(tt.x); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestMapAccessed: an access event becomes its row with bytes, rows, client and risk.
+func TestMapAccessed(t *testing.T) {
+	t.Parallel()
+	rows, size, done := int64(200000), int64(9<<20), true
+	ev := events.Accessed{ID: "a1", Action: events.ActionDownloaded, ActorID: "mia", ActorName: "Mia", Manager: true,
+		ResourceType: "job", ResourceID: "job-9", Owner: "alice", Entity: "products", Format: "csv",
+		Rows: &rows, Bytes: &size, Complete: &done, Status: 200, ClientIP: "10.1.2.3", UserAgent: "curl/8",
+		At: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
+	rec, ok, err := audit.Map(wrap(t, ev))
+	if err != nil || !ok {
+		t.Fatalf("Map: %v %v", ok, err)
+	}
+	if rec.Action != events.ActionDownloaded || rec.ActorID != "mia" || rec.ResourceID != "job-9" || *rec.Bytes != size ||
+		*rec.RowCount != rows || rec.ClientIP != "10.1.2.3" || rec.UserAgent != "curl/8" || rec.RiskLevel != audit.RiskHigh ||
+		rec.Details["owner"] != "alice" || rec.EventID != events.ID(ev) {
+		t.Errorf("record %+v", rec)
+	}
 }

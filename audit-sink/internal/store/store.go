@@ -9,6 +9,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -24,8 +25,9 @@ const schemaLockKey int64 = 0x617564697473696e // "auditsin"
 
 const insertSQL = `
 INSERT INTO audit_logs (event_id, event_type, occurred_at, action, actor_id, actor_name,
-                        resource_id, entity, format, filters, row_count, risk_level, details)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                        resource_id, entity, format, filters, row_count, risk_level, details,
+                        bytes, client_ip, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (event_id) DO NOTHING`
 
 // Store writes audit_logs.
@@ -71,11 +73,22 @@ func (s *Store) Record(ctx context.Context, rec audit.Record) (bool, error) {
 	}
 	tag, err := s.pool.Exec(ctx, insertSQL,
 		rec.EventID, string(rec.EventType), occurred, rec.Action, null(rec.ActorID), null(rec.ActorName),
-		rec.ResourceID, null(rec.Entity), null(rec.Format), filters, rec.RowCount, rec.RiskLevel, details)
+		rec.ResourceID, null(rec.Entity), null(rec.Format), filters, rec.RowCount, rec.RiskLevel, details,
+		rec.Bytes, null(rec.ClientIP), null(rec.UserAgent))
 	if err != nil {
 		return false, fmt.Errorf("inserting audit record %s: %w", rec.EventID, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Denials counts actor's access.denied rows since since (the repeated-refusals rule).
+func (s *Store) Denials(ctx context.Context, actor string, since time.Time) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM audit_logs
+		WHERE action = 'access.denied' AND actor_id = $1 AND occurred_at >= $2`, actor, since).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting the refusals of %s: %w", actor, err)
+	}
+	return n, nil
 }
 
 // null is nil for "", so an unknown value is NULL rather than an empty string.

@@ -54,7 +54,7 @@ type Handler struct {
 func New(store Store, push Pusher, log *slog.Logger, reg prometheus.Registerer) *Handler {
 	handled := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "progress_hub_events_total",
-		Help: "Job events handled, by ce_type and outcome (pushed, stale, undecodable, unknown_job).",
+		Help: "Job events handled, by ce_type and outcome (pushed, stale, undecodable, unknown_job, ignored).",
 	}, []string{"type", "outcome"})
 	if reg != nil {
 		reg.MustRegister(handled)
@@ -64,6 +64,11 @@ func New(store Store, push Pusher, log *slog.Logger, reg prometheus.Registerer) 
 
 // Handle is the eventbus.Handler. Undecodable data is permanent (retrying cannot help).
 func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
+	if env.Type == events.TypeAccessed {
+		// The audit's access events change no job.
+		h.handled.WithLabelValues(string(env.Type), "ignored").Inc()
+		return nil
+	}
 	ev, err := events.DecodeAny(env)
 	if err != nil {
 		h.handled.WithLabelValues(string(env.Type), "undecodable").Inc()
