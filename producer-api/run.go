@@ -184,7 +184,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	limiter := ratelimit.New(pool, cfg.RateLimits)
 	rl := relay.New(store, eventbus.NewPublisher(kcl, log), log.With("component", "relay"), reg)
 	handler := api.NewServer(api.Deps{
-		Jobs: store, Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
+		Jobs: store, Auditor: store, Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
 		Registry: reg, HubURL: hub, MaxBodySize: cfg.MaxBodySize, Notify: rl.Notify,
 		Catalog: catalogPool, MaxStreams: cfg.MaxStreams, Schedules: schedstore.New(pool),
 		Limiter: limiter, MaxActiveJobs: cfg.MaxActiveJobs, UserStreams: ratelimit.NewSlots(pool, cfg.StreamsPerUser),

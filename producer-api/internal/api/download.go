@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
@@ -54,7 +55,11 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	dw := &streamWriter{w: w, rc: rc, cancel: func() {}, timeout: a.StreamWriteTimeout, bytes: func(float64) {},
 		pace: a.pace(), started: true}
-	if _, err := io.CopyBuffer(dw, body, make([]byte, 64<<10)); err != nil {
+	_, err = io.CopyBuffer(dw, body, make([]byte, 64<<10))
+	ev := jobAccess(events.ActionDownloaded, job)
+	ev.Rows, ev.Bytes, ev.Complete, ev.Status = ptr(job.RowsDone), ptr(dw.n), ptr(err == nil), http.StatusOK
+	a.audit(r, ev)
+	if err != nil {
 		a.Log.Warn("download interrupted", "job_id", job.ID, "bytes", dw.n, "err", err)
 		if dw.err != nil {
 			panic(http.ErrAbortHandler) // the client sees a cut transfer, never a short file

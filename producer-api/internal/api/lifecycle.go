@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
@@ -71,6 +72,7 @@ func (a *api) deleteJob(w http.ResponseWriter, r *http.Request) {
 			a.Log.Warn("recording the removal of a deleted job's file failed", "job_id", job.ID, "err", err)
 		}
 	}
+	a.audit(r, jobAccess(events.ActionDeleted, job))
 	a.Log.Info("export deleted", "job_id", job.ID, "deleted_by", p.Subject)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -61,6 +61,8 @@ type Deps struct {
 	Now func() time.Time
 	// Schedules is the schedules' repository.
 	Schedules Schedules
+	// Auditor queues the audit's access events; nil: none.
+	Auditor Auditor
 	// Limiter counts each user's requests per class (shared by the replicas); nil: no limits.
 	Limiter Limiter
 	// MaxActiveJobs bounds a user's queued and running jobs; 0 is no bound.
@@ -108,9 +110,9 @@ func NewServer(d Deps) http.Handler {
 	if d.MaxStreams > 0 {
 		a.streamSlots = make(chan struct{}, d.MaxStreams)
 	}
-	read := d.Verifier.Require(auth.PermReadExports, false, writeAuthError)
-	readWS := d.Verifier.Require(auth.PermReadExports, true, writeAuthError)
-	write := d.Verifier.Require(auth.PermWriteExports, false, writeAuthError)
+	read := d.Verifier.Require(auth.PermReadExports, false, a.authError)
+	readWS := d.Verifier.Require(auth.PermReadExports, true, a.authError)
+	write := d.Verifier.Require(auth.PermWriteExports, false, a.authError)
 
 	r := mux.NewRouter()
 	// A POST to /{format}/{entity} with a format that is none still gets the 400 naming the
@@ -213,7 +215,9 @@ func (a *api) wsProxy() http.Handler {
 	return p
 }
 
-func writeAuthError(w http.ResponseWriter, _ *http.Request, status int, code, message string) {
+// authError answers a refused token (401) or permission (403), and audits the refusal.
+func (a *api) authError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	a.audit(r, events.Accessed{Action: events.ActionDenied, Status: status, Reason: code})
 	server.WriteError(w, status, code, message, "")
 }
 
@@ -242,6 +246,7 @@ func (a *api) limit(class string, next http.Handler) http.Handler {
 			now := a.Now()
 			w.Header().Set("Retry-After", strconv.Itoa(int(d.RetryAfter(now).Seconds())))
 			a.metrics.rateLimited.WithLabelValues(class).Inc()
+			a.audit(r, events.Accessed{Action: events.ActionRateLimited, Status: http.StatusTooManyRequests, Reason: class})
 			a.Log.Info("rate limited", "class", class, "sub", p.Subject, "limit", d.Limit)
 			server.WriteError(w, http.StatusTooManyRequests, "rate_limited",
 				fmt.Sprintf("more than %d %s requests this minute; retry after %s", d.Limit, class, d.Reset.Format(time.RFC3339)), "")

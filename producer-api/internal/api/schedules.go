@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/schedule"
@@ -163,6 +164,7 @@ func (a *api) createSchedule(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "creating the schedule", err)
 		return
 	}
+	a.audit(r, scheduleAccess(events.ActionScheduleCreated, s))
 	a.Log.Info("schedule created", "schedule_id", s.ID, "owner", s.Owner, "type", s.Type, "cron", s.CronExpression,
 		"interval_minutes", s.IntervalMinutes, "timezone", s.Timezone)
 	w.Header().Set("Location", "/api/v1/exports/schedules/"+s.ID)
@@ -190,6 +192,8 @@ func (a *api) lookupSchedule(w http.ResponseWriter, r *http.Request) (schedule.S
 func (a *api) reach(r *http.Request, s *schedule.Schedule) error {
 	if p := principal(r); !p.Reaches(s.Owner) {
 		a.Log.Warn("access to another user's schedule refused", "schedule_id", s.ID, "sub", p.Subject)
+		a.audit(r, events.Accessed{Action: events.ActionDenied, ResourceType: "schedule", ResourceID: s.ID, Owner: s.Owner,
+			Status: http.StatusNotFound, Reason: "not_owner"})
 		return schedstore.ErrNotFound
 	}
 	return nil
@@ -309,6 +313,7 @@ func (a *api) updateSchedule(w http.ResponseWriter, r *http.Request) {
 	if !a.scheduleFound(w, r, id, err) {
 		return
 	}
+	a.audit(r, scheduleAccess(events.ActionScheduleUpdated, s))
 	a.Log.Info("schedule updated", "schedule_id", s.ID, "enabled", s.Enabled)
 	server.WriteJSON(w, http.StatusOK, s)
 }
@@ -339,18 +344,21 @@ func (a *api) toggleSchedule(w http.ResponseWriter, r *http.Request) {
 	if !a.scheduleFound(w, r, id, err) {
 		return
 	}
+	a.audit(r, scheduleAccess(events.ActionScheduleToggled, s))
 	a.Log.Info("schedule toggled", "schedule_id", s.ID, "enabled", s.Enabled)
 	server.WriteJSON(w, http.StatusOK, s)
 }
 
 func (a *api) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	if _, ok := a.lookupSchedule(w, r); !ok {
+	s, ok := a.lookupSchedule(w, r)
+	if !ok {
 		return
 	}
 	if !a.scheduleFound(w, r, id, a.Schedules.Delete(r.Context(), id)) {
 		return
 	}
+	a.audit(r, scheduleAccess(events.ActionScheduleDeleted, s))
 	a.Log.Info("schedule deleted", "schedule_id", id)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -360,7 +368,8 @@ func (a *api) runSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
-	if _, ok := a.lookupSchedule(w, r); !ok {
+	s, ok := a.lookupSchedule(w, r)
+	if !ok {
 		return
 	}
 	jobID, err := uuid.NewV7()
@@ -378,6 +387,7 @@ func (a *api) runSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Notify()
 	a.metrics.jobsRequested.WithLabelValues(job.Entity, job.Format).Inc()
+	a.audit(r, scheduleAccess(events.ActionScheduleRun, s))
 	a.Log.Info("schedule run now", "schedule_id", id, "job_id", job.ID)
 	a.accepted(w, job)
 }
@@ -495,4 +505,11 @@ func validRunStatus(s schedule.RunStatus) bool {
 		return true
 	}
 	return false
+}
+
+// scheduleAccess is the audit event of an act on s.
+func scheduleAccess(action string, s schedule.Schedule) events.Accessed {
+	c := s.ExportConfig
+	return events.Accessed{Action: action, ResourceType: "schedule", ResourceID: s.ID, Owner: s.Owner,
+		Entity: c.Entity, Format: c.Format, Fields: c.Fields, Filters: c.Filters}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/catalog"
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/export"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
@@ -150,6 +151,16 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	p, _ := auth.FromContext(r.Context())
 	log := a.Log.With("entity", spec.Entity, "format", spec.Format, "requested_by", p.Subject,
 		"rows", max(res.Rows, counted), "bytes", sw.n, "duration", time.Since(start).Round(time.Millisecond))
+	if err == nil || sw.started {
+		// Audited when it ends, with what it sent and whether it was whole.
+		ev := events.Accessed{Action: events.ActionStreamed, ResourceType: "stream", ResourceID: r.URL.Path,
+			Owner: p.Subject, Entity: spec.Entity, Format: spec.Format, Fields: body.Fields, Filters: body.Filters,
+			Rows: ptr(max(res.Rows, counted)), Bytes: ptr(sw.n), Complete: ptr(err == nil), Status: http.StatusOK}
+		if spec.Query != nil {
+			ev.Filters = spec.Query.Filters
+		}
+		a.audit(r, ev)
+	}
 	switch {
 	case err == nil:
 		if !sw.started { // an empty file (JSON Lines of no row) still has its headers

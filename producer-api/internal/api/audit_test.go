@@ -1,0 +1,86 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/producer-api/internal/api"
+)
+
+// auditLog is an api.Auditor keeping what it is given.
+type auditLog struct {
+	mu  sync.Mutex
+	evs []events.Accessed
+}
+
+func (l *auditLog) Audit(_ context.Context, evs ...events.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ev := range evs {
+		l.evs = append(l.evs, ev.(events.Accessed))
+	}
+	return nil
+}
+
+func (l *auditLog) actions() map[string][]events.Accessed {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string][]events.Accessed{}
+	for _, ev := range l.evs {
+		out[ev.Action] = append(out[ev.Action], ev)
+	}
+	return out
+}
+
+// TestAccessesAudited: one download, one delete, a refused access to another's job and a
+// request without a token each queue exactly one access event, with the actor, the bytes and
+// where the request came from.
+func TestAccessesAudited(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	job := sampleJob(jobstore.StatusCompleted) // alice's
+	job.RowsDone = 1
+	expires := now.Add(time.Hour)
+	job.ExpiresAt = &expires
+	job.File = &events.Object{Key: "products/" + job.ID + "/p.csv", FileName: "p.csv", ContentType: "text/csv"}
+	log := &auditLog{}
+	e := newEnv(t, newFakeJobs(job), func(d *api.Deps) { d.Auditor, d.Now = log, func() time.Time { return now } })
+	if _, err := e.objects.Put(t.Context(), job.File.Key, bytes.NewReader([]byte("sku\nA-1\n")), "text/csv"); err != nil {
+		t.Fatal(err)
+	}
+	alice := token(t, "alice", auth.PermReadExports, auth.PermWriteExports)
+	if r := e.do(t, http.MethodGet, "/api/v1/exports/download/"+job.ID, alice, nil); r.status != http.StatusOK {
+		t.Fatalf("download: %d %s", r.status, r.body)
+	}
+	e.do(t, http.MethodGet, "/api/v1/exports/"+job.ID, token(t, "bob", auth.PermReadExports), nil).checkError(t, http.StatusNotFound, "not_found", "")
+	e.do(t, http.MethodGet, "/api/v1/exports/"+job.ID, "", nil).checkError(t, http.StatusUnauthorized, auth.CodeUnauthenticated, "")
+	if r := e.do(t, http.MethodDelete, "/api/v1/exports/"+job.ID, alice, nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	got := log.actions()
+	if len(got) != 3 || len(got[events.ActionDownloaded]) != 1 || len(got[events.ActionDeleted]) != 1 || len(got[events.ActionDenied]) != 2 {
+		t.Fatalf("audited %v", got)
+	}
+	d := got[events.ActionDownloaded][0]
+	if d.ActorID != "alice" || d.ResourceID != job.ID || d.Owner != "alice" || *d.Bytes != 8 || !*d.Complete ||
+		d.ClientIP != "127.0.0.1" || d.ID == "" || !d.At.Equal(now) || d.Entity != "products" {
+		t.Errorf("download audited as %+v", d)
+	}
+	refused := got[events.ActionDenied]
+	if refused[0].ActorID != "bob" || refused[0].ResourceID != job.ID || refused[0].Owner != "alice" || refused[0].Status != 404 {
+		t.Errorf("bob's refusal audited as %+v", refused[0])
+	}
+	if refused[1].ActorID != "" || refused[1].Status != 401 || refused[1].ResourceID != "/api/v1/exports/"+job.ID {
+		t.Errorf("the tokenless request audited as %+v", refused[1])
+	}
+	if del := got[events.ActionDeleted][0]; del.ActorID != "alice" || del.ResourceID != job.ID {
+		t.Errorf("delete audited as %+v", del)
+	}
+}
