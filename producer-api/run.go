@@ -22,6 +22,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
+	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
 	"github.com/productsmanager/exportplatform/producer-api/internal/ratelimit"
 	"github.com/productsmanager/exportplatform/producer-api/internal/retention"
 )
@@ -31,6 +32,7 @@ type Config struct {
 	Addr        string
 	ExportsDB   string
 	CatalogDB   string // read by the stream endpoints
+	AnalyticsDB string // audit_logs, read by GET /audit
 	MaxStreams  int
 	Brokers     []string
 	Auth        auth.Config
@@ -56,12 +58,13 @@ type Config struct {
 func LoadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv)
 	c := Config{
-		Addr:      env.String("API_ADDR", "127.0.0.1:8080"),
-		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
-		CatalogDB: env.String("CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/products_manager?sslmode=disable"),
-		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
-		Auth:      auth.ConfigFrom(env),
-		HubURL:    env.String("HUB_URL", "http://127.0.0.1:8081"),
+		Addr:        env.String("API_ADDR", "127.0.0.1:8080"),
+		ExportsDB:   env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		CatalogDB:   env.String("CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/products_manager?sslmode=disable"),
+		AnalyticsDB: env.String("ANALYTICS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/db_analytics?sslmode=disable"),
+		Brokers:     env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
+		Auth:        auth.ConfigFrom(env),
+		HubURL:      env.String("HUB_URL", "http://127.0.0.1:8081"),
 		S3: objectstore.MinioConfig{
 			Endpoint: env.String("S3_ENDPOINT", "127.0.0.1:9000"), AccessKey: env.String("S3_ACCESS_KEY", "minioadmin"),
 			SecretKey: env.String("S3_SECRET_KEY", "minioadmin"), Bucket: env.String("S3_BUCKET", "exports"),
@@ -107,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if err := pgdb.ValidateURL(c.CatalogDB); err != nil {
 		errs = append(errs, fmt.Errorf("CATALOG_DATABASE_URL: %w", err))
+	}
+	if err := pgdb.ValidateURL(c.AnalyticsDB); err != nil {
+		errs = append(errs, fmt.Errorf("ANALYTICS_DATABASE_URL: %w", err))
 	}
 	if c.MaxStreams < 1 || c.MaxStreams > 256 {
 		errs = append(errs, errors.New("API_MAX_STREAMS must be 1..256"))
@@ -162,6 +168,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer catalogPool.Close()
+	// The audit is read only by GET /audit: opened lazily, out of readiness.
+	analyticsPool, err := pgdb.OpenLazy(cfg.AnalyticsDB, 4)
+	if err != nil {
+		return err
+	}
+	defer analyticsPool.Close()
 
 	kcl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "producer-api"}, log, reg)
 	if err != nil {
@@ -184,7 +196,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	limiter := ratelimit.New(pool, cfg.RateLimits)
 	rl := relay.New(store, eventbus.NewPublisher(kcl, log), log.With("component", "relay"), reg)
 	handler := api.NewServer(api.Deps{
-		Jobs: store, Auditor: store, Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
+		Jobs: store, Auditor: store, AuditLog: auditlog.New(analyticsPool), Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
 		Registry: reg, HubURL: hub, MaxBodySize: cfg.MaxBodySize, Notify: rl.Notify,
 		Catalog: catalogPool, MaxStreams: cfg.MaxStreams, Schedules: schedstore.New(pool),
 		Limiter: limiter, MaxActiveJobs: cfg.MaxActiveJobs, UserStreams: ratelimit.NewSlots(pool, cfg.StreamsPerUser),

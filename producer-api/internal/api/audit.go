@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/server"
+	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
 )
 
 // Auditor queues audit events for the outbox relay; *jobstore.Store implements it.
@@ -65,3 +69,53 @@ func clip(s string, n int) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// listAudit answers GET /audit (MANAGE_EXPORTS): audit rows newest first, filtered by actor,
+// action, resource, risk and occurred_at range (from, to: RFC 3339), paged by cursor.
+func (a *api) listAudit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !knownParams(w, q, "actor", "action", "resource", "risk", "from", "to", "limit", "cursor") {
+		return
+	}
+	f := auditlog.Filter{Actor: q.Get("actor"), Action: q.Get("action"), Resource: q.Get("resource"),
+		Risk: q.Get("risk"), Cursor: q.Get("cursor")}
+	switch f.Risk {
+	case "", "low", "medium", "high":
+	default:
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("unknown risk %q (one of low, medium, high)", f.Risk), "risk")
+		return
+	}
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if s := q.Get(b.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+					fmt.Sprintf("%s must be an RFC 3339 time such as 2026-01-31T00:00:00Z", b.name), b.name)
+				return
+			}
+			*b.t = t
+		}
+	}
+	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
+	if !ok {
+		return
+	}
+	f.Limit = limit
+	if a.AuditLog == nil {
+		server.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the audit log is not configured on this server", "")
+		return
+	}
+	rows, next, err := a.AuditLog.List(r.Context(), f)
+	if errors.Is(err, auditlog.ErrBadCursor) {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "cursor is not one this API returned", "cursor")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "reading the audit log", err)
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"items": rows, "next_cursor": next})
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
+	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
 )
 
 // auditLog is an api.Auditor keeping what it is given.
@@ -83,4 +84,29 @@ func TestAccessesAudited(t *testing.T) {
 	if del := got[events.ActionDeleted][0]; del.ActorID != "alice" || del.ResourceID != job.ID {
 		t.Errorf("delete audited as %+v", del)
 	}
+}
+
+type fakeAuditLog struct{ got auditlog.Filter }
+
+func (f *fakeAuditLog) List(_ context.Context, filter auditlog.Filter) ([]auditlog.Row, string, error) {
+	f.got = filter
+	return []auditlog.Row{{ID: 7, Action: events.ActionDownloaded, RiskLevel: "medium"}}, "", nil
+}
+
+// TestAuditList: the audit is MANAGE_EXPORTS only; its filters reach the store.
+func TestAuditList(t *testing.T) {
+	t.Parallel()
+	logs := &fakeAuditLog{}
+	e := newEnv(t, newFakeJobs(), func(d *api.Deps) { d.AuditLog = logs })
+	e.do(t, http.MethodGet, "/api/v1/exports/audit", token(t, "alice", auth.PermReadExports, auth.PermWriteExports), nil).
+		checkError(t, http.StatusForbidden, auth.CodePermissionDenied, "")
+	mia := token(t, "mia", auth.PermManageExports)
+	r := e.do(t, http.MethodGet, "/api/v1/exports/audit?actor=alice&risk=high&from=2026-12-01T00:00:00Z&limit=10", mia, nil)
+	if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"action":"export.downloaded"`)) {
+		t.Fatalf("audit: %d %s", r.status, r.body)
+	}
+	if logs.got.Actor != "alice" || logs.got.Risk != "high" || logs.got.Limit != 10 || !logs.got.From.Equal(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("filter %+v", logs.got)
+	}
+	e.do(t, http.MethodGet, "/api/v1/exports/audit?risk=extreme", mia, nil).checkError(t, http.StatusBadRequest, "invalid_argument", "risk")
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
+	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
 	"github.com/productsmanager/exportplatform/producer-api/internal/ratelimit"
 )
 
@@ -63,6 +64,8 @@ type Deps struct {
 	Schedules Schedules
 	// Auditor queues the audit's access events; nil: none.
 	Auditor Auditor
+	// AuditLog reads the audit (db_analytics) for GET /audit; nil answers 503.
+	AuditLog AuditLog
 	// Limiter counts each user's requests per class (shared by the replicas); nil: no limits.
 	Limiter Limiter
 	// MaxActiveJobs bounds a user's queued and running jobs; 0 is no bound.
@@ -79,6 +82,11 @@ type Deps struct {
 // Slots are per-user stream slots; *ratelimit.Slots implements them.
 type Slots interface {
 	Acquire(ctx context.Context, subject string) (release func(), ok bool, err error)
+}
+
+// AuditLog reads the audit; *auditlog.Store implements it.
+type AuditLog interface {
+	List(ctx context.Context, f auditlog.Filter) ([]auditlog.Row, string, error)
 }
 
 // Limiter is the rate limiter; *ratelimit.Limiter implements it.
@@ -113,6 +121,7 @@ func NewServer(d Deps) http.Handler {
 	read := d.Verifier.Require(auth.PermReadExports, false, a.authError)
 	readWS := d.Verifier.Require(auth.PermReadExports, true, a.authError)
 	write := d.Verifier.Require(auth.PermWriteExports, false, a.authError)
+	manage := d.Verifier.Require(auth.PermManageExports, false, a.authError)
 
 	r := mux.NewRouter()
 	// A POST to /{format}/{entity} with a format that is none still gets the 400 naming the
@@ -169,6 +178,7 @@ func NewServer(d Deps) http.Handler {
 	v1.Handle("/schedules/{id}/next", h(read, reads, a.nextRuns)).Methods(http.MethodGet)
 	v1.Handle("/schedules/{id}/runs", h(read, reads, a.scheduleRuns)).Methods(http.MethodGet)
 	v1.Handle("/download/{task_id}", h(read, downloads, a.download)).Methods(http.MethodGet)
+	v1.Handle("/audit", h(manage, reads, a.listAudit)).Methods(http.MethodGet)
 	// Patterns. {format} matches formats only, so POST /{id}/cancel is never an export request
 	// whatever the order routes are added in.
 	v1.Handle("/{format:csv|excel|json}/{entity}", h(write, exports, a.createFromPath)).Methods(http.MethodPost)
