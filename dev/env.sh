@@ -64,6 +64,10 @@ export JWT_SECRET AUTH_DEV_MODE
 : "${API_RATE_READS:=0}" "${API_MAX_ACTIVE_JOBS_PER_USER:=0}" "${API_STREAMS_PER_USER:=0}"
 export API_RATE_EXPORTS API_RATE_STREAMS API_RATE_DOWNLOADS API_RATE_SCHEDULES API_RATE_READS
 export API_MAX_ACTIVE_JOBS_PER_USER API_STREAMS_PER_USER
+# The chaos fleets and the hub benchmark hold thousands of WebSockets as one user (20 in
+# production), and the total is raised to 20,000 (10,000) for the idle-clients benchmark.
+: "${HUB_MAX_CONNECTIONS_PER_USER:=100000}" "${HUB_MAX_CONNECTIONS:=20000}"
+export HUB_MAX_CONNECTIONS_PER_USER HUB_MAX_CONNECTIONS
 
 # Service addresses.
 : "${API_ADDR:=127.0.0.1:8080}"

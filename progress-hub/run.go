@@ -35,6 +35,8 @@ type Config struct {
 	Brokers        []string // KAFKA_BROKERS, comma-separated
 	Auth           auth.Config
 	AllowedOrigins []string // HUB_ALLOWED_ORIGINS, comma-separated; "*" allows any
+	MaxConns       int      // HUB_MAX_CONNECTIONS: connections held at once
+	MaxUserConns   int      // HUB_MAX_CONNECTIONS_PER_USER: connections one user holds at once
 	// HUB_BROADCAST_LOOKBACK: how far before its start a replica begins reading every
 	// partition for its own clients, so that no event produced around its start is missed.
 	BroadcastLookback time.Duration
@@ -46,10 +48,12 @@ type Config struct {
 func LoadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv)
 	c := Config{
-		Addr:      env.String("HUB_ADDR", "127.0.0.1:8081"),
-		ExportsDB: env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
-		Brokers:   env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
-		Auth:      auth.ConfigFrom(env),
+		Addr:         env.String("HUB_ADDR", "127.0.0.1:8081"),
+		ExportsDB:    env.String("EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/exports?sslmode=disable"),
+		Brokers:      env.List("KAFKA_BROKERS", "127.0.0.1:9092"),
+		Auth:         auth.ConfigFrom(env),
+		MaxConns:     env.Int("HUB_MAX_CONNECTIONS", 10000),
+		MaxUserConns: env.Int("HUB_MAX_CONNECTIONS_PER_USER", 20),
 		AllowedOrigins: env.List("HUB_ALLOWED_ORIGINS",
 			"http://127.0.0.1:8080,http://localhost:8080,http://127.0.0.1:8081,http://localhost:8081"),
 		BroadcastLookback: env.Duration("HUB_BROADCAST_LOOKBACK", 10*time.Second),
@@ -84,6 +88,9 @@ func (c Config) Validate() error {
 		if _, err := ws.NormalizeOrigin(o); err != nil {
 			errs = append(errs, fmt.Errorf("HUB_ALLOWED_ORIGINS: %w", err))
 		}
+	}
+	if c.MaxConns < 1 || c.MaxUserConns < 1 {
+		errs = append(errs, errors.New("HUB_MAX_CONNECTIONS and HUB_MAX_CONNECTIONS_PER_USER must be at least 1"))
 	}
 	if c.BroadcastLookback < 0 {
 		errs = append(errs, fmt.Errorf("HUB_BROADCAST_LOOKBACK %s is negative", c.BroadcastLookback))
@@ -161,7 +168,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	metrics := ws.NewMetrics(reg)
 	hub := ws.NewHub(log.With("component", "hub"), metrics)
 	wsSrv, err := ws.NewServer(hub, store, verifier, log.With("component", "ws"), metrics,
-		ws.Options{AllowedOrigins: cfg.AllowedOrigins})
+		ws.Options{AllowedOrigins: cfg.AllowedOrigins, MaxConns: cfg.MaxConns, MaxUserConns: cfg.MaxUserConns})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -66,4 +67,44 @@ func TestConnectionClosedWhenTokenExpires(t *testing.T) {
 	if closedAt.Before(p.Expires) || closedAt.After(p.Expires.Add(time.Second)) {
 		t.Errorf("closed at %v, token expired at %v: want within 1 s after", closedAt, p.Expires)
 	}
+}
+
+// TestConnectionCaps: a user past their connections gets 429, everyone past the hub's gets
+// 503; a closed connection frees its place.
+func TestConnectionCaps(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, newFakeJobs(), Options{MaxConns: 3, MaxUserConns: 2})
+	dial := func(sub string) (*websocket.Conn, int) {
+		h := http.Header{"Authorization": {"Bearer " + tokenFor(t, sub, time.Hour, auth.PermReadExports)}}
+		c, resp, err := websocket.DefaultDialer.Dial(e.url(), h)
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, http.StatusSwitchingProtocols
+	}
+	a1, _ := dial("alice")
+	if _, code := dial("alice"); code != http.StatusSwitchingProtocols {
+		t.Fatalf("alice's second: %d", code)
+	}
+	if _, code := dial("alice"); code != http.StatusTooManyRequests {
+		t.Errorf("alice's third: %d, want 429", code)
+	}
+	if _, code := dial("bob"); code != http.StatusSwitchingProtocols {
+		t.Fatalf("bob's first: %d", code)
+	}
+	if _, code := dial("carol"); code != http.StatusServiceUnavailable {
+		t.Errorf("a fourth connection: %d, want 503", code)
+	}
+	a1.Close()
+	eventually(t, "alice's closed connection freed", func() bool {
+		c, code := dial("carol")
+		if c != nil {
+			c.Close()
+		}
+		return code == http.StatusSwitchingProtocols
+	})
 }

@@ -44,6 +44,8 @@ type Options struct {
 	MaxSubscribed  int           // task ids one connection may follow; 1000
 	MaxIDs         int           // task ids in one message; 100
 	AllSnapshots   int           // jobs in the snapshot of {"all": true}; 50
+	MaxConns       int           // connections this hub holds at once; 10000
+	MaxUserConns   int           // connections one user holds at once on this hub; 20
 }
 
 func (o *Options) defaults() {
@@ -68,6 +70,8 @@ func (o *Options) defaults() {
 	setInt(&o.MaxSubscribed, 1000)
 	setInt(&o.MaxIDs, 100)
 	setInt(&o.AllSnapshots, 50)
+	setInt(&o.MaxConns, 10000)
+	setInt(&o.MaxUserConns, 20)
 }
 
 // Server is the WebSocket endpoint: an http.Handler for GET /api/v1/exports/ws.
@@ -90,13 +94,15 @@ type Server struct {
 	mu     sync.Mutex
 	closed bool
 	conns  sync.WaitGroup
+	open   int            // connections held, under mu
+	byUser map[string]int // connections held per subject, under mu
 }
 
 // NewServer builds the endpoint. It rejects an allowed origin that is not a URL.
 func NewServer(hub *Hub, jobs Jobs, verifier Verifier, log *slog.Logger, m *Metrics, opts Options) (*Server, error) {
 	opts.defaults()
 	s := &Server{hub: hub, jobs: jobs, verifier: verifier, log: log, m: m, opts: opts, origins: map[string]struct{}{},
-		listings: map[string]*listing{}}
+		listings: map[string]*listing{}, byUser: map[string]int{}}
 	for _, o := range opts.AllowedOrigins {
 		if o == "*" {
 			s.anyOrigin = true
@@ -179,13 +185,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusForbidden, auth.CodePermissionDenied, "missing permission "+auth.PermReadExports, "permission_denied")
 		return
 	}
-	if !s.track() {
+	switch s.track(p.Subject) {
+	case trackClosed:
 		s.refuse(w, http.StatusServiceUnavailable, codeUnavailable, "server shutting down", "shutting_down")
+		return
+	case trackFull:
+		w.Header().Set("Retry-After", "5")
+		s.refuse(w, http.StatusServiceUnavailable, codeUnavailable,
+			fmt.Sprintf("this hub holds its %d connections; retry shortly", s.opts.MaxConns), "too_many_connections")
+		return
+	case trackUserFull:
+		w.Header().Set("Retry-After", "5")
+		s.refuse(w, http.StatusTooManyRequests, "too_many_connections",
+			fmt.Sprintf("you already hold %d connections to this hub; close one (one connection follows every job)", s.opts.MaxUserConns),
+			"too_many_user_connections")
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.conns.Done()
+		s.untrack(p.Subject)
 		s.m.rejected.WithLabelValues("bad_handshake").Inc()
 		s.log.Debug("upgrade failed", "err", err)
 		return // the upgrader answered
@@ -197,7 +215,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// shutdown is what ends connections.
 	ctx := context.WithoutCancel(r.Context())
 	go func() {
-		defer s.conns.Done()
+		defer s.untrack(p.Subject)
 		s.serve(ctx, conn, p)
 	}()
 }
@@ -215,14 +233,41 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	return s.verifier.Verify(token)
 }
 
-func (s *Server) track() bool {
+type trackResult int
+
+const (
+	tracked trackResult = iota
+	trackClosed
+	trackFull
+	trackUserFull
+)
+
+// track counts a connection of subject about to be upgraded, within the caps.
+func (s *Server) track(subject string) trackResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return false
+	switch {
+	case s.closed:
+		return trackClosed
+	case s.open >= s.opts.MaxConns:
+		return trackFull
+	case s.byUser[subject] >= s.opts.MaxUserConns:
+		return trackUserFull
 	}
+	s.open++
+	s.byUser[subject]++
 	s.conns.Add(1)
-	return true
+	return tracked
+}
+
+func (s *Server) untrack(subject string) {
+	s.mu.Lock()
+	s.open--
+	if s.byUser[subject]--; s.byUser[subject] <= 0 {
+		delete(s.byUser, subject)
+	}
+	s.mu.Unlock()
+	s.conns.Done()
 }
 
 // Wait refuses new connections and waits until every connection's goroutines have ended (the
