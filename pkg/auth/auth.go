@@ -140,6 +140,11 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 // Mint signs an HS256 token for p valid from now for ttl. It serves the dev token tool and
 // tests; production tokens come from the identity provider.
 func Mint(secret []byte, p Principal, ttl time.Duration, now time.Time) (string, error) {
+	return MintFor(secret, p, ttl, now, "", "")
+}
+
+// MintFor is Mint with an issuer and an audience (empty: none).
+func MintFor(secret []byte, p Principal, ttl time.Duration, now time.Time, issuer, audience string) (string, error) {
 	switch {
 	case len(secret) == 0:
 		return "", errors.New("minting token: empty secret")
@@ -157,9 +162,13 @@ func Mint(secret []byte, p Principal, ttl time.Duration, now time.Time) (string,
 		Permissions: perms,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   p.Subject,
+			Issuer:    issuer,
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
+	}
+	if audience != "" {
+		c.Audience = jwt.ClaimStrings{audience}
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 	if err != nil {
