@@ -64,6 +64,15 @@ finish() {
   log "all checks passed"
 }
 
+# FUZZ_TARGETS: "FuzzName ./package" of every fuzz target.
+FUZZ_TARGETS=(
+  "FuzzCreateBody ./producer-api/internal/api"
+  "FuzzStreamQuery ./producer-api/internal/api"
+  "FuzzNewQuery ./pkg/catalog"
+  "FuzzParseCron ./pkg/schedule"
+  "FuzzClientMessage ./progress-hub/internal/ws"
+)
+
 cmd_lint() {
   local dirs unformatted pkgs
   mapfile -t dirs < <(module_dirs)
@@ -113,6 +122,13 @@ cmd_test() {
   else
     log "unit: no packages yet"
   fi
+  # The fuzz targets (request decoder, query string, filter builder, cron parser, WebSocket
+  # messages), each for FUZZTIME from its committed corpus (testdata/fuzz): invariant, a 4xx or
+  # a valid result, never a panic or a 5xx.
+  local target
+  for target in "${FUZZ_TARGETS[@]}"; do
+    stage "fuzz ${target%% *}" go test -run '^$' -fuzz "^${target%% *}\$" -fuzztime "${FUZZTIME:-10s}" "${target#* }"
+  done
   if ((${#e2e[@]})); then
     stage e2e go test -count=1 -p 1 -timeout 40m -v ./e2e/...
   else
