@@ -30,10 +30,10 @@ import (
 // 1M peak includes whatever the exporter retained from an earlier job; copy runs right before
 // csv so that both see the same cache and host load.
 var benches = []string{"csv_100k", "copy", "csv", "jsonl", "json_relations", "xlsx", "csv_stream", "jsonl_stream",
-	"hub_latency", "hub_idle", "schedule_fire"}
+	"hub_latency", "hub_idle", "schedule_fire", "api_auth"}
 
 // hubBenches need no catalog: selected alone, they run without counting or seeding it.
-var hubBenches = []string{"hub_latency", "hub_idle", "schedule_fire"}
+var hubBenches = []string{"hub_latency", "hub_idle", "schedule_fire", "api_auth"}
 
 // errUsage marks usage errors, already reported on stderr (by the flag package or loadConfig).
 var errUsage = errors.New("usage")
@@ -250,6 +250,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			b.benchHubIdle(ctx)
 		case "schedule_fire":
 			b.benchScheduleFire(ctx)
+		case "api_auth":
+			b.benchAPIAuth(ctx)
 		}
 	}
 	b.derived()
