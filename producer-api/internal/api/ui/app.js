@@ -292,9 +292,14 @@
       try { m = JSON.parse(ev.data); } catch (_) { return; }
       onMessage(m);
     };
-    sock.onclose = () => {
+    sock.onclose = (ev) => {
       if (gen !== wsGen) return;
       ws = null;
+      if (ev.code === 4401) {
+        // The hub closes a connection when its token expires: a new token is needed.
+        showLogin("Your token expired. Please paste a new one.");
+        return;
+      }
       if (!opened) {
         // The upgrade was refused or the server is down: a bad token gets a 401 from the API.
         api("GET", API + "?limit=1").then(() => scheduleReconnect(gen), (e) => {
