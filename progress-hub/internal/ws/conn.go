@@ -272,52 +272,84 @@ func (cn *conn) subscribeAll(ctx context.Context) bool {
 
 // listing is one read of the most recent jobs (of one owner, or of everyone for managers),
 // encoded once, shared by every {"all": true} subscription of that scope that began before
-// the read did. A storm of reconnecting clients (a hub
-// restart, 10,000 browsers) costs a few queries and encodings, not one per client. Sharing is
-// safe because the hub held each sharer's updates from before the read began, exactly as with
-// a read of its own. msgs and snapshots are read-only once done is closed.
+// the read did. A storm of reconnecting clients (a hub restart, 10,000 browsers) costs two
+// queries at a time per scope, not one per client: a subscription that began after the read
+// in flight started joins the next one, which starts when that read ends. Sharing is safe
+// because the hub held each sharer's updates from before the read began, exactly as with a
+// read of its own. msgs and snapshots are read-only once done is closed.
 type listing struct {
-	started   time.Time
+	started   time.Time // set (under listMu) when the read starts
+	sharers   int       // subscriptions served by it (under listMu)
 	done      chan struct{}
 	msgs      [][]byte
 	snapshots map[string]time.Time
 	err       error
 }
 
+// listings is one scope's reads: the one running, and the next, which the subscriptions that
+// began after the running one started wait for.
+type listings struct{ running, next *listing }
+
 // recentJobs returns a listing of owner's jobs ("": everyone's) that started at or after
-// begun: the one in flight if it did, else a new one.
+// begun: the one running if it did, else the next one.
 func (s *Server) recentJobs(ctx context.Context, begun time.Time, owner string) *listing {
 	s.listMu.Lock()
-	if f := s.listings[owner]; f != nil && !f.started.Before(begun) {
-		s.listMu.Unlock()
-		select {
-		case <-f.done:
-			return f
-		case <-ctx.Done():
-			return &listing{err: ctx.Err()}
-		}
+	l := s.listings[owner]
+	if l == nil {
+		l = &listings{}
+		s.listings[owner] = l
 	}
-	f := &listing{started: time.Now(), done: make(chan struct{})}
-	s.listings[owner] = f
+	var f *listing
+	switch {
+	case l.running == nil:
+		f = &listing{started: time.Now(), done: make(chan struct{})}
+		l.running = f
+		go s.runListings(f, owner)
+	case !l.running.started.Before(begun):
+		f = l.running
+	case l.next != nil:
+		f = l.next
+	default:
+		f = &listing{done: make(chan struct{})}
+		l.next = f
+	}
+	f.sharers++
 	s.listMu.Unlock()
-	defer func() {
+	select {
+	case <-f.done:
+		return f
+	case <-ctx.Done():
+		return &listing{err: ctx.Err()}
+	}
+}
+
+// runListings reads f, then each next listing of owner's scope queued meanwhile, until none is.
+func (s *Server) runListings(f *listing, owner string) {
+	for f != nil {
+		s.read(f, owner)
 		close(f.done)
-		// Done, it serves only those already holding it (a later subscription began after it
-		// started): forget it, so one listing per user does not pile up.
 		s.listMu.Lock()
-		if s.listings[owner] == f {
-			delete(s.listings, owner)
+		l := s.listings[owner]
+		f, l.next = l.next, nil
+		l.running = f
+		if f != nil {
+			f.started = time.Now()
+		} else {
+			delete(s.listings, owner) // one scope per user must not pile up
 		}
 		s.listMu.Unlock()
-	}()
-	// Not the first client's context: the others wait for this read too.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ReadTimeout)
+	}
+}
+
+func (s *Server) read(f *listing, owner string) {
+	// No client's context: every sharer waits for this read.
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ReadTimeout)
 	defer cancel()
-	jobs, _, err := s.jobs.List(rctx, jobstore.ListFilter{RequestedBy: owner, Limit: s.opts.AllSnapshots})
+	jobs, _, err := s.jobs.List(ctx, jobstore.ListFilter{RequestedBy: owner, Limit: s.opts.AllSnapshots})
 	if err != nil {
 		s.log.Warn("listing jobs for snapshot", "err", err)
 		f.err = err
-		return f
+		return
 	}
 	f.msgs = make([][]byte, 0, len(jobs))
 	f.snapshots = make(map[string]time.Time, len(jobs))
@@ -325,7 +357,6 @@ func (s *Server) recentJobs(ctx context.Context, begun time.Time, owner string) 
 		f.msgs = append(f.msgs, encode(snapshotMessage{Type: typeSnapshot, Job: job}))
 		f.snapshots[job.ID] = job.UpdatedAt
 	}
-	return f
 }
 
 func (cn *conn) get(ctx context.Context, id string) (jobstore.Job, error) {

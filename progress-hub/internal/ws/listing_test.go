@@ -30,8 +30,9 @@ func (g *gatedList) List(ctx context.Context, f jobstore.ListFilter) ([]jobstore
 }
 
 // TestRecentJobsSharedOnlyByEarlierSubscriptions: a subscription that began before a read of
-// the recent jobs started shares it; one that began after starts its own, so that no update
-// between the read and its beginning can be missed.
+// the recent jobs started shares it; those that began after wait for the next read, which
+// they all share, so that no update between a read and their beginning can be missed and a
+// storm of subscriptions costs two reads, not one each.
 func TestRecentJobsSharedOnlyByEarlierSubscriptions(t *testing.T) {
 	t.Parallel()
 	jobs := &gatedList{fakeJobs: newFakeJobs(runningJob(jobA, 1), runningJob(jobB, 2)), entered: make(chan struct{}, 4), release: make(chan struct{})}
@@ -41,16 +42,22 @@ func TestRecentJobsSharedOnlyByEarlierSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	early := time.Now()
-	results := make(chan *listing, 3)
+	results := make(chan *listing, 5)
 	go func() { results <- s.recentJobs(t.Context(), early, "") }() // starts the read
 	<-jobs.entered
 	go func() { results <- s.recentJobs(t.Context(), early, "") }() // began before it: shares it
 	late := time.Now()
-	go func() { results <- s.recentJobs(t.Context(), late, "") }() // began after it started: its own
-	<-jobs.entered
+	for range 3 { // began after it started: the next read, shared
+		go func() { results <- s.recentJobs(t.Context(), late, "") }()
+	}
+	eventually(t, "three subscriptions waiting for the next read", func() bool {
+		s.listMu.Lock()
+		defer s.listMu.Unlock()
+		return s.listings[""] != nil && s.listings[""].next != nil && s.listings[""].next.sharers == 3
+	})
 	close(jobs.release)
 	var got []*listing
-	for range 3 {
+	for range 5 {
 		got = append(got, <-results)
 	}
 	jobs.mu.Lock()
@@ -67,6 +74,16 @@ func TestRecentJobsSharedOnlyByEarlierSubscriptions(t *testing.T) {
 		distinct[l]++
 	}
 	if len(distinct) != 2 {
-		t.Errorf("%d distinct listings for 3 subscriptions, want 2", len(distinct))
+		t.Errorf("%d distinct listings for 5 subscriptions, want 2", len(distinct))
 	}
+	for l, n := range distinct {
+		if want := map[bool]int{true: 2, false: 3}[l.started.Before(late)]; n != want {
+			t.Errorf("listing started %v shared by %d, want %d", l.started, n, want)
+		}
+	}
+	eventually(t, "the scope forgotten once idle", func() bool {
+		s.listMu.Lock()
+		defer s.listMu.Unlock()
+		return len(s.listings) == 0
+	})
 }

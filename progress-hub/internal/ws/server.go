@@ -88,7 +88,7 @@ type Server struct {
 	origins   map[string]struct{}
 
 	listMu   sync.Mutex
-	listings map[string]*listing // by owner ("": everyone's), the latest read of the recent jobs, see recentJobs
+	listings map[string]*listings // by owner ("": everyone's), the reads of the recent jobs, see recentJobs
 
 	nextID atomic.Uint64
 	mu     sync.Mutex
@@ -102,7 +102,7 @@ type Server struct {
 func NewServer(hub *Hub, jobs Jobs, verifier Verifier, log *slog.Logger, m *Metrics, opts Options) (*Server, error) {
 	opts.defaults()
 	s := &Server{hub: hub, jobs: jobs, verifier: verifier, log: log, m: m, opts: opts, origins: map[string]struct{}{},
-		listings: map[string]*listing{}, byUser: map[string]int{}}
+		listings: map[string]*listings{}, byUser: map[string]int{}}
 	for _, o := range opts.AllowedOrigins {
 		if o == "*" {
 			s.anyOrigin = true
