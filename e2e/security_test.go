@@ -278,18 +278,16 @@ func TestSlowReadersCut(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	for range 8 {
-		select {
-		case err := <-ended:
-			if err == io.EOF {
-				t.Error("a slow reader got its whole file: it was not cut")
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("a slow reader was not cut")
-		}
-	}
+	// The ninth got a slot: the server ended the slow streams (their clients may still be
+	// reading what their socket buffers hold). None of them got its whole file.
 	cancel()
 	wg.Wait()
+	close(ended)
+	for err := range ended {
+		if err == io.EOF {
+			t.Error("a slow reader got its whole file: it was not cut")
+		}
+	}
 
 	// Two streams per user: a third at once is a 429.
 	tok := s.token(t, unique("e2e-streams"), auth.PermReadExports)
@@ -409,5 +407,9 @@ func TestAuthMatrix(t *testing.T) {
 		}
 		fmt.Fprintf(&table, " %s %s\n", ep.method, ep.path)
 	}
-	t.Logf("auth matrix (%v):\n%s", callers, table.String())
+	var names []string
+	for _, c := range callers {
+		names = append(names, c.name)
+	}
+	t.Logf("auth matrix (statuses by caller: %s):\n%s", strings.Join(names, ", "), table.String())
 }

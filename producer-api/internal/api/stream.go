@@ -246,6 +246,10 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 	if timeout <= 0 {
 		timeout = defaultStreamWriteTimeout
 	}
+	if s.pace != nil && s.pace.window < timeout {
+		// One write blocked for a whole window moved less than the minimum rate: cut then.
+		timeout = s.pace.window
+	}
 	began := time.Now()
 	_ = s.rc.SetWriteDeadline(began.Add(timeout))
 	n, err := s.w.Write(p)
