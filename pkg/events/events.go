@@ -247,7 +247,8 @@ const (
 
 // Accessed is an act on the platform's resources that no job event records, for the audit: a
 // download, a stream (when it ends), a deletion, a schedule change, a refused request. Its key
-// is the resource's id, so a job's accesses keep their order with its events.
+// is "access:" and the resource's id: a job's own key carries its lifecycle alone, which ends
+// with its terminal event (CONTRACT §6), while a download comes after it.
 type Accessed struct {
 	ID           string         `json:"id"` // unique per access: the ce_id's discriminator
 	Action       string         `json:"action"`
@@ -272,7 +273,7 @@ type Accessed struct {
 }
 
 func (e Accessed) EventType() Type       { return TypeAccessed }
-func (e Accessed) Key() string           { return e.ResourceID }
+func (e Accessed) Key() string           { return "access:" + e.ResourceID }
 func (e Accessed) Discriminator() string { return e.ID }
 func (e Accessed) OccurredAt() time.Time { return e.At }
 
