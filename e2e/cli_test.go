@@ -43,8 +43,9 @@ func (s stack) buildCLI(t *testing.T) string {
 // cliCommand is exportctl with args, talking to the stack, NO_COLOR set, no token given.
 func (s stack) cliCommand(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(withoutEnv(os.Environ(), "EXPORT_TOKEN", "EXPORT_API_URL", "JWT_SECRET", "NO_COLOR"),
-		"EXPORT_API_URL="+s.api, "JWT_SECRET="+s.secret, "NO_COLOR=1")
+	// USER names the token's subject: the e2e writer, whose jobs the helpers read (ownership).
+	cmd.Env = append(withoutEnv(os.Environ(), "EXPORT_TOKEN", "EXPORT_API_URL", "JWT_SECRET", "NO_COLOR", "USER"),
+		"EXPORT_API_URL="+s.api, "JWT_SECRET="+s.secret, "NO_COLOR=1", "USER=e2e-writer")
 	return cmd
 }
 

@@ -92,7 +92,10 @@ func TestUISchedules(t *testing.T) {
 	job := waitScheduledJob(t, conn, id, *sc.NextRunAt, time.Until(*sc.NextRunAt)+30*time.Second)
 	pg.waitRow(job, 60*time.Second, func(r uiRow) bool { return r.Status == "completed" })
 	pg.waitJS(row+`.textContent.includes("completed") && `+row+`.textContent.includes("1 ok")`, 20*time.Second, "the schedule's last status")
-	data := s.download(t, job)
+	code, data := s.do(t, http.MethodGet, "/api/v1/exports/download/"+job, tok, nil) // the schedule owner's job
+	if code != http.StatusOK {
+		t.Fatalf("download = %d %.300s", code, data)
+	}
 	if !strings.Contains(string(data), sku) || strings.Count(string(data), "\n") != 2 {
 		t.Errorf("the scheduled file is not the one product: %q", data)
 	}
