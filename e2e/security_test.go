@@ -370,6 +370,50 @@ func TestAuthMatrix(t *testing.T) {
 		{"another user", mint(other, time.Hour, aud, all...)},
 	}
 	id := job.JobID
+
+	// The WebSocket, through the API replica and straight on a hub replica that checks the
+	// audience too: bad tokens 401, WRITE alone 403; a reader's subscription to the owner's job
+	// gets its snapshot, another user's gets not_found.
+	hub := "127.0.0.1:18185"
+	s.startService(t, "progress-hub", "auth-matrix-hub", hub, "HUB_ADDR="+hub, "JWT_AUDIENCE="+aud)
+	wsWant := []int{401, 401, 401, 401, 401, 401, 101, 403, 101, 101}
+	for _, base := range []string{"ws" + strings.TrimPrefix(api.api, "http"), "ws://" + hub} {
+		for i, c := range callers {
+			h := http.Header{}
+			if c.tok != "" {
+				h.Set("Authorization", "Bearer "+c.tok)
+			}
+			conn, resp, err := websocket.DefaultDialer.Dial(base+"/api/v1/exports/ws", h)
+			code := 0
+			if resp != nil {
+				code = resp.StatusCode
+			}
+			if code != wsWant[i] {
+				t.Errorf("WebSocket %s as %s: %d (%v), want %d", base, c.name, code, err, wsWant[i])
+			}
+			if conn == nil {
+				continue
+			}
+			if c.name == "READ" || c.name == "another user" {
+				_ = conn.WriteJSON(map[string]any{"type": "subscribe", "task_ids": []string{id}})
+				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				var m struct {
+					Type  string `json:"type"`
+					Error *struct {
+						Code string `json:"code"`
+					} `json:"error"`
+				}
+				if err := conn.ReadJSON(&m); err != nil {
+					t.Errorf("WebSocket %s as %s: %v", base, c.name, err)
+				} else if want := map[string]string{"READ": "snapshot", "another user": "error"}[c.name]; m.Type != want ||
+					(want == "error" && (m.Error == nil || m.Error.Code != "not_found")) {
+					t.Errorf("WebSocket %s as %s subscribing to the owner's job: %+v, want %s", base, c.name, m, want)
+				}
+			}
+			conn.Close()
+		}
+	}
+
 	type endpoint struct {
 		method, path string
 		want         []int // by caller, in the order above
