@@ -33,20 +33,9 @@ func (b *bench) benchAPIAuth(ctx context.Context) {
 		_ = cmd.Wait()
 	}()
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			b.fail(name, "the producer-api replica did not become ready")
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !waitReady(addr, 30*time.Second) {
+		b.fail(name, "the producer-api replica did not become ready")
+		return
 	}
 	measure := func(path string, auth bool, n int) ([]time.Duration, error) {
 		out := make([]time.Duration, 0, n)

@@ -431,23 +431,30 @@ func (b *bench) spawnHubs(ctx context.Context, n int) (stop func(), err error) {
 			return nil, fmt.Errorf("starting hub replica %s: %w", addr, err)
 		}
 		cmds = append(cmds, cmd)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			resp, err := http.Get("http://" + addr + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				stop()
-				return nil, fmt.Errorf("hub replica %s not ready", addr)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !waitReady(addr, 30*time.Second) {
+			stop()
+			return nil, fmt.Errorf("hub replica %s not ready", addr)
 		}
 		b.cfg.hubReplicas = append(b.cfg.hubReplicas, addr)
 		b.logf("hub_latency: started a hub replica on %s", addr)
 	}
 	return stop, nil
+}
+
+// waitReady polls addr's /readyz until it answers 200, or timeout passes.
+func waitReady(addr string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -85,19 +85,8 @@ func (a *api) listAudit(w http.ResponseWriter, r *http.Request) {
 		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("unknown risk %q (one of low, medium, high)", f.Risk), "risk")
 		return
 	}
-	for _, b := range []struct {
-		name string
-		t    *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if s := q.Get(b.name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				server.WriteError(w, http.StatusBadRequest, "invalid_argument",
-					fmt.Sprintf("%s must be an RFC 3339 time such as 2026-01-31T00:00:00Z", b.name), b.name)
-				return
-			}
-			*b.t = t
-		}
+	if !timeParams(w, q, map[string]*time.Time{"from": &f.From, "to": &f.To}) {
+		return
 	}
 	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
 	if !ok {

@@ -236,19 +236,9 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("unknown format %q (one of csv, excel, json)", f.Format), "format")
 		return
 	}
-	for _, b := range []struct {
-		name string
-		t    *time.Time
-	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}, {"scheduled_for", &f.ScheduledFor}} {
-		if s := q.Get(b.name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				server.WriteError(w, http.StatusBadRequest, "invalid_argument",
-					fmt.Sprintf("%s must be an RFC 3339 time such as 2026-01-31T00:00:00Z", b.name), b.name)
-				return
-			}
-			*b.t = t
-		}
+	if !timeParams(w, q, map[string]*time.Time{"created_after": &f.CreatedAfter, "created_before": &f.CreatedBefore,
+		"scheduled_for": &f.ScheduledFor}) {
+		return
 	}
 	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
 	if !ok {

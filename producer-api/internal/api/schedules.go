@@ -244,6 +244,25 @@ func knownParams(w http.ResponseWriter, q url.Values, names ...string) bool {
 	return true
 }
 
+// timeParams reads the RFC 3339 time parameters named by into's keys (empty: left as is); a
+// bad one is a 400 naming it.
+func timeParams(w http.ResponseWriter, q url.Values, into map[string]*time.Time) bool {
+	for name, dst := range into {
+		s := q.Get(name)
+		if s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+				fmt.Sprintf("%s must be an RFC 3339 time such as 2026-01-31T00:00:00Z", name), name)
+			return false
+		}
+		*dst = t
+	}
+	return true
+}
+
 // intParam reads an integer parameter: def when empty, else 1..max.
 func intParam(w http.ResponseWriter, name, s string, def, max int) (int, bool) {
 	if s == "" {
