@@ -10,7 +10,7 @@
 
 # Matches the `go` line of go.work: the golang image pins GOTOOLCHAIN=local, so an older
 # image would refuse to build rather than download a newer toolchain.
-ARG GO_VERSION=1.26.8
+ARG GO_VERSION=1.27.3
 
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 WORKDIR /src

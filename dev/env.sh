@@ -26,6 +26,13 @@ unset _ep_env_file _ep_root
 : "${PG_BIN:=/usr/lib/postgresql/15/bin}"
 export STACK_DIR PG_BIN
 
+# The Go toolchain every build and test uses: go1.27.3 fixes the standard library's known
+# vulnerabilities that go1.26.8 (the machine's Go) still has (govulncheck, make lint). The go
+# command fetches it once from the module proxy (about 76 MB) into the module cache. go.work names
+# it too, so a shell without this setting is refused rather than building with the older one.
+: "${GOTOOLCHAIN:=go1.27.3}"
+export GOTOOLCHAIN
+
 # Databases (PostgreSQL on 127.0.0.1:55432, user postgres, trust auth).
 : "${PGPORT_STACK:=55432}"
 : "${CATALOG_DATABASE_URL:=postgres://postgres@127.0.0.1:${PGPORT_STACK}/products_manager?sslmode=disable}"

@@ -3,7 +3,8 @@
 #
 #   dev/lib/gocheck.sh test   the stack up, go vet, go test -race (all modules but e2e),
 #                             then the end-to-end tests (e2e) one package at a time
-#   dev/lib/gocheck.sh lint   gofmt -l (must print nothing) and go vet
+#   dev/lib/gocheck.sh lint   gofmt -l (must print nothing), go vet and govulncheck
+#   dev/lib/gocheck.sh vuln   govulncheck alone (make test runs it too)
 #   dev/lib/gocheck.sh chaos  the stack up, then the fault scenarios at full size (make chaos)
 #
 # Modules that have no package yet, or no test files, are not failures. Every stage runs even
@@ -73,6 +74,61 @@ FUZZ_TARGETS=(
   "FuzzClientMessage ./progress-hub/internal/ws"
 )
 
+# govulncheck reads a vulnerability database. vuln.go.dev is not reachable from every machine
+# (this one's only registries are the package proxies), so the database is built from a pinned
+# snapshot of golang.org/x/vulndb, served by the Go module proxy like any module, with that
+# repository's own indexer, once, into .stack/vulndb/. GOVULNDB names another database
+# (e.g. https://vuln.go.dev); VULNDB_VERSION=<pseudo-version> moves the snapshot forward.
+GOVULNCHECK_VERSION=v1.9.0
+: "${VULNDB_VERSION:=v0.0.0-20261105234957-e22db6528018}"
+
+# vulndb: prints the database govulncheck should read, building the local one when needed.
+vulndb() {
+  if [[ -n ${GOVULNDB:-} ]]; then
+    echo "$GOVULNDB"
+    return
+  fi
+  local out="$STACK_DIR/vulndb/$VULNDB_VERSION" src tmp
+  if [[ ! -f $out/index/db.json ]]; then
+    tmp=$(mktemp -d)
+    # Outside the workspace: these are tools, not dependencies of ours.
+    src=$(cd "$tmp" && GOWORK=off go mod download -json "golang.org/x/vulndb@$VULNDB_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [[ -d $src/data/osv ]] || {
+      log "vulndb: golang.org/x/vulndb@$VULNDB_VERSION has no data/osv"
+      return 1
+    }
+    (cd "$tmp" && GOWORK=off go run "golang.org/x/vulndb/cmd/indexdb@$VULNDB_VERSION" \
+      -vulns "$src/data/osv" -out "$tmp/db") >&2 || return 1
+    mkdir -p "$(dirname "$out")"
+    rm -rf "$out" && mv "$tmp/db" "$out" && rm -rf "$tmp"
+  fi
+  echo "file://$out"
+}
+
+# govulncheck_all: every module of the workspace against the database; fails when our code
+# calls a vulnerable function (of a module or of the standard library of GOTOOLCHAIN).
+govulncheck_all() {
+  local db d rc=0
+  db=$(vulndb) || return 1
+  GOBIN="$STACK_DIR/bin" GOWORK=off go install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION" || return 1
+  log "govulncheck: database $db"
+  for d in "$@"; do
+    (cd "$d" && "$STACK_DIR/bin/govulncheck" -db "$db" ./...) || {
+      log "govulncheck: $d is affected (above)"
+      rc=1
+    }
+  done
+  return "$rc"
+}
+
+cmd_vuln() {
+  local dirs
+  mapfile -t dirs < <(module_dirs)
+  stage govulncheck govulncheck_all "${dirs[@]}"
+  finish
+}
+
 cmd_lint() {
   local dirs unformatted pkgs
   mapfile -t dirs < <(module_dirs)
@@ -86,6 +142,7 @@ cmd_lint() {
   fi
   mapfile -t pkgs < <(packages "${dirs[@]}")
   if ((${#pkgs[@]})); then stage vet go vet "${pkgs[@]}"; fi
+  stage govulncheck govulncheck_all "${dirs[@]}"
   finish
 }
 
@@ -129,6 +186,7 @@ cmd_test() {
   for target in "${FUZZ_TARGETS[@]}"; do
     stage "fuzz ${target%% *}" go test -run '^$' -fuzz "^${target%% *}\$" -fuzztime "${FUZZTIME:-10s}" "${target#* }"
   done
+  stage govulncheck govulncheck_all "${dirs[@]}"
   if ((${#e2e[@]})); then
     stage e2e go test -count=1 -p 1 -timeout 40m -v ./e2e/...
   else
@@ -153,8 +211,9 @@ case ${1:-test} in
   test) cmd_test ;;
   chaos) cmd_chaos ;;
   lint) cmd_lint ;;
+  vuln) cmd_vuln ;;
   *)
-    echo "usage: $0 test|lint|chaos" >&2
+    echo "usage: $0 test|lint|vuln|chaos" >&2
     exit 2
     ;;
 esac
