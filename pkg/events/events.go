@@ -272,6 +272,13 @@ type Accessed struct {
 	At           time.Time      `json:"at"`
 }
 
+// By is e as done by the request req describes: req's id, time, actor and client.
+func (e Accessed) By(req Accessed) Accessed {
+	e.ID, e.At, e.ActorID, e.ActorName, e.Manager = req.ID, req.At, req.ActorID, req.ActorName, req.Manager
+	e.ClientIP, e.UserAgent = req.ClientIP, req.UserAgent
+	return e
+}
+
 func (e Accessed) EventType() Type       { return TypeAccessed }
 func (e Accessed) Key() string           { return "access:" + e.ResourceID }
 func (e Accessed) Discriminator() string { return e.ID }

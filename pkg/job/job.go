@@ -113,6 +113,13 @@ type Job struct {
 	FileRemoved bool `json:"-"`
 }
 
+// Access is the audit event of an act (events.Action*) on the job, without its actor and
+// client, which the caller adds.
+func (j Job) Access(action string) events.Accessed {
+	return events.Accessed{Action: action, ResourceType: "job", ResourceID: j.ID, Owner: j.RequestedBy,
+		Entity: j.Entity, Format: j.Format, Fields: j.Fields, Filters: j.Filters}
+}
+
 // Deleted reports whether the job was deleted.
 func (j Job) Deleted() bool { return j.DeletedAt != nil }
 

@@ -110,6 +110,10 @@ type Cancel struct {
 type Delete struct {
 	By string
 	At time.Time
+	// Audit, when set, is the request's audit event (actor, client, id); the delete completes
+	// it with the job's details and emits it with its own events, so the act and its audit
+	// record commit together.
+	Audit *events.Accessed
 }
 
 // RemoveFile records that the job's file is gone from the bucket; a completed job past its
@@ -243,6 +247,9 @@ func apply(j Job, c Command) (Job, []events.Event, error) {
 			}
 		}
 		j.DeletedAt, j.UpdatedAt = ptr(c.At), c.At
+		if c.Audit != nil {
+			evs = append(evs, j.Access(events.ActionDeleted).By(*c.Audit))
+		}
 		return j, evs, nil
 	case RemoveFile:
 		if j.FileRemoved || j.File == nil {

@@ -335,3 +335,22 @@ func TestFileRemovalExpiresOnlyPastExpiry(t *testing.T) {
 		t.Errorf("removed at expiry: %s", late.Status)
 	}
 }
+
+// TestDeleteEmitsItsAudit: a delete given its request's audit event emits it with the job's
+// details, after the cancel it implies, so both commit with the delete.
+func TestDeleteEmitsItsAudit(t *testing.T) {
+	t.Parallel()
+	j := queued()
+	_, evs, err := job.Apply(j, job.Delete{By: "bob", At: t0, Audit: &events.Accessed{ID: "a-1", ActorID: "bob", ClientIP: "192.0.2.7", At: t0}})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("delete of a queued job: %v %v", evs, err)
+	}
+	a, ok := evs[1].(events.Accessed)
+	if evs[0].EventType() != events.TypeCancelled || !ok || a.Action != events.ActionDeleted || a.ResourceID != j.ID ||
+		a.Owner != j.RequestedBy || a.Entity != j.Entity || a.ActorID != "bob" || a.ClientIP != "192.0.2.7" || a.ID != "a-1" {
+		t.Errorf("events %+v", evs)
+	}
+	if _, evs, _ := job.Apply(j, job.Delete{By: "bob", At: t0}); len(evs) != 1 {
+		t.Errorf("a delete without an audit event emitted %v", evs)
+	}
+}

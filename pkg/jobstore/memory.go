@@ -221,8 +221,8 @@ func (m *Memory) Cancel(ctx context.Context, id, by string) (Job, error) {
 }
 
 // Delete is Store.Delete.
-func (m *Memory) Delete(ctx context.Context, id, by string) (Job, error) {
-	j, err := m.Do(ctx, id, job.Delete{By: by, At: m.now()})
+func (m *Memory) Delete(ctx context.Context, id, by string, audit *events.Accessed) (Job, error) {
+	j, err := m.Do(ctx, id, job.Delete{By: by, At: m.now(), Audit: audit})
 	if errors.Is(err, ErrNotFound) {
 		return Job{}, ErrNotFound
 	}

@@ -66,6 +66,11 @@ func (s *Store) Audit(ctx context.Context, evs ...events.Event) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return appendOutbox(ctx, tx, evs) })
 }
 
+// AuditTx queues audit events within tx: the change they record commits with them.
+func AuditTx(ctx context.Context, tx pgx.Tx, evs ...events.Event) error {
+	return appendOutbox(ctx, tx, evs)
+}
+
 // OutboxMessage is one event waiting in the outbox.
 type OutboxMessage struct {
 	Topic    string

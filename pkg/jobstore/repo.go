@@ -179,9 +179,10 @@ func (s *Store) Cancel(ctx context.Context, id, by string) (Job, error) {
 
 // Delete hides a job from Get and List for good, cancelling it first when it is queued or
 // running. It returns the job, so the caller can remove its file at once; the sweeper removes
-// it otherwise (RemovableFiles). The events of the job, its audit trail, stay.
-func (s *Store) Delete(ctx context.Context, id, by string) (Job, error) {
-	j, err := s.Do(ctx, id, job.Delete{By: by, At: s.now().UTC()})
+// it otherwise (RemovableFiles). The events of the job, its audit trail, stay. audit, when not
+// nil, is the delete's audit event, written in the same transaction (job.Delete).
+func (s *Store) Delete(ctx context.Context, id, by string, audit *events.Accessed) (Job, error) {
+	j, err := s.Do(ctx, id, job.Delete{By: by, At: s.now().UTC(), Audit: audit})
 	if errors.Is(err, ErrNotFound) {
 		return Job{}, ErrNotFound
 	}

@@ -68,20 +68,36 @@ func scanSchedule(row pgx.Row) (schedule.Schedule, error) {
 	return s, nil
 }
 
-// Create saves a new schedule (made by schedule.New).
-func (st *Store) Create(ctx context.Context, s schedule.Schedule) (schedule.Schedule, error) {
+// audited queues the audit event of an act on s within tx, when the caller gave one: the
+// request's (actor, client, id, time and action), completed with the schedule's details.
+func audited(ctx context.Context, tx pgx.Tx, s schedule.Schedule, audit *events.Accessed) error {
+	if audit == nil {
+		return nil
+	}
+	return jobstore.AuditTx(ctx, tx, s.Access(audit.Action).By(*audit))
+}
+
+// Create saves a new schedule (made by schedule.New), with its audit event when not nil.
+func (st *Store) Create(ctx context.Context, s schedule.Schedule, audit *events.Accessed) (schedule.Schedule, error) {
 	cfg, err := json.Marshal(s.ExportConfig)
 	if err != nil {
 		return s, fmt.Errorf("encoding export_config: %w", err)
 	}
-	out, err := scanSchedule(st.pool.QueryRow(ctx, `INSERT INTO schedules (id, name, platform_id, schedule_type,
+	var out schedule.Schedule
+	err = pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		var err error
+		if out, err = scanSchedule(tx.QueryRow(ctx, `INSERT INTO schedules (id, name, platform_id, schedule_type,
 		cron_expression, interval_minutes, timezone, export_config, max_retries, retry_delay_seconds, misfire_policy,
 		overlap_policy, enabled, next_run_at, anchor_at, disabled_at, owner, created_by, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)
 		RETURNING `+scheduleColumns,
-		s.ID, s.Name, s.PlatformID, s.Type, s.CronExpression, s.IntervalMinutes, s.Timezone, cfg, s.MaxRetries,
-		s.RetryDelaySeconds, s.MisfirePolicy, s.OverlapPolicy, s.Enabled, s.NextRunAt, s.AnchorAt, s.DisabledAt,
-		s.Owner, s.CreatedBy, s.CreatedAt))
+			s.ID, s.Name, s.PlatformID, s.Type, s.CronExpression, s.IntervalMinutes, s.Timezone, cfg, s.MaxRetries,
+			s.RetryDelaySeconds, s.MisfirePolicy, s.OverlapPolicy, s.Enabled, s.NextRunAt, s.AnchorAt, s.DisabledAt,
+			s.Owner, s.CreatedBy, s.CreatedAt)); err != nil {
+			return err
+		}
+		return audited(ctx, tx, out, audit)
+	})
 	if err != nil {
 		return s, fmt.Errorf("creating schedule: %w", err)
 	}
@@ -152,9 +168,10 @@ func (st *Store) List(ctx context.Context, f ListFilter) ([]schedule.Schedule, s
 	return out, next, nil
 }
 
-// Change applies fn to a schedule under its row lock and saves it (PUT, toggle). fn returns
-// the fire times to log as disabled (a re-enabled schedule), or an error that aborts.
-func (st *Store) Change(ctx context.Context, id string, fn func(*schedule.Schedule) ([]schedule.Fire, error)) (schedule.Schedule, error) {
+// Change applies fn to a schedule under its row lock and saves it (PUT, toggle), with its
+// audit event when not nil. fn returns the fire times to log as disabled (a re-enabled
+// schedule), or an error that aborts.
+func (st *Store) Change(ctx context.Context, id string, audit *events.Accessed, fn func(*schedule.Schedule) ([]schedule.Fire, error)) (schedule.Schedule, error) {
 	if !jobstore.ValidID(id) {
 		return schedule.Schedule{}, ErrNotFound
 	}
@@ -173,25 +190,34 @@ func (st *Store) Change(ctx context.Context, id string, fn func(*schedule.Schedu
 				return err
 			}
 		}
-		out, err = save(ctx, tx, s)
-		return err
+		if out, err = save(ctx, tx, s); err != nil {
+			return err
+		}
+		return audited(ctx, tx, out, audit)
 	})
 	return out, err
 }
 
-// Delete removes a schedule and its run log; the jobs it made stay (with its id).
-func (st *Store) Delete(ctx context.Context, id string) error {
+// Delete removes a schedule and its run log, with its audit event when not nil; the jobs it
+// made stay (with its id).
+func (st *Store) Delete(ctx context.Context, id string, audit *events.Accessed) error {
 	if !jobstore.ValidID(id) {
 		return ErrNotFound
 	}
-	tag, err := st.pool.Exec(ctx, `DELETE FROM schedules WHERE id = $1`, id)
-	if err != nil {
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		s, err := lockSchedule(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM schedules WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return audited(ctx, tx, s, audit)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("deleting schedule %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return err
 }
 
 func lockSchedule(ctx context.Context, tx pgx.Tx, id string) (schedule.Schedule, error) {
@@ -266,8 +292,8 @@ func startAttempt(ctx context.Context, tx pgx.Tx, s schedule.Schedule, scheduled
 }
 
 // RunNow starts one run of the schedule at now, outside its timetable (trigger manual), with
-// its job, whether the schedule is enabled or not.
-func (st *Store) RunNow(ctx context.Context, id string, now time.Time, jobID string) (jobstore.Job, error) {
+// its job and, when not nil, its audit event, whether the schedule is enabled or not.
+func (st *Store) RunNow(ctx context.Context, id string, now time.Time, jobID string, audit *events.Accessed) (jobstore.Job, error) {
 	if !jobstore.ValidID(id) {
 		return jobstore.Job{}, ErrNotFound
 	}
@@ -290,8 +316,10 @@ func (st *Store) RunNow(ctx context.Context, id string, now time.Time, jobID str
 			return err
 		}
 		s.Stats.Fired(now, jobID)
-		_, err = save(ctx, tx, s)
-		return err
+		if s, err = save(ctx, tx, s); err != nil {
+			return err
+		}
+		return audited(ctx, tx, s, audit)
 	})
 	return job, err
 }

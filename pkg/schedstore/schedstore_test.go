@@ -2,13 +2,17 @@ package schedstore_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
@@ -46,7 +50,7 @@ func create(t *testing.T, st *schedstore.Store, spec schedule.Spec, now time.Tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := st.Create(context.Background(), s)
+	out, err := st.Create(context.Background(), s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +155,7 @@ func TestRetryCountsOneFire(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	s := create(t, st, schedule.Spec{CronExpression: "@yearly", MaxRetries: 2, RetryDelaySeconds: 30}, now)
-	job, err := st.RunNow(ctx, s.ID, now, mustID(t))
+	job, err := st.RunNow(ctx, s.ID, now, mustID(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +198,7 @@ func TestAllAttemptsFail(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	s := create(t, st, schedule.Spec{CronExpression: "@yearly", MaxRetries: 1}, now)
-	job, _ := st.RunNow(ctx, s.ID, now, mustID(t))
+	job, _ := st.RunNow(ctx, s.ID, now, mustID(t), nil)
 	st.JobChanged(ctx, schedstore.JobChange{JobID: job.ID, Status: schedule.JobFailed, At: now}, now)
 	r, err := st.RetryNext(ctx, now.Add(5*time.Minute), newID)
 	if err != nil || r == nil || r.Job == nil {
@@ -250,7 +254,7 @@ func TestToggleAndBadStoredExpression(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
 	s := create(t, st, schedule.Spec{CronExpression: "* * * * *"}, now)
-	off, err := st.Change(ctx, s.ID, func(s *schedule.Schedule) ([]schedule.Fire, error) { return s.SetEnabled(false, now, 24*time.Hour) })
+	off, err := st.Change(ctx, s.ID, nil, func(s *schedule.Schedule) ([]schedule.Fire, error) { return s.SetEnabled(false, now, 24*time.Hour) })
 	if err != nil || off.Enabled || off.NextRunAt != nil {
 		t.Fatalf("toggle off: %+v %v", off, err)
 	}
@@ -258,7 +262,7 @@ func TestToggleAndBadStoredExpression(t *testing.T) {
 		t.Fatal("a disabled schedule fired")
 	}
 	later := now.Add(5*time.Minute + 10*time.Second)
-	on, err := st.Change(ctx, s.ID, func(s *schedule.Schedule) ([]schedule.Fire, error) { return s.SetEnabled(true, later, 24*time.Hour) })
+	on, err := st.Change(ctx, s.ID, nil, func(s *schedule.Schedule) ([]schedule.Fire, error) { return s.SetEnabled(true, later, 24*time.Hour) })
 	if err != nil || !on.Enabled || !on.NextRunAt.Equal(time.Date(2026, 6, 1, 12, 6, 0, 0, time.UTC)) {
 		t.Fatalf("toggle on: %+v %v", on, err)
 	}
@@ -310,5 +314,56 @@ func TestOverlapCountsARunNotFoldedYet(t *testing.T) {
 	}
 	if n := countRows(t, pool, `SELECT count(*) FROM jobs WHERE schedule_id = $1`, s.ID); n != 1 {
 		t.Fatalf("%d jobs, want 1", n)
+	}
+}
+
+// TestChangesWriteTheirAudit: each change given an audit event writes it to the outbox in its
+// own transaction, completed with the schedule's details; a change refused by its function
+// writes nothing.
+func TestChangesWriteTheirAudit(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
+	s := create(t, st, schedule.Spec{CronExpression: "@daily"}, now)
+	req := func(action string) *events.Accessed {
+		return &events.Accessed{ID: action, Action: action, ActorID: "bob", ClientIP: "192.0.2.7", At: now}
+	}
+	audits := func() []string {
+		rows, err := pool.Query(ctx, `SELECT d->>'action' FROM (SELECT id, convert_from(data, 'UTF8')::jsonb AS d
+			FROM outbox WHERE key = $1) o WHERE d->>'actor_id' = 'bob' AND d->>'owner' = 'alice'
+			AND d->>'entity' = 'products' AND d->>'client_ip' = '192.0.2.7' ORDER BY id`, "access:"+s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if _, err := st.Change(ctx, s.ID, req(events.ActionScheduleToggled), func(s *schedule.Schedule) ([]schedule.Fire, error) {
+		return s.SetEnabled(false, now, 24*time.Hour)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("refused")
+	if _, err := st.Change(ctx, s.ID, req(events.ActionScheduleUpdated), func(*schedule.Schedule) ([]schedule.Fire, error) {
+		return nil, refused
+	}); !errors.Is(err, refused) {
+		t.Fatalf("refused change: %v", err)
+	}
+	if _, err := st.RunNow(ctx, s.ID, now, mustID(t), req(events.ActionScheduleRun)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, s.ID, req(events.ActionScheduleDeleted)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, s.ID, req(events.ActionScheduleDeleted)); !errors.Is(err, schedstore.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	want := []string{events.ActionScheduleToggled, events.ActionScheduleRun, events.ActionScheduleDeleted}
+	if got := audits(); !slices.Equal(got, want) {
+		t.Errorf("audited %v, want %v", got, want)
 	}
 }

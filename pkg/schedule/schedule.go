@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/productsmanager/exportplatform/pkg/events"
 )
 
 // MisfirePolicy says what happens to fire times that passed while no scheduler could fire them.
@@ -236,6 +238,14 @@ func New(id string, spec Spec, owner string, now time.Time) (Schedule, error) {
 		s.DisabledAt = &now
 	}
 	return s, s.retime(now)
+}
+
+// Access is the audit event of an act (events.Action*) on the schedule, without its actor and
+// client, which the caller adds.
+func (s Schedule) Access(action string) events.Accessed {
+	c := s.ExportConfig
+	return events.Accessed{Action: action, ResourceType: "schedule", ResourceID: s.ID, Owner: s.Owner,
+		Entity: c.Entity, Format: c.Format, Fields: c.Fields, Filters: c.Filters}
 }
 
 // retime restarts the timetable at now: an interval counts from now, and the next fire time

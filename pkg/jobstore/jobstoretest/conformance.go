@@ -6,6 +6,7 @@ package jobstoretest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,7 +30,7 @@ type Repository interface {
 	Claim(ctx context.Context, id string, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error)
 	ClaimNext(ctx context.Context, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error)
 	Cancel(ctx context.Context, id, by string) (jobstore.Job, error)
-	Delete(ctx context.Context, id, by string) (jobstore.Job, error)
+	Delete(ctx context.Context, id, by string, audit *events.Accessed) (jobstore.Job, error)
 	Cancelled(ctx context.Context, id string) (bool, error)
 	List(ctx context.Context, f jobstore.ListFilter) ([]jobstore.Job, string, error)
 	Pending(ctx context.Context, key string) ([]jobstore.OutboxMessage, error)
@@ -326,7 +327,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 			}
 			ids = append(ids, req.JobID)
 		}
-		if _, err := r.Delete(ctx, ids[6], "bob"); err != nil {
+		if _, err := r.Delete(ctx, ids[6], "bob", nil); err != nil {
 			t.Fatal(err)
 		}
 		var got []string
@@ -377,7 +378,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 		if _, err := r.Do(ctx, req.JobID, job.Complete{Owner: "w1", Attempt: 1, Rows: 1, Object: events.Object{Key: "k"}, At: time.Now()}); !errors.Is(err, job.ErrFinished) {
 			t.Errorf("completing a cancelled job: %v", err)
 		}
-		if _, err := r.Delete(ctx, req.JobID, "bob"); err != nil {
+		if _, err := r.Delete(ctx, req.JobID, "bob", nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.Get(ctx, req.JobID); !errors.Is(err, jobstore.ErrNotFound) {
@@ -388,7 +389,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 		}
 		for name, err := range map[string]error{
 			"cancel": func() error { _, err := r.Cancel(ctx, req.JobID, "bob"); return err }(),
-			"delete": func() error { _, err := r.Delete(ctx, req.JobID, "bob"); return err }(),
+			"delete": func() error { _, err := r.Delete(ctx, req.JobID, "bob", nil); return err }(),
 			"claim":  func() error { _, _, err := r.Claim(ctx, req.JobID, opts("w")); return err }(),
 		} {
 			if !errors.Is(err, jobstore.ErrNotFound) && !errors.Is(err, jobstore.ErrNotClaimed) {
@@ -404,9 +405,19 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 		if _, err := r.Create(ctx, req2); err != nil {
 			t.Fatal(err)
 		}
-		d, err := r.Delete(ctx, req2.JobID, "bob")
+		// The delete's audit event is written with it, completed with the job's details.
+		d, err := r.Delete(ctx, req2.JobID, "bob", &events.Accessed{ID: "a-1", ActorID: "bob", ClientIP: "192.0.2.7", At: time.Now()})
 		if err != nil || d.Status != jobstore.StatusCancelled || !d.Deleted() {
 			t.Errorf("deleting a queued job: %s deleted=%v %v", d.Status, d.Deleted(), err)
+		}
+		audited, _ := r.Pending(ctx, "access:"+req2.JobID)
+		if len(audited) != 1 || audited[0].Envelope.Type != events.TypeAccessed {
+			t.Fatalf("audit events of the delete: %+v", audited)
+		}
+		var a events.Accessed
+		if err := json.Unmarshal(audited[0].Envelope.Data, &a); err != nil || a.Action != events.ActionDeleted || a.ActorID != "bob" ||
+			a.ClientIP != "192.0.2.7" || a.ResourceID != req2.JobID || a.Owner != req2.RequestedBy || a.Entity != req2.Entity {
+			t.Errorf("the delete audited as %+v (%v)", a, err)
 		}
 		if _, err := r.Cancel(ctx, "5f1c2b9e-0000-4000-8000-000000000000", "bob"); !errors.Is(err, jobstore.ErrNotFound) {
 			t.Errorf("cancelling an unknown job: %v", err)

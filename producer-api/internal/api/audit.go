@@ -12,7 +12,6 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
-	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
 )
@@ -22,13 +21,8 @@ type Auditor interface {
 	Audit(ctx context.Context, evs ...events.Event) error
 }
 
-// audit records an access of the request's caller (CONTRACT §7) through the outbox, so it
-// reaches the audit sink like every job event. A failure to queue it is logged and does not
-// fail the request: the act it records already happened.
-func (a *api) audit(r *http.Request, ev events.Accessed) {
-	if a.Auditor == nil {
-		return
-	}
+// access completes an audit event with the request's caller, client, a fresh id and the time.
+func (a *api) access(r *http.Request, ev events.Accessed) events.Accessed {
 	if p, ok := auth.FromContext(r.Context()); ok && ev.ActorID == "" {
 		ev.ActorID, ev.ActorName, ev.Manager = p.Subject, p.Name, p.Manager()
 	}
@@ -37,6 +31,27 @@ func (a *api) audit(r *http.Request, ev events.Accessed) {
 	}
 	ev.ID, ev.At = uuid.NewString(), a.Now().UTC()
 	ev.ClientIP, ev.UserAgent = clientIP(r), clip(r.UserAgent(), 256)
+	return ev
+}
+
+// changeAudit is the audit event of a change the request makes (action), for the repository
+// to write in the change's own transaction; nil when the API audits nothing.
+func (a *api) changeAudit(r *http.Request, action string) *events.Accessed {
+	if a.Auditor == nil {
+		return nil
+	}
+	return ptr(a.access(r, events.Accessed{Action: action}))
+}
+
+// audit records an access of the request's caller (CONTRACT §7) through the outbox, so it
+// reaches the audit sink like every job event. A failure to queue it is logged and does not
+// fail the request: the act it records already happened. An act that changes stored state
+// writes its audit event in its own transaction instead (a job's delete: job.Delete.Audit).
+func (a *api) audit(r *http.Request, ev events.Accessed) {
+	if a.Auditor == nil {
+		return
+	}
+	ev = a.access(r, ev)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
 	if err := a.Auditor.Audit(ctx, ev); err != nil {
@@ -44,12 +59,6 @@ func (a *api) audit(r *http.Request, ev events.Accessed) {
 		return
 	}
 	a.Notify()
-}
-
-// jobAccess is the audit event of an act on job.
-func jobAccess(action string, job jobstore.Job) events.Accessed {
-	return events.Accessed{Action: action, ResourceType: "job", ResourceID: job.ID, Owner: job.RequestedBy,
-		Entity: job.Entity, Format: job.Format, Fields: job.Fields, Filters: job.Filters}
 }
 
 // clientIP is the address the request came from (a proxy's, behind one).

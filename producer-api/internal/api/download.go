@@ -56,7 +56,7 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 	dw := &streamWriter{w: w, rc: rc, cancel: func() {}, timeout: a.StreamWriteTimeout, bytes: func(float64) {},
 		pace: a.pace(), started: true}
 	_, err = io.CopyBuffer(dw, body, make([]byte, 64<<10))
-	ev := jobAccess(events.ActionDownloaded, job)
+	ev := job.Access(events.ActionDownloaded)
 	ev.Rows, ev.Bytes, ev.Complete, ev.Status = ptr(job.RowsDone), ptr(dw.n), ptr(err == nil), http.StatusOK
 	a.audit(r, ev)
 	if err != nil {

@@ -51,6 +51,14 @@ type fakeJobs struct {
 	listErr   error
 	deleted   []string
 	removed   []string // jobs whose file was recorded removed
+	// deleteAudits: the audit events handed to Delete.
+	deleteAudits []events.Accessed
+}
+
+func (f *fakeJobs) deleteAudited() []events.Accessed {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]events.Accessed(nil), f.deleteAudits...)
 }
 
 func newFakeJobs(jobs ...jobstore.Job) *fakeJobs {
@@ -139,12 +147,16 @@ func (f *fakeJobs) Cancel(_ context.Context, id, by string) (jobstore.Job, error
 	return j, nil
 }
 
-func (f *fakeJobs) Delete(_ context.Context, id, by string) (jobstore.Job, error) {
+// Delete keeps the audit event it is given, as the store writes it with the delete.
+func (f *fakeJobs) Delete(_ context.Context, id, by string, audit *events.Accessed) (jobstore.Job, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	j, ok := f.jobs[id]
 	if !ok {
 		return jobstore.Job{}, jobstore.ErrNotFound
+	}
+	if audit != nil {
+		f.deleteAudits = append(f.deleteAudits, *audit)
 	}
 	if !j.Status.Terminal() {
 		j.Status = jobstore.StatusCancelled

@@ -53,7 +53,7 @@ func (a *api) deleteJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principal(r)
-	job, err := a.Jobs.Delete(r.Context(), id, p.Subject)
+	job, err := a.Jobs.Delete(r.Context(), id, p.Subject, a.changeAudit(r, events.ActionDeleted))
 	if errors.Is(err, jobstore.ErrNotFound) {
 		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no export job %q", id), "")
 		return
@@ -72,7 +72,6 @@ func (a *api) deleteJob(w http.ResponseWriter, r *http.Request) {
 			a.Log.Warn("recording the removal of a deleted job's file failed", "job_id", job.ID, "err", err)
 		}
 	}
-	a.audit(r, jobAccess(events.ActionDeleted, job))
 	a.Log.Info("export deleted", "job_id", job.ID, "deleted_by", p.Subject)
 	w.WriteHeader(http.StatusNoContent)
 }

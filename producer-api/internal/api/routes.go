@@ -33,7 +33,7 @@ type Jobs interface {
 	Get(ctx context.Context, id string) (jobstore.Job, error)
 	List(ctx context.Context, f jobstore.ListFilter) ([]jobstore.Job, string, error)
 	Cancel(ctx context.Context, id, by string) (jobstore.Job, error)
-	Delete(ctx context.Context, id, by string) (jobstore.Job, error)
+	Delete(ctx context.Context, id, by string, audit *events.Accessed) (jobstore.Job, error)
 	FileRemoved(ctx context.Context, id string, now time.Time) error
 }
 

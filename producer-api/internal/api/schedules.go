@@ -26,12 +26,12 @@ import (
 
 // Schedules is what the API needs of the schedules' repository (pkg/schedstore).
 type Schedules interface {
-	Create(ctx context.Context, s schedule.Schedule) (schedule.Schedule, error)
+	Create(ctx context.Context, s schedule.Schedule, audit *events.Accessed) (schedule.Schedule, error)
 	Get(ctx context.Context, id string) (schedule.Schedule, error)
 	List(ctx context.Context, f schedstore.ListFilter) ([]schedule.Schedule, string, error)
-	Change(ctx context.Context, id string, fn func(*schedule.Schedule) ([]schedule.Fire, error)) (schedule.Schedule, error)
-	Delete(ctx context.Context, id string) error
-	RunNow(ctx context.Context, id string, now time.Time, jobID string) (jobstore.Job, error)
+	Change(ctx context.Context, id string, audit *events.Accessed, fn func(*schedule.Schedule) ([]schedule.Fire, error)) (schedule.Schedule, error)
+	Delete(ctx context.Context, id string, audit *events.Accessed) error
+	RunNow(ctx context.Context, id string, now time.Time, jobID string, audit *events.Accessed) (jobstore.Job, error)
 	Runs(ctx context.Context, s schedule.Schedule, f schedstore.RunFilter) ([]schedstore.Run, string, error)
 }
 
@@ -159,12 +159,11 @@ func (a *api) createSchedule(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, err)
 		return
 	}
-	s, err = a.Schedules.Create(r.Context(), s)
+	s, err = a.Schedules.Create(r.Context(), s, a.changeAudit(r, events.ActionScheduleCreated))
 	if err != nil {
 		a.internal(w, r, "creating the schedule", err)
 		return
 	}
-	a.audit(r, scheduleAccess(events.ActionScheduleCreated, s))
 	a.Log.Info("schedule created", "schedule_id", s.ID, "owner", s.Owner, "type", s.Type, "cron", s.CronExpression,
 		"interval_minutes", s.IntervalMinutes, "timezone", s.Timezone)
 	w.Header().Set("Location", "/api/v1/exports/schedules/"+s.ID)
@@ -323,7 +322,7 @@ func (a *api) updateSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
-	s, err := a.Schedules.Change(r.Context(), id, func(s *schedule.Schedule) ([]schedule.Fire, error) {
+	s, err := a.Schedules.Change(r.Context(), id, a.changeAudit(r, events.ActionScheduleUpdated), func(s *schedule.Schedule) ([]schedule.Fire, error) {
 		if err := a.reach(r, s); err != nil {
 			return nil, err
 		}
@@ -332,7 +331,6 @@ func (a *api) updateSchedule(w http.ResponseWriter, r *http.Request) {
 	if !a.scheduleFound(w, r, id, err) {
 		return
 	}
-	a.audit(r, scheduleAccess(events.ActionScheduleUpdated, s))
 	a.Log.Info("schedule updated", "schedule_id", s.ID, "enabled", s.Enabled)
 	server.WriteJSON(w, http.StatusOK, s)
 }
@@ -347,7 +345,7 @@ func (a *api) toggleSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
-	s, err := a.Schedules.Change(r.Context(), id, func(s *schedule.Schedule) ([]schedule.Fire, error) {
+	s, err := a.Schedules.Change(r.Context(), id, a.changeAudit(r, events.ActionScheduleToggled), func(s *schedule.Schedule) ([]schedule.Fire, error) {
 		if err := a.reach(r, s); err != nil {
 			return nil, err
 		}
@@ -363,21 +361,18 @@ func (a *api) toggleSchedule(w http.ResponseWriter, r *http.Request) {
 	if !a.scheduleFound(w, r, id, err) {
 		return
 	}
-	a.audit(r, scheduleAccess(events.ActionScheduleToggled, s))
 	a.Log.Info("schedule toggled", "schedule_id", s.ID, "enabled", s.Enabled)
 	server.WriteJSON(w, http.StatusOK, s)
 }
 
 func (a *api) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	s, ok := a.lookupSchedule(w, r)
-	if !ok {
+	if _, ok := a.lookupSchedule(w, r); !ok {
 		return
 	}
-	if !a.scheduleFound(w, r, id, a.Schedules.Delete(r.Context(), id)) {
+	if !a.scheduleFound(w, r, id, a.Schedules.Delete(r.Context(), id, a.changeAudit(r, events.ActionScheduleDeleted))) {
 		return
 	}
-	a.audit(r, scheduleAccess(events.ActionScheduleDeleted, s))
 	a.Log.Info("schedule deleted", "schedule_id", id)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -387,8 +382,7 @@ func (a *api) runSchedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
-	s, ok := a.lookupSchedule(w, r)
-	if !ok {
+	if _, ok := a.lookupSchedule(w, r); !ok {
 		return
 	}
 	jobID, err := uuid.NewV7()
@@ -396,7 +390,7 @@ func (a *api) runSchedule(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "generating job id", err)
 		return
 	}
-	job, err := a.Schedules.RunNow(r.Context(), id, a.Now(), jobID.String())
+	job, err := a.Schedules.RunNow(r.Context(), id, a.Now(), jobID.String(), a.changeAudit(r, events.ActionScheduleRun))
 	if errors.Is(err, schedstore.ErrRunExists) {
 		server.WriteError(w, http.StatusConflict, "conflict", "a run of this schedule started at this very instant; retry", "")
 		return
@@ -406,7 +400,6 @@ func (a *api) runSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Notify()
 	a.metrics.jobsRequested.WithLabelValues(job.Entity, job.Format).Inc()
-	a.audit(r, scheduleAccess(events.ActionScheduleRun, s))
 	a.Log.Info("schedule run now", "schedule_id", id, "job_id", job.ID)
 	a.accepted(w, job)
 }
@@ -524,11 +517,4 @@ func validRunStatus(s schedule.RunStatus) bool {
 		return true
 	}
 	return false
-}
-
-// scheduleAccess is the audit event of an act on s.
-func scheduleAccess(action string, s schedule.Schedule) events.Accessed {
-	c := s.ExportConfig
-	return events.Accessed{Action: action, ResourceType: "schedule", ResourceID: s.ID, Owner: s.Owner,
-		Entity: c.Entity, Format: c.Format, Fields: c.Fields, Filters: c.Filters}
 }

@@ -79,7 +79,7 @@ func TestSweep(t *testing.T) {
 	soon, soonKey := completed(t, s, objects, expiry)
 	later, laterKey := completed(t, s, objects, expiry.Add(24*time.Hour))
 	gone, goneKey := completed(t, s, objects, expiry.Add(48*time.Hour))
-	if _, err := s.Delete(ctx, gone, "bob"); err != nil {
+	if _, err := s.Delete(ctx, gone, "bob", nil); err != nil {
 		t.Fatal(err)
 	}
 	var now time.Time

@@ -51,7 +51,7 @@ func create(t *testing.T, st *schedstore.Store, spec schedule.Spec, now time.Tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Create(context.Background(), s); err != nil {
+	if _, err := st.Create(context.Background(), s, nil); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -143,7 +143,7 @@ func TestOneBrokenRetryDoesNotHoldUpTheOthers(t *testing.T) {
 	for i := range 2 {
 		id := create(t, st, schedule.Spec{CronExpression: "@yearly", MaxRetries: 1, RetryDelaySeconds: 10}, now)
 		jobID, _ := newID()
-		job, err := st.RunNow(ctx, id, now.Add(time.Duration(i)*time.Second), jobID)
+		job, err := st.RunNow(ctx, id, now.Add(time.Duration(i)*time.Second), jobID, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
