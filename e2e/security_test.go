@@ -52,11 +52,19 @@ type auditRow struct {
 	action, resource, risk string
 	bytes, rows            *int64
 	clientIP               *string
+	reason                 *string
+	suppressed             *int64
 }
 
 // auditRows waits until actor has want rows in db_analytics.audit_logs (through the outbox,
 // Kafka and the audit sink) and returns them.
 func (s stack) auditRows(t *testing.T, actor string, want int) []auditRow {
+	t.Helper()
+	return s.auditWhere(t, "actor_id = $1", actor, want)
+}
+
+// auditWhere waits until want rows match where (with $1 = arg) and returns them, oldest first.
+func (s stack) auditWhere(t *testing.T, where string, arg any, want int) []auditRow {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), env("ANALYTICS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/db_analytics?sslmode=disable"))
 	if err != nil {
@@ -65,15 +73,15 @@ func (s stack) auditRows(t *testing.T, actor string, want int) []auditRow {
 	defer conn.Close(context.Background())
 	deadline := time.Now().Add(time.Minute)
 	for {
-		rows, err := conn.Query(context.Background(), `SELECT action, resource_id, risk_level, bytes, row_count, client_ip
-			FROM audit_logs WHERE actor_id = $1 ORDER BY id`, actor)
+		rows, err := conn.Query(context.Background(), `SELECT action, resource_id, risk_level, bytes, row_count, client_ip,
+			details->>'reason', (details->>'suppressed')::bigint FROM audit_logs WHERE `+where+` ORDER BY id`, arg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out []auditRow
 		for rows.Next() {
 			var r auditRow
-			if err := rows.Scan(&r.action, &r.resource, &r.risk, &r.bytes, &r.rows, &r.clientIP); err != nil {
+			if err := rows.Scan(&r.action, &r.resource, &r.risk, &r.bytes, &r.rows, &r.clientIP, &r.reason, &r.suppressed); err != nil {
 				t.Fatal(err)
 			}
 			out = append(out, r)
@@ -423,6 +431,9 @@ func TestAuthMatrix(t *testing.T) {
 		return append(append([]int{}, bad...), read, write, manage, another)
 	}
 	endpoints := []endpoint{
+		// The UI is a static page holding no data, served to anyone; what it shows comes from
+		// the rows below, with the token the user gives it.
+		{"GET", "/", []int{200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
 		{"GET", "/api/v1/exports", row(200, 403, 200, 200)},
 		{"GET", "/api/v1/exports/" + id, row(200, 403, 200, 404)},
 		{"GET", "/api/v1/exports/progress/" + id, row(200, 403, 200, 404)},
@@ -456,4 +467,81 @@ func TestAuthMatrix(t *testing.T) {
 		names = append(names, c.name)
 	}
 	t.Logf("auth matrix (statuses by caller: %s):\n%s", strings.Join(names, ", "), table.String())
+}
+
+// TestRefusalsAuditedBounded: refusals are audited on the API and on the hub's own port, a
+// bounded number per client address and window, the rest summarised in one high-risk row with
+// their count; the client is the address a trusted proxy names in X-Forwarded-For.
+func TestRefusalsAuditedBounded(t *testing.T) {
+	s := getStack(t)
+	bound := []string{"TRUSTED_PROXIES=127.0.0.1"}
+	api := s.limitedAPI(t, "refusals", "127.0.0.1:18186", append(bound, "API_AUDIT_REFUSALS=5", "API_AUDIT_REFUSAL_WINDOW=3s")...)
+	hub := "127.0.0.1:18187"
+	s.startService(t, "progress-hub", "refusals-hub", hub, append(bound, "HUB_ADDR="+hub, "HUB_AUDIT_REFUSALS=5", "HUB_AUDIT_REFUSAL_WINDOW=3s")...)
+	n := time.Now().UnixNano()
+	apiClient, hubClient, spy := fmt.Sprintf("203.0.113.%d", n%250+1), fmt.Sprintf("198.51.100.%d", n%250+1), fmt.Sprintf("192.0.2.%d", n%250+1)
+
+	for range 30 {
+		req, _ := http.NewRequest(http.MethodGet, api.api+"/api/v1/exports", nil)
+		req.Header.Set("Authorization", "Bearer not-a-token")
+		req.Header.Set("X-Forwarded-For", "10.9.9.9, "+apiClient) // the left part is the client's own say
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("bad token: %d", resp.StatusCode)
+		}
+	}
+	for range 8 {
+		_, resp, err := websocket.DefaultDialer.Dial("ws://"+hub+"/api/v1/exports/ws",
+			http.Header{"Authorization": {"Bearer not-a-token"}, "X-Forwarded-For": {hubClient}})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("bad token on the hub: %v %v", resp, err)
+		}
+	}
+	owner := unique("e2e-owner")
+	job := s.requestExport(t, s.token(t, owner, auth.PermReadExports, auth.PermWriteExports), "csv", "products", smallJob)
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+hub+"/api/v1/exports/ws",
+		http.Header{"Authorization": {"Bearer " + s.token(t, unique("e2e-spy"), auth.PermReadExports)}, "X-Forwarded-For": {spy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.WriteJSON(map[string]any{"type": "subscribe", "task_ids": []string{job.JobID}})
+	var m struct {
+		Type string `json:"type"`
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := conn.ReadJSON(&m); err != nil || m.Type != "error" {
+		t.Fatalf("another user's job subscribed: %+v %v", m, err)
+	}
+
+	check := func(who, client string, want int64) {
+		rows := s.auditWhere(t, "client_ip = $1", client, 6)
+		var single, summaries int
+		for _, r := range rows {
+			switch {
+			case r.suppressed != nil:
+				summaries++
+				if *r.suppressed != want || r.risk != "high" || r.resource != "refusals:"+client {
+					t.Errorf("%s: summary %+v, want %d suppressed, high risk", who, r, want)
+				}
+			case r.action == "access.denied" && r.reason != nil && *r.reason == "unauthenticated":
+				single++
+			default:
+				t.Errorf("%s: unexpected row %+v", who, r)
+			}
+		}
+		if single != 5 || summaries != 1 {
+			t.Errorf("%s: %d refusals audited one by one and %d summaries, want 5 and 1", who, single, summaries)
+		}
+	}
+	check("API", apiClient, 25)
+	check("hub", hubClient, 3)
+	if rows := s.auditWhere(t, "client_ip = $1", spy, 1); len(rows) != 1 || rows[0].action != "access.denied" ||
+		rows[0].resource != job.JobID || rows[0].reason == nil || *rows[0].reason != "not_owner" {
+		t.Errorf("the hub's refusal of another user's job: %+v", rows)
+	}
 }

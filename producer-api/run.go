@@ -18,6 +18,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/refusals"
 	"github.com/productsmanager/exportplatform/pkg/relay"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
@@ -52,6 +53,12 @@ type Config struct {
 	// is the slowest a stream or download may be taken before it is cut.
 	MinClientRate    int
 	ClientRateWindow time.Duration
+	// Proxies (TRUSTED_PROXIES) are the peers whose X-Forwarded-For names the client.
+	Proxies server.Proxies
+	// Refusals tune the audit of refused requests: RefusalAudits (API_AUDIT_REFUSALS) per
+	// client address and RefusalWindow (API_AUDIT_REFUSAL_WINDOW) one by one, then a summary.
+	RefusalAudits int
+	RefusalWindow time.Duration
 }
 
 // LoadConfig reads the settings with their defaults.
@@ -86,8 +93,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		StreamsPerUser:   env.Int("API_STREAMS_PER_USER", 2),
 		MinClientRate:    env.Int("API_MIN_CLIENT_RATE", 16<<10),
 		ClientRateWindow: env.Duration("API_CLIENT_RATE_WINDOW", 30*time.Second),
+		RefusalAudits:    env.Int("API_AUDIT_REFUSALS", refusals.DefaultLimit),
+		RefusalWindow:    env.Duration("API_AUDIT_REFUSAL_WINDOW", refusals.DefaultWindow),
 	}
-	if err := env.Err(); err != nil {
+	proxies, perr := server.ParseProxies(env.String("TRUSTED_PROXIES", ""))
+	c.Proxies = proxies
+	if err := errors.Join(env.Err(), perr); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
@@ -195,8 +206,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	limiter := ratelimit.New(pool, cfg.RateLimits)
 	rl := relay.New(store, eventbus.NewPublisher(kcl, log), log.With("component", "relay"), reg)
+	refused := refusals.New(store, log.With("component", "refusals"), refusals.Options{Limit: cfg.RefusalAudits, Window: cfg.RefusalWindow})
 	handler := api.NewServer(api.Deps{
-		Jobs: store, Auditor: store, AuditLog: auditlog.New(analyticsPool), Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
+		Jobs: store, Auditor: store, Refusals: refused, Proxies: cfg.Proxies, AuditLog: auditlog.New(analyticsPool), Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
 		Registry: reg, HubURL: hub, MaxBodySize: cfg.MaxBodySize, Notify: rl.Notify,
 		Catalog: catalogPool, MaxStreams: cfg.MaxStreams, Schedules: schedstore.New(pool),
 		Limiter: limiter, MaxActiveJobs: cfg.MaxActiveJobs, UserStreams: ratelimit.NewSlots(pool, cfg.StreamsPerUser),
@@ -213,6 +225,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Run(gctx, srv, log, 15*time.Second) })
 	g.Go(func() error { return rl.Run(gctx) })
+	g.Go(func() error { return refused.Run(gctx) })
 	g.Go(func() error {
 		limiter.Run(gctx, time.Minute, func(err error) { log.Warn("sweeping rate limit windows failed", "err", err) })
 		return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/refusals"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/progress-hub/internal/fold"
 	"github.com/productsmanager/exportplatform/progress-hub/internal/ws"
@@ -42,6 +43,13 @@ type Config struct {
 	BroadcastLookback time.Duration
 	Pprof             bool   // HUB_PPROF: serve /debug/pprof/ (profiling; off by default)
 	LogLevel          string // LOG_LEVEL
+	// Proxies (TRUSTED_PROXIES) are the peers whose X-Forwarded-For names the client: the
+	// API, which proxies the WebSocket.
+	Proxies server.Proxies
+	// HUB_AUDIT_REFUSALS per client address and HUB_AUDIT_REFUSAL_WINDOW: refusals audited
+	// one by one, the rest summarised (pkg/refusals).
+	RefusalAudits int
+	RefusalWindow time.Duration
 }
 
 // LoadConfig reads the settings with their defaults and validates them.
@@ -59,8 +67,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BroadcastLookback: env.Duration("HUB_BROADCAST_LOOKBACK", 10*time.Second),
 		Pprof:             env.Bool("HUB_PPROF", false),
 		LogLevel:          env.String("LOG_LEVEL", "info"),
+		RefusalAudits:     env.Int("HUB_AUDIT_REFUSALS", refusals.DefaultLimit),
+		RefusalWindow:     env.Duration("HUB_AUDIT_REFUSAL_WINDOW", refusals.DefaultWindow),
 	}
-	if err := env.Err(); err != nil {
+	proxies, perr := server.ParseProxies(env.String("TRUSTED_PROXIES", ""))
+	c.Proxies = proxies
+	if err := errors.Join(env.Err(), perr); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
@@ -167,8 +179,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	metrics := ws.NewMetrics(reg)
 	hub := ws.NewHub(log.With("component", "hub"), metrics)
+	refused := refusals.New(store, log.With("component", "refusals"), refusals.Options{Limit: cfg.RefusalAudits, Window: cfg.RefusalWindow})
 	wsSrv, err := ws.NewServer(hub, store, verifier, log.With("component", "ws"), metrics,
-		ws.Options{AllowedOrigins: cfg.AllowedOrigins, MaxConns: cfg.MaxConns, MaxUserConns: cfg.MaxUserConns})
+		ws.Options{AllowedOrigins: cfg.AllowedOrigins, MaxConns: cfg.MaxConns, MaxUserConns: cfg.MaxUserConns,
+			Refusals: refused, Proxies: cfg.Proxies})
 	if err != nil {
 		return err
 	}
@@ -184,6 +198,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return hub.Run(gctx) })
+	g.Go(func() error { return refused.Run(gctx) })
 	g.Go(func() error { return server.Run(gctx, srv, log.With("component", "http"), httpGrace) })
 	g.Go(func() error {
 		if err := broadcast.Run(gctx); err != nil {

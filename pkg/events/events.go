@@ -267,9 +267,12 @@ type Accessed struct {
 	Complete     *bool          `json:"complete,omitempty"` // a stream or download sent to its end
 	Status       int            `json:"status,omitempty"`   // the HTTP status answered
 	Reason       string         `json:"reason,omitempty"`   // a refusal's code
-	ClientIP     string         `json:"client_ip,omitempty"`
-	UserAgent    string         `json:"user_agent,omitempty"`
-	At           time.Time      `json:"at"`
+	// Suppressed, on a summary of refusals (resource_id "refusals:<client>"), counts the
+	// client's refusals of the window ending at At that were not audited one by one.
+	Suppressed int64     `json:"suppressed,omitempty"`
+	ClientIP   string    `json:"client_ip,omitempty"`
+	UserAgent  string    `json:"user_agent,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // By is e as done by the request req describes: req's id, time, actor and client.

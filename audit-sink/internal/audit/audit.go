@@ -148,10 +148,10 @@ func Map(env events.Envelope) (rec Record, ok bool, err error) {
 		rec.RowCount, rec.Bytes = e.Rows, e.Bytes
 		rec.ClientIP, rec.UserAgent = e.ClientIP, e.UserAgent
 		rec.RiskLevel = Risk(Exposure{Action: e.Action, Entity: e.Entity, Fields: e.Fields, Filters: e.Filters,
-			Rows: e.Rows, OthersResource: e.Manager && e.Owner != "" && e.Owner != e.ActorID})
+			Rows: e.Rows, OthersResource: e.Manager && e.Owner != "" && e.Owner != e.ActorID, RepeatedDenials: e.Suppressed > 0})
 		rec.Details = compact(map[string]any{
 			"resource_type": e.ResourceType, "owner": e.Owner, "fields": e.Fields, "status": e.Status,
-			"reason": e.Reason, "complete": e.Complete, "manager": e.Manager,
+			"reason": e.Reason, "complete": e.Complete, "manager": e.Manager, "suppressed": e.Suppressed,
 		})
 	}
 	if rec.ResourceID == "" {
@@ -179,13 +179,15 @@ type Exposure struct {
 	Rows    *int64         // rows sent, when known
 	// OthersResource: an actor with MANAGE_EXPORTS acted on another user's resource.
 	OthersResource bool
-	// RepeatedDenials: the actor was refused several times in a short while (the sink counts).
+	// RepeatedDenials: the actor was refused several times in a short while (the sink counts),
+	// or the event summarises refusals too many to audit one by one (pkg/refusals).
 	RepeatedDenials bool
 }
 
 // Risk is the documented rule (README, "Audit"):
 //   - high: an actor with MANAGE_EXPORTS acting on another user's resource; repeated refusals
-//     (5 in 10 minutes); a whole-catalog export (no filter) that holds sensitive fields (prices,
+//     (5 in 10 minutes, or a summary of refusals of one client too many to audit one by one);
+//     a whole-catalog export (no filter) that holds sensitive fields (prices,
 //     costs, suppliers, contacts; the default fields hold prices);
 //   - low: an export, download or stream of at most 1,000 rows without sensitive fields; a
 //     cancellation; a schedule change; a single refusal or rate limit;
@@ -234,6 +236,8 @@ func compact(m map[string]any) map[string]any {
 		case bool:
 			empty = !v
 		case int:
+			empty = v == 0
+		case int64:
 			empty = v == 0
 		case time.Time:
 			empty = v.IsZero()

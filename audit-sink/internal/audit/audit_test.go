@@ -268,3 +268,22 @@ func TestMapAccessed(t *testing.T) {
 		t.Errorf("record %+v", rec)
 	}
 }
+
+// TestMapRefusalSummary: a summary of refusals too many to audit one by one is high risk and
+// keeps its count.
+func TestMapRefusalSummary(t *testing.T) {
+	t.Parallel()
+	ev := events.Accessed{ID: "s1", Action: events.ActionDenied, ResourceType: "api", ResourceID: "refusals:192.0.2.7",
+		Status: 401, Reason: "unauthenticated", ClientIP: "192.0.2.7", Suppressed: 480, At: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
+	rec, ok, err := audit.Map(wrap(t, ev))
+	if err != nil || !ok {
+		t.Fatalf("Map: %v %v", ok, err)
+	}
+	if rec.RiskLevel != audit.RiskHigh || rec.Details["suppressed"] != int64(480) || rec.ResourceID != "refusals:192.0.2.7" {
+		t.Errorf("record %+v", rec)
+	}
+	ev.Suppressed = 0
+	if rec, _, _ := audit.Map(wrap(t, ev)); rec.RiskLevel != audit.RiskLow {
+		t.Errorf("a single refusal: %s", rec.RiskLevel)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -30,8 +29,23 @@ func (a *api) access(r *http.Request, ev events.Accessed) events.Accessed {
 		ev.ResourceID, ev.ResourceType = r.URL.Path, "api"
 	}
 	ev.ID, ev.At = uuid.NewString(), a.Now().UTC()
-	ev.ClientIP, ev.UserAgent = clientIP(r), clip(r.UserAgent(), 256)
+	ev.ClientIP, ev.UserAgent = a.Proxies.ClientIP(r), clip(r.UserAgent(), 256)
 	return ev
+}
+
+// refused audits a refusal (401, 403, another's resource, 429) of the request: one by one up
+// to a bound per client address and window, then summarised (pkg/refusals), so that a flood
+// of bad requests cannot flood the audit.
+func (a *api) refused(r *http.Request, ev events.Accessed) {
+	if a.Refusals == nil {
+		a.audit(r, ev)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if a.Refusals.Refused(ctx, a.access(r, ev)) {
+		a.Notify()
+	}
 }
 
 // changeAudit is the audit event of a change the request makes (action), for the repository
@@ -59,15 +73,6 @@ func (a *api) audit(r *http.Request, ev events.Accessed) {
 		return
 	}
 	a.Notify()
-}
-
-// clientIP is the address the request came from (a proxy's, behind one).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func clip(s string, n int) string {

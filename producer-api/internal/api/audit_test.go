@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
@@ -11,6 +13,8 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/refusals"
+	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
 	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
 )
@@ -116,4 +120,27 @@ func TestAuditList(t *testing.T) {
 		t.Errorf("filter %+v", logs.got)
 	}
 	e.do(t, http.MethodGet, "/api/v1/exports/audit?risk=extreme", mia, nil).checkError(t, http.StatusBadRequest, "invalid_argument", "risk")
+}
+
+// TestRefusalFloodBounded: a client sending bad tokens has its first refusals of a window
+// audited one by one and the rest summarised in one event with their count; the client is
+// the address the trusted proxy names.
+func TestRefusalFloodBounded(t *testing.T) {
+	t.Parallel()
+	log := &auditLog{}
+	gate := refusals.New(log, slog.New(slog.NewTextHandler(io.Discard, nil)), refusals.Options{Limit: 5})
+	proxies, _ := server.ParseProxies("127.0.0.1")
+	e := newEnv(t, newFakeJobs(), func(d *api.Deps) { d.Auditor, d.Refusals, d.Proxies = log, gate, proxies })
+	for range 30 {
+		r := e.doWith(t, http.MethodGet, "/api/v1/exports", "not-a-token", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, nil)
+		r.checkError(t, http.StatusUnauthorized, auth.CodeUnauthenticated, "")
+	}
+	if got := log.actions()[events.ActionDenied]; len(got) != 5 || got[0].ClientIP != "203.0.113.9" {
+		t.Fatalf("audited one by one: %d %+v", len(got), got)
+	}
+	gate.Flush(t.Context(), true)
+	got := log.actions()[events.ActionDenied]
+	if len(got) != 6 || got[5].Suppressed != 25 || got[5].ResourceID != "refusals:203.0.113.9" {
+		t.Errorf("summary %+v", got[len(got)-1])
+	}
 }

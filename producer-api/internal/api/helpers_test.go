@@ -326,6 +326,12 @@ func derefOr(s *string) string {
 
 func (e *env) do(t *testing.T, method, path, tok string, body []byte) response {
 	t.Helper()
+	return e.doWith(t, method, path, tok, nil, body)
+}
+
+// doWith is do with more request headers.
+func (e *env) doWith(t *testing.T, method, path, tok string, h http.Header, body []byte) response {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -333,6 +339,9 @@ func (e *env) do(t *testing.T, method, path, tok string, body []byte) response {
 	req, err := http.NewRequestWithContext(t.Context(), method, e.srv.URL+path, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)

@@ -266,7 +266,7 @@ func (a *api) lookup(w http.ResponseWriter, r *http.Request, id string) (jobstor
 	job, err := a.Jobs.Get(r.Context(), id)
 	if p := principal(r); err == nil && !p.Reaches(job.RequestedBy) {
 		a.Log.Warn("access to another user's job refused", "job_id", id, "sub", p.Subject)
-		a.audit(r, events.Accessed{Action: events.ActionDenied, ResourceType: "job", ResourceID: id, Owner: job.RequestedBy,
+		a.refused(r, events.Accessed{Action: events.ActionDenied, ResourceType: "job", ResourceID: id, Owner: job.RequestedBy,
 			Status: http.StatusNotFound, Reason: "not_owner"})
 		err = jobstore.ErrNotFound
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
+	"github.com/productsmanager/exportplatform/pkg/refusals"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
 	"github.com/productsmanager/exportplatform/producer-api/internal/ratelimit"
@@ -64,6 +65,11 @@ type Deps struct {
 	Schedules Schedules
 	// Auditor queues the audit's access events; nil: none.
 	Auditor Auditor
+	// Refusals audits refused requests, a bounded number per client (pkg/refusals); nil
+	// audits each through Auditor.
+	Refusals *refusals.Gate
+	// Proxies are the peers whose X-Forwarded-For names the client (audit, logs).
+	Proxies server.Proxies
 	// AuditLog reads the audit (db_analytics) for GET /audit; nil answers 503.
 	AuditLog AuditLog
 	// Limiter counts each user's requests per class (shared by the replicas); nil: no limits.
@@ -227,7 +233,7 @@ func (a *api) wsProxy() http.Handler {
 
 // authError answers a refused token (401) or permission (403), and audits the refusal.
 func (a *api) authError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
-	a.audit(r, events.Accessed{Action: events.ActionDenied, Status: status, Reason: code})
+	a.refused(r, events.Accessed{Action: events.ActionDenied, Status: status, Reason: code})
 	server.WriteError(w, status, code, message, "")
 }
 
@@ -256,7 +262,7 @@ func (a *api) limit(class string, next http.Handler) http.Handler {
 			now := a.Now()
 			w.Header().Set("Retry-After", strconv.Itoa(int(d.RetryAfter(now).Seconds())))
 			a.metrics.rateLimited.WithLabelValues(class).Inc()
-			a.audit(r, events.Accessed{Action: events.ActionRateLimited, Status: http.StatusTooManyRequests, Reason: class})
+			a.refused(r, events.Accessed{Action: events.ActionRateLimited, Status: http.StatusTooManyRequests, Reason: class})
 			a.Log.Info("rate limited", "class", class, "sub", p.Subject, "limit", d.Limit)
 			server.WriteError(w, http.StatusTooManyRequests, "rate_limited",
 				fmt.Sprintf("more than %d %s requests this minute; retry after %s", d.Limit, class, d.Reset.Format(time.RFC3339)), "")

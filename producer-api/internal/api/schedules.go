@@ -191,7 +191,7 @@ func (a *api) lookupSchedule(w http.ResponseWriter, r *http.Request) (schedule.S
 func (a *api) reach(r *http.Request, s *schedule.Schedule) error {
 	if p := principal(r); !p.Reaches(s.Owner) {
 		a.Log.Warn("access to another user's schedule refused", "schedule_id", s.ID, "sub", p.Subject)
-		a.audit(r, events.Accessed{Action: events.ActionDenied, ResourceType: "schedule", ResourceID: s.ID, Owner: s.Owner,
+		a.refused(r, events.Accessed{Action: events.ActionDenied, ResourceType: "schedule", ResourceID: s.ID, Owner: s.Owner,
 			Status: http.StatusNotFound, Reason: "not_owner"})
 		return schedstore.ErrNotFound
 	}

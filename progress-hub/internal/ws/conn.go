@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 )
 
@@ -24,6 +26,7 @@ type conn struct {
 	ws   *websocket.Conn
 	c    *client
 	p    auth.Principal
+	who  visitor
 	log  *slog.Logger
 	subs map[string]struct{} // task ids subscribed, to enforce MaxSubscribed
 }
@@ -32,7 +35,7 @@ type conn struct {
 // closes it. Writing is the outbox's: a writer goroutine runs only while messages are queued.
 // serve returns once the hub has closed the connection and its close frame is written (or the
 // connection broke).
-func (s *Server) serve(ctx context.Context, ws *websocket.Conn, p auth.Principal) {
+func (s *Server) serve(ctx context.Context, ws *websocket.Conn, p auth.Principal, who visitor) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := newClient(s.nextID.Add(1), p, s.opts.SendBuffer)
@@ -55,7 +58,7 @@ func (s *Server) serve(ctx context.Context, ws *websocket.Conn, p auth.Principal
 		})
 		defer expiry.Stop()
 	}
-	cn := &conn{s: s, ws: ws, c: c, p: p, log: log, subs: map[string]struct{}{}}
+	cn := &conn{s: s, ws: ws, c: c, p: p, who: who, log: log, subs: map[string]struct{}{}}
 	cn.read(ctx)
 	ping.stop()
 	send(s.hub, s.hub.unregister, c)
@@ -232,6 +235,8 @@ func (cn *conn) subscribe(ctx context.Context, ids []string) bool {
 		if err == nil && !cn.p.Reaches(job.RequestedBy) {
 			// Another user's job is answered as one that does not exist.
 			cn.log.Warn("subscription to another user's job refused", "job_id", id)
+			cn.s.audit(cn.who, cn.p, events.Accessed{Action: events.ActionDenied, ResourceType: "job", ResourceID: id,
+				Owner: job.RequestedBy, Status: http.StatusNotFound, Reason: "not_owner"})
 			err = jobstore.ErrNotFound
 		}
 		switch {

@@ -1,14 +1,22 @@
 package ws
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/refusals"
+	"github.com/productsmanager/exportplatform/pkg/server"
 )
 
 // TestSubscriptionsReachOwnJobsOnly: without MANAGE_EXPORTS, {"all": true} shows and streams
@@ -107,4 +115,74 @@ func TestConnectionCaps(t *testing.T) {
 		}
 		return code == http.StatusSwitchingProtocols
 	})
+}
+
+// auditQueue keeps the audit events a refusal gate queues.
+type auditQueue struct {
+	mu  sync.Mutex
+	got []events.Accessed
+}
+
+func (q *auditQueue) Audit(_ context.Context, evs ...events.Event) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, ev := range evs {
+		q.got = append(q.got, ev.(events.Accessed))
+	}
+	return nil
+}
+
+func (q *auditQueue) reasons() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []string
+	for _, ev := range q.got {
+		out = append(out, fmt.Sprintf("%s %d %s %s %s", ev.Action, ev.Status, ev.Reason, ev.ActorID, ev.ClientIP))
+	}
+	return out
+}
+
+// TestRefusalsAudited: the hub audits its own refusals (a bad token, a missing permission, a
+// foreign origin, the per-user cap, another user's job subscribed by id), each with the
+// client's address as the trusted proxy (the API) names it.
+func TestRefusalsAudited(t *testing.T) {
+	t.Parallel()
+	q := &auditQueue{}
+	proxies, _ := server.ParseProxies("127.0.0.1")
+	bobs := runningJob(jobB, 2)
+	bobs.RequestedBy = "bob"
+	e := newEnv(t, newFakeJobs(runningJob(jobA, 1), bobs), Options{MaxUserConns: 1, Proxies: proxies,
+		Refusals: refusals.New(q, testLogger(t), refusals.Options{})})
+	dial := func(h http.Header) int {
+		h.Set("X-Forwarded-For", "203.0.113.9")
+		c, resp, err := websocket.DefaultDialer.Dial(e.url(), h)
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+			return http.StatusSwitchingProtocols
+		}
+		return resp.StatusCode
+	}
+	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+	statuses := []int{
+		dial(bearer("not-a-token")),
+		dial(bearer(tokenFor(t, "rita", time.Hour))),
+		dial(http.Header{"Authorization": {"Bearer " + tokenFor(t, "bob", time.Hour, auth.PermReadExports)}, "Origin": {"http://evil.example"}}),
+	}
+	bob := e.dialWith(t, tokenFor(t, "bob", time.Hour, auth.PermReadExports))
+	statuses = append(statuses, dial(bearer(tokenFor(t, "bob", time.Hour, auth.PermReadExports))))
+	if !slices.Equal(statuses, []int{401, 403, 403, 429}) {
+		t.Fatalf("statuses %v", statuses)
+	}
+	bob.send(map[string]any{"type": "subscribe", "task_ids": []string{jobA}})
+	bob.expect("error", jobA)
+	want := []string{
+		"access.denied 401 unauthenticated  203.0.113.9",
+		"access.denied 403 permission_denied rita 203.0.113.9",
+		"access.denied 403 origin_not_allowed  203.0.113.9",
+		"rate.limited 429 too_many_connections bob 203.0.113.9",
+		"access.denied 404 not_owner bob 127.0.0.1", // e.dialWith sends no X-Forwarded-For
+	}
+	if got := q.reasons(); !slices.Equal(got, want) {
+		t.Errorf("audited\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

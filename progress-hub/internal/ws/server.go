@@ -14,8 +14,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/google/uuid"
+
 	"github.com/productsmanager/exportplatform/pkg/auth"
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/refusals"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
 
@@ -46,6 +50,11 @@ type Options struct {
 	AllSnapshots   int           // jobs in the snapshot of {"all": true}; 50
 	MaxConns       int           // connections this hub holds at once; 10000
 	MaxUserConns   int           // connections one user holds at once on this hub; 20
+	// Refusals audits refused connections and subscriptions (bad token, missing permission,
+	// origin, the per-user cap, another user's job), a bounded number per client; nil: none.
+	Refusals *refusals.Gate
+	// Proxies are the peers whose X-Forwarded-For names the client (the API, proxying).
+	Proxies server.Proxies
 }
 
 func (o *Options) defaults() {
@@ -164,12 +173,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET with a WebSocket upgrade", "method")
 		return
 	}
+	who := visitor{client: s.opts.Proxies.ClientIP(r), agent: r.UserAgent()}
+	if len(who.agent) > 256 {
+		who.agent = who.agent[:256]
+	}
 	if !s.originAllowed(r) {
+		s.audit(who, auth.Principal{}, events.Accessed{Action: events.ActionDenied, Status: http.StatusForbidden, Reason: "origin_not_allowed"})
 		s.refuse(w, http.StatusForbidden, "origin_not_allowed", "origin "+r.Header.Get("Origin")+" is not allowed", "origin")
 		return
 	}
 	p, err := s.authenticate(r)
 	if err != nil {
+		s.audit(who, auth.Principal{}, events.Accessed{Action: events.ActionDenied, Status: http.StatusUnauthorized, Reason: auth.CodeUnauthenticated})
 		challenge, msg := `Bearer realm="exports"`, "missing bearer token"
 		if !errors.Is(err, auth.ErrMissingToken) {
 			challenge += `, error="invalid_token"`
@@ -181,6 +196,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !p.Has(auth.PermReadExports) {
+		s.audit(who, p, events.Accessed{Action: events.ActionDenied, Status: http.StatusForbidden, Reason: auth.CodePermissionDenied})
 		w.Header().Set("WWW-Authenticate", `Bearer realm="exports", error="insufficient_scope"`)
 		s.refuse(w, http.StatusForbidden, auth.CodePermissionDenied, "missing permission "+auth.PermReadExports, "permission_denied")
 		return
@@ -195,6 +211,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("this hub holds its %d connections; retry shortly", s.opts.MaxConns), "too_many_connections")
 		return
 	case trackUserFull:
+		s.audit(who, p, events.Accessed{Action: events.ActionRateLimited, Status: http.StatusTooManyRequests, Reason: "too_many_connections"})
 		w.Header().Set("Retry-After", "5")
 		s.refuse(w, http.StatusTooManyRequests, "too_many_connections",
 			fmt.Sprintf("you already hold %d connections to this hub; close one (one connection follows every job)", s.opts.MaxUserConns),
@@ -216,8 +233,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithoutCancel(r.Context())
 	go func() {
 		defer s.untrack(p.Subject)
-		s.serve(ctx, conn, p)
+		s.serve(ctx, conn, p, who)
 	}()
+}
+
+// visitor is where a connection comes from, for the audit.
+type visitor struct{ client, agent string }
+
+// audit records a refusal through the refusal gate (a bounded number per client).
+func (s *Server) audit(who visitor, p auth.Principal, ev events.Accessed) {
+	if s.opts.Refusals == nil {
+		return
+	}
+	ev.ID, ev.At = uuid.NewString(), time.Now().UTC()
+	ev.ActorID, ev.ActorName, ev.Manager = p.Subject, p.Name, p.Manager()
+	ev.ClientIP, ev.UserAgent = who.client, who.agent
+	if ev.ResourceID == "" {
+		ev.ResourceType, ev.ResourceID = "api", "/api/v1/exports/ws"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.opts.Refusals.Refused(ctx, ev)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, status int, code, msg, reason string) {
