@@ -93,9 +93,12 @@ type ExportRequested struct {
 	Filters       map[string]any `json:"filters,omitempty"`
 	Options       map[string]any `json:"options,omitempty"`
 	FileName      string         `json:"file_name,omitempty"`
-	RequestedBy   string         `json:"requested_by"`
-	RequesterName string         `json:"requester_name,omitempty"`
-	ScheduleID    *string        `json:"schedule_id"`
+	// Headers rename output columns (field → title); Compression is "", "gzip" or "zip".
+	Headers       map[string]string `json:"headers,omitempty"`
+	Compression   string            `json:"compression,omitempty"`
+	RequestedBy   string            `json:"requested_by"`
+	RequesterName string            `json:"requester_name,omitempty"`
+	ScheduleID    *string           `json:"schedule_id"`
 	// ScheduledFor is the fire time of the schedule run the job belongs to (absent otherwise).
 	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
 	PlatformID   *string    `json:"platform_id"`

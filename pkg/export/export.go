@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/exportfmt"
@@ -26,15 +28,75 @@ const (
 	FormatJSON  = "json"
 )
 
-// Request is what a user asks for (the export request body of CONTRACT §4).
+// Request is what a user asks for (the export request body of CONTRACT §4), and the export
+// configuration of a schedule or a platform (Merge joins them).
 type Request struct {
-	Entity        string
-	Format        string
-	Fields        []string
-	ExcludeFields []string
-	Filters       map[string]any
-	Options       map[string]any
-	FileName      string
+	Entity        string         `json:"entity"`
+	Format        string         `json:"format"`
+	Fields        []string       `json:"fields,omitempty"`
+	ExcludeFields []string       `json:"exclude_fields,omitempty"`
+	Filters       map[string]any `json:"filters,omitempty"`
+	Options       map[string]any `json:"options,omitempty"`
+	FileName      string         `json:"file_name,omitempty"`
+	// Headers rename output columns: {"sku": "id", "name": "title"}; the key is a field name.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Compression of the stored (and delivered) file: "" (none), "gzip", or "zip" (CSV, JSON).
+	Compression string `json:"compression,omitempty"`
+}
+
+// Merge joins export configurations, each over the ones before it (a platform's defaults, a
+// schedule's configuration, the request: CONTRACT §4's request > schedule > platform), key by
+// key: entity, format, file_name and compression when set; fields and exclude_fields replaced
+// whole when given; filters, options and headers merged per key, where a key set to null
+// (JSON null; "" for a header) in a later layer removes it. The result is checked by Prepare
+// like any request.
+func Merge(layers ...Request) Request {
+	var out Request
+	for _, l := range layers {
+		if l.Entity != "" {
+			out.Entity = l.Entity
+		}
+		if l.Format != "" {
+			out.Format = l.Format
+		}
+		if l.FileName != "" {
+			out.FileName = l.FileName
+		}
+		if l.Compression != "" {
+			out.Compression = l.Compression
+		}
+		if len(l.Fields) > 0 {
+			out.Fields = slices.Clone(l.Fields)
+		}
+		if len(l.ExcludeFields) > 0 {
+			out.ExcludeFields = slices.Clone(l.ExcludeFields)
+		}
+		out.Filters = mergeKeys(out.Filters, l.Filters, func(v any) bool { return v == nil })
+		out.Options = mergeKeys(out.Options, l.Options, func(v any) bool { return v == nil })
+		out.Headers = mergeKeys(out.Headers, l.Headers, func(v string) bool { return v == "" })
+	}
+	return out
+}
+
+func mergeKeys[V any](base, over map[string]V, removes func(V) bool) map[string]V {
+	if len(over) == 0 {
+		return base
+	}
+	out := make(map[string]V, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if removes(v) {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // ValidationError is a request that cannot run; Field is the JSON path at fault
@@ -56,7 +118,9 @@ type Spec struct {
 	JSON        exportfmt.JSONOptions
 	XLSX        exportfmt.XLSXOptions
 	ContentType string
-	FileName    string
+	FileName    string // the stored file's name: the format's extension, then .gz or .zip
+	// Inner is the name of the file inside a zip (FileName without .zip); "" otherwise.
+	Inner string
 }
 
 // OptionNames lists every export option, of every format, sorted.
@@ -127,7 +191,16 @@ func Prepare(r Request) (*Spec, error) {
 		}
 		s.ContentType, ext = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx"
 	}
+	if err := s.checkHeaders(); err != nil {
+		return nil, err
+	}
 	s.FileName = r.FileName
+	// A name already carrying the compression's extension (what Prepare gives back) keeps it
+	// once: preparing a prepared request changes nothing.
+	if c := map[string]string{exportfmt.CompressGzip: ".gz", exportfmt.CompressZip: ".zip"}[r.Compression]; c != "" &&
+		len(s.FileName) > len(c) && strings.EqualFold(s.FileName[len(s.FileName)-len(c):], c) {
+		s.FileName = s.FileName[:len(s.FileName)-len(c)]
+	}
 	if s.FileName == "" {
 		s.FileName = r.Entity + ext
 	} else if !fileNameRE.MatchString(s.FileName) || path.Base(s.FileName) != s.FileName {
@@ -137,7 +210,51 @@ func Prepare(r Request) (*Spec, error) {
 		// would open in a browser as a page. invoice.html becomes invoice.html.csv.
 		s.FileName += ext
 	}
+	switch r.Compression {
+	case exportfmt.CompressNone:
+	case exportfmt.CompressGzip:
+		s.FileName, s.ContentType = s.FileName+".gz", "application/gzip"
+	case exportfmt.CompressZip:
+		if r.Format == FormatExcel {
+			return nil, &ValidationError{"compression", "an Excel workbook is a zip already: use gzip or none"}
+		}
+		s.Inner, s.FileName, s.ContentType = s.FileName, strings.TrimSuffix(s.FileName, ext)+".zip", "application/zip"
+	default:
+		return nil, &ValidationError{"compression", fmt.Sprintf("unknown compression %q (gzip, zip, or none)", r.Compression)}
+	}
 	return s, nil
+}
+
+// maxHeader bounds a renamed column's title.
+const maxHeader = 100
+
+// checkHeaders: each renamed column is an output column of the requested entity, its title a
+// short printable text, and no two columns end up with the same title.
+func (s *Spec) checkHeaders() error {
+	if len(s.Headers) == 0 {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, f := range s.Query.Columns() {
+		out[f.Name] = true
+	}
+	for _, k := range sortedKeys(s.Headers) {
+		v := s.Headers[k]
+		if !out[k] {
+			return &ValidationError{"headers." + k, fmt.Sprintf("%q is not an exported column of this export", k)}
+		}
+		if len(v) > maxHeader || !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) || strings.TrimSpace(v) == "" {
+			return &ValidationError{"headers." + k, fmt.Sprintf("a column title is 1 to %d printable characters", maxHeader)}
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range columns(s.Query, s.Headers) {
+		if seen[c.Name] {
+			return &ValidationError{"headers", fmt.Sprintf("two columns would be titled %q", c.Name)}
+		}
+		seen[c.Name] = true
+	}
+	return nil
 }
 
 func queryError(r Request, err error) error {
@@ -290,7 +407,7 @@ func sheets(o map[string]any, main *catalog.Query) ([]*catalog.Query, error) {
 	return out, nil
 }
 
-func sortedKeys(m map[string]any) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -299,14 +416,19 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// Columns are the output columns of the requested entity's table.
-func (s *Spec) Columns() []exportfmt.Column { return columns(s.Query) }
+// Columns are the output columns of the requested entity's table, renamed by Headers.
+func (s *Spec) Columns() []exportfmt.Column { return columns(s.Query, s.Headers) }
 
-func columns(q *catalog.Query) []exportfmt.Column {
+// columns are q's output columns, titled by headers where it names them.
+func columns(q *catalog.Query, headers map[string]string) []exportfmt.Column {
 	fields := q.Columns()
 	cols := make([]exportfmt.Column, len(fields))
 	for i, f := range fields {
-		cols[i] = exportfmt.Column{Name: f.Name, Kind: exportfmt.Kind(f.Type)}
+		name := f.Name
+		if h, ok := headers[f.Name]; ok {
+			name = h
+		}
+		cols[i] = exportfmt.Column{Name: name, Kind: exportfmt.Kind(f.Type)}
 	}
 	return cols
 }
@@ -345,7 +467,16 @@ type Result struct {
 // error, including ctx's cancellation. Only the requested entity's rows count in progress and
 // Result.Rows; a workbook's other sheets are written in the order asked.
 func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (res Result, err error) {
-	fw, err := s.NewWriter(w)
+	// A compressed file: the format writes into the compressor, which writes into w.
+	dst := w
+	var compressor io.WriteCloser
+	if s.Compression != exportfmt.CompressNone {
+		if compressor, err = exportfmt.Compress(w, s.Compression, s.Inner, time.Now()); err != nil {
+			return res, err
+		}
+		dst = compressor
+	}
+	fw, err := s.NewWriter(dst)
 	if err != nil {
 		return res, err
 	}
@@ -377,6 +508,11 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 				return err
 			}
 		}
+		if f, ok := compressor.(exportfmt.Flusher); ok {
+			if err := f.Flush(); err != nil {
+				return err
+			}
+		}
 		if f, ok := w.(exportfmt.Flusher); ok {
 			return f.Flush()
 		}
@@ -389,7 +525,11 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 			}
 		}
 		header := func() error {
-			if err := fw.WriteHeader(columns(q)); err != nil {
+			headers := s.Headers
+			if q != s.Query {
+				headers = nil // a workbook's other sheets keep their field names
+			}
+			if err := fw.WriteHeader(columns(q, headers)); err != nil {
 				return fmt.Errorf("writing header: %w", err)
 			}
 			return flush()
@@ -417,6 +557,11 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 	closing = true
 	if err := fw.Close(); err != nil {
 		return res, fmt.Errorf("finishing %s: %w", s.Format, err)
+	}
+	if compressor != nil {
+		if err := compressor.Close(); err != nil {
+			return res, fmt.Errorf("finishing %s compression: %w", s.Compression, err)
+		}
 	}
 	if wr, ok := fw.(exportfmt.Warner); ok {
 		res.Warnings = wr.Warnings()

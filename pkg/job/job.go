@@ -68,10 +68,13 @@ type Job struct {
 	ExcludeFields []string       `json:"exclude_fields"`
 	Filters       map[string]any `json:"filters"`
 	Options       map[string]any `json:"options"`
-	FileName      string         `json:"file_name"`
-	RequestedBy   string         `json:"requested_by"`
-	RequesterName string         `json:"requester_name,omitempty"`
-	ScheduleID    *string        `json:"schedule_id"`
+	// Headers rename output columns (field → title); Compression is "", "gzip" or "zip".
+	Headers       map[string]string `json:"headers,omitempty"`
+	Compression   string            `json:"compression,omitempty"`
+	FileName      string            `json:"file_name"`
+	RequestedBy   string            `json:"requested_by"`
+	RequesterName string            `json:"requester_name,omitempty"`
+	ScheduleID    *string           `json:"schedule_id"`
 	// ScheduledFor is the fire time of the schedule run that made the job.
 	ScheduledFor *time.Time     `json:"scheduled_for"`
 	PlatformID   *string        `json:"platform_id"`
@@ -133,7 +136,8 @@ func (j Job) Holds(owner string, attempt int) bool {
 func (j Job) Request() events.ExportRequested {
 	return events.ExportRequested{
 		JobID: j.ID, Entity: j.Entity, Format: j.Format, Fields: j.Fields, ExcludeFields: j.ExcludeFields,
-		Filters: j.Filters, Options: j.Options, FileName: j.FileName, RequestedBy: j.RequestedBy,
+		Filters: j.Filters, Options: j.Options, FileName: j.FileName, Headers: j.Headers, Compression: j.Compression,
+		RequestedBy:   j.RequestedBy,
 		RequesterName: j.RequesterName, ScheduleID: j.ScheduleID, ScheduledFor: j.ScheduledFor,
 		PlatformID: j.PlatformID, RequestedAt: j.CreatedAt,
 	}

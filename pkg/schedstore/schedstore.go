@@ -43,7 +43,7 @@ type Store struct {
 // New wraps a pool of the exports database (migrated by jobstore.Migrate).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-const scheduleColumns = `id::text, name, platform_id, schedule_type, cron_expression, interval_minutes, timezone,
+const scheduleColumns = `id::text, name, platform_id::text, schedule_type, cron_expression, interval_minutes, timezone,
 	export_config, max_retries, retry_delay_seconds, misfire_policy, overlap_policy, enabled, next_run_at,
 	anchor_at, disabled_at, owner, created_by, runs, successes, failures, consecutive_failures, last_run_at,
 	last_status, last_job_id::text, last_error, version, created_at, updated_at`
@@ -135,7 +135,7 @@ func (st *Store) List(ctx context.Context, f ListFilter) ([]schedule.Schedule, s
 	}
 	if f.PlatformID != "" {
 		args = append(args, f.PlatformID)
-		where = append(where, fmt.Sprintf("platform_id = $%d", len(args)))
+		where = append(where, fmt.Sprintf("platform_id::text = $%d", len(args)))
 	}
 	if f.Owner != "" {
 		args = append(args, f.Owner)
@@ -277,7 +277,8 @@ func startAttempt(ctx context.Context, tx pgx.Tx, s schedule.Schedule, scheduled
 	at := scheduledFor.UTC()
 	job, err := jobstore.CreateTx(ctx, tx, events.ExportRequested{
 		JobID: jobID, Entity: c.Entity, Format: c.Format, Fields: c.Fields, ExcludeFields: c.ExcludeFields,
-		Filters: c.Filters, Options: c.Options, FileName: c.FileName, RequestedBy: s.Owner,
+		Filters: c.Filters, Options: c.Options, FileName: c.FileName, Headers: c.Headers, Compression: c.Compression,
+		RequestedBy: s.Owner,
 		RequesterName: "schedule " + s.Name, ScheduleID: &id, ScheduledFor: &at, PlatformID: s.PlatformID,
 		RequestedAt: now.UTC().Truncate(time.Microsecond),
 	})

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
 )
 
 // MisfirePolicy says what happens to fire times that passed while no scheduler could fire them.
@@ -43,16 +44,8 @@ const (
 )
 
 // ExportConfig is what each run of a schedule exports: the export request of CONTRACT §4
-// without the platform (the schedule's own).
-type ExportConfig struct {
-	Entity        string         `json:"entity"`
-	Format        string         `json:"format"`
-	Fields        []string       `json:"fields,omitempty"`
-	ExcludeFields []string       `json:"exclude_fields,omitempty"`
-	Filters       map[string]any `json:"filters,omitempty"`
-	Options       map[string]any `json:"options,omitempty"`
-	FileName      string         `json:"file_name,omitempty"`
-}
+// (merged over its platform's defaults when it has one, export.Merge).
+type ExportConfig = export.Request
 
 // Spec is what a user sets on a schedule (create and full update).
 type Spec struct {

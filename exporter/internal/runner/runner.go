@@ -268,7 +268,8 @@ func (r *Runner) export(ctx context.Context, j job.Job, lease jobstore.Lease, lo
 	req := j.Request()
 	spec, err := export.Prepare(export.Request{
 		Entity: req.Entity, Format: req.Format, Fields: req.Fields, ExcludeFields: req.ExcludeFields,
-		Filters: req.Filters, Options: req.Options, FileName: req.FileName,
+		Filters: req.Filters, Options: req.Options, FileName: req.FileName, Headers: req.Headers,
+		Compression: req.Compression,
 	})
 	if err != nil {
 		return job.Complete{}, fmt.Errorf("%w: invalid request: %w", errPermanent, err)

@@ -93,7 +93,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
 	job, err := a.Jobs.CreateWithin(r.Context(), events.ExportRequested{
 		JobID: id.String(), Entity: spec.Entity, Format: spec.Format,
 		Fields: body.Fields, ExcludeFields: body.ExcludeFields, Filters: filters, Options: body.Options,
-		FileName: spec.FileName, RequestedBy: p.Subject, RequesterName: p.Name,
+		FileName: spec.FileName, Headers: spec.Headers, Compression: spec.Compression, RequestedBy: p.Subject, RequesterName: p.Name,
 		RequestedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}, a.MaxActiveJobs)
 	if errors.Is(err, jobstore.ErrTooManyActive) {

@@ -23,6 +23,9 @@ type exportBody struct {
 	Options       map[string]any `json:"options"`
 	PlatformID    *string        `json:"platform_id"`
 	FileName      string         `json:"file_name"`
+	// Headers rename output columns; Compression is gzip or zip for the stored file.
+	Headers     map[string]string `json:"headers"`
+	Compression string            `json:"compression"`
 }
 
 // badRequest is a request refused before any work: a 400 with its code and the field at fault.
@@ -45,7 +48,8 @@ func prepare(body exportBody) (*export.Spec, error) {
 	}
 	spec, err := export.Prepare(export.Request{
 		Entity: body.Entity, Format: body.Format, Fields: body.Fields, ExcludeFields: body.ExcludeFields,
-		Filters: body.Filters, Options: body.Options, FileName: body.FileName,
+		Filters: body.Filters, Options: body.Options, FileName: body.FileName, Headers: body.Headers,
+		Compression: body.Compression,
 	})
 	var ve *export.ValidationError
 	switch {

@@ -105,7 +105,7 @@ func (a *api) scheduleSpec(b scheduleBody, now time.Time) (schedule.Spec, error)
 	}
 	c := s.ExportConfig
 	spec, err := prepare(exportBody{Entity: c.Entity, Format: c.Format, Fields: c.Fields, ExcludeFields: c.ExcludeFields,
-		Filters: c.Filters, Options: c.Options, FileName: c.FileName})
+		Filters: c.Filters, Options: c.Options, FileName: c.FileName, Headers: c.Headers, Compression: c.Compression})
 	var br *badRequest
 	if errors.As(err, &br) {
 		return s, &badRequest{code: br.code, field: "export_config." + br.field, message: br.message}
