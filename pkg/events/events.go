@@ -244,6 +244,9 @@ const (
 	ActionScheduleToggled = "schedule.toggled"
 	ActionScheduleDeleted = "schedule.deleted"
 	ActionScheduleRun     = "schedule.run"
+	ActionPlatformCreated = "platform.created"
+	ActionPlatformUpdated = "platform.updated"
+	ActionPlatformDeleted = "platform.deleted"
 	ActionDenied          = "access.denied"
 	ActionRateLimited     = "rate.limited"
 )

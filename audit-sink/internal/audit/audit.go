@@ -190,7 +190,7 @@ type Exposure struct {
 //     a whole-catalog export (no filter) that holds sensitive fields (prices,
 //     costs, suppliers, contacts; the default fields hold prices);
 //   - low: an export, download or stream of at most 1,000 rows without sensitive fields; a
-//     cancellation; a schedule change; a single refusal or rate limit;
+//     cancellation; a schedule or platform change; a single refusal or rate limit;
 //   - medium, the seed's default for data exports: everything else.
 func Risk(x Exposure) string {
 	if x.OthersResource || x.RepeatedDenials {
@@ -198,7 +198,8 @@ func Risk(x Exposure) string {
 	}
 	switch x.Action {
 	case events.ActionDenied, events.ActionRateLimited, events.ActionScheduleCreated, events.ActionScheduleUpdated,
-		events.ActionScheduleToggled, events.ActionScheduleDeleted, events.ActionScheduleRun, events.ActionDeleted:
+		events.ActionScheduleToggled, events.ActionScheduleDeleted, events.ActionScheduleRun, events.ActionDeleted,
+		events.ActionPlatformCreated, events.ActionPlatformUpdated, events.ActionPlatformDeleted:
 		return RiskLow
 	}
 	holdsSensitive := len(x.Fields) == 0 && x.Entity == "products" || x.Entity == "suppliers" && len(x.Fields) == 0
