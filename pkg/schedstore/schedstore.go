@@ -278,7 +278,7 @@ func startAttempt(ctx context.Context, tx pgx.Tx, s schedule.Schedule, scheduled
 	job, err := jobstore.CreateTx(ctx, tx, events.ExportRequested{
 		JobID: jobID, Entity: c.Entity, Format: c.Format, Fields: c.Fields, ExcludeFields: c.ExcludeFields,
 		Filters: c.Filters, Options: c.Options, FileName: c.FileName, Headers: c.Headers, Compression: c.Compression,
-		RequestedBy: s.Owner,
+		RequestedBy:   s.Owner,
 		RequesterName: "schedule " + s.Name, ScheduleID: &id, ScheduledFor: &at, PlatformID: s.PlatformID,
 		RequestedAt: now.UTC().Truncate(time.Microsecond),
 	})
