@@ -228,20 +228,24 @@ func Prepare(r Request) (*Spec, error) {
 // maxHeader bounds a renamed column's title.
 const maxHeader = 100
 
-// checkHeaders: each renamed column is an output column of the requested entity, its title a
-// short printable text, and no two columns end up with the same title.
+// checkHeaders: each renamed column is a field of the requested entity (exported or not: a
+// platform's titles may cover more columns than one request takes), its title a short
+// printable text, and no two output columns end up with the same title.
 func (s *Spec) checkHeaders() error {
 	if len(s.Headers) == 0 {
 		return nil
 	}
-	out := map[string]bool{}
-	for _, f := range s.Query.Columns() {
-		out[f.Name] = true
+	known := map[string]bool{}
+	for _, f := range s.Query.Entity.Fields {
+		known[f.Name] = true
+	}
+	for _, r := range s.Query.Entity.Relations {
+		known[r.Name] = true
 	}
 	for _, k := range sortedKeys(s.Headers) {
 		v := s.Headers[k]
-		if !out[k] {
-			return &ValidationError{"headers." + k, fmt.Sprintf("%q is not an exported column of this export", k)}
+		if !known[k] {
+			return &ValidationError{"headers." + k, fmt.Sprintf("%q is not a field of %s", k, s.Query.Entity.Name)}
 		}
 		if len(v) > maxHeader || !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) || strings.TrimSpace(v) == "" {
 			return &ValidationError{"headers." + k, fmt.Sprintf("a column title is 1 to %d printable characters", maxHeader)}

@@ -86,7 +86,7 @@ func TestHeadersAndCompressionChecked(t *testing.T) {
 		req   export.Request
 		field string
 	}{
-		{export.Request{Entity: "products", Format: "csv", Fields: []string{"sku"}, Headers: map[string]string{"name": "title"}}, "headers.name"},
+		{export.Request{Entity: "products", Format: "csv", Fields: []string{"sku"}, Headers: map[string]string{"colour": "title"}}, "headers.colour"},
 		{export.Request{Entity: "products", Format: "csv", Headers: map[string]string{"sku": "a\nb"}}, "headers.sku"},
 		{export.Request{Entity: "products", Format: "csv", Headers: map[string]string{"sku": "name"}}, "headers"},
 		{export.Request{Entity: "products", Format: "excel", Compression: "zip"}, "compression"},

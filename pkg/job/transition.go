@@ -142,8 +142,7 @@ func New(req events.ExportRequested) (Job, []events.Event) {
 		ID: req.JobID, TaskID: req.JobID, Entity: req.Entity, Format: req.Format, Status: StatusQueued,
 		Fields: nonNil(req.Fields), ExcludeFields: nonNil(req.ExcludeFields), Filters: nonNilMap(req.Filters),
 		Options: nonNilMap(req.Options), FileName: req.FileName, Headers: req.Headers, Compression: req.Compression,
-		RequestedBy:   req.RequestedBy,
-		RequesterName: req.RequesterName, ScheduleID: req.ScheduleID, ScheduledFor: req.ScheduledFor,
+		RequestedBy: req.RequestedBy, RequesterName: req.RequesterName, ScheduleID: req.ScheduleID, ScheduledFor: req.ScheduledFor,
 		PlatformID: req.PlatformID, CreatedAt: req.RequestedAt, UpdatedAt: req.RequestedAt,
 		Warnings: []string{}, Phase: events.PhaseQueued, Version: 1,
 	}

@@ -13,8 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
+	"github.com/productsmanager/exportplatform/pkg/platform"
+	"github.com/productsmanager/exportplatform/pkg/platformstore"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/schedule"
 )
@@ -365,5 +368,55 @@ func TestChangesWriteTheirAudit(t *testing.T) {
 	want := []string{events.ActionScheduleToggled, events.ActionScheduleRun, events.ActionScheduleDeleted}
 	if got := audits(); !slices.Equal(got, want) {
 		t.Errorf("audited %v, want %v", got, want)
+	}
+}
+
+// TestRunsMergeTheirPlatform: a run of a schedule tied to a platform exports the schedule's
+// configuration over the platform's defaults as they are when it fires, and its job records
+// the merged configuration and the platform.
+func TestRunsMergeTheirPlatform(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
+	plats := platformstore.New(pool)
+	pid, _ := newID()
+	spec := platform.Spec{Name: "Google", Type: platform.GoogleShopping, DefaultConfig: export.Request{Compression: "gzip"}}
+	if err := spec.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plats.Create(ctx, platform.New(pid, spec, "alice", now), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, _ := newID()
+	sspec := schedule.Spec{Name: "feed", CronExpression: "@daily", Enabled: true, PlatformID: &p.ID,
+		ExportConfig: schedule.ExportConfig{Fields: []string{"sku", "name", "price"}, Headers: map[string]string{"price": "prix"}}}
+	if err := sspec.Normalize(now); err != nil {
+		t.Fatal(err)
+	}
+	s, err := schedule.New(sid, sspec, "alice", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(ctx, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	job, err := st.RunNow(ctx, s.ID, now, mustID(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Entity != "products" || job.Format != "csv" || job.Compression != "gzip" || job.Headers["sku"] != "id" ||
+		job.Headers["price"] != "prix" || job.Options["delimiter"] != "tab" || !slices.Equal(job.Fields, []string{"sku", "name", "price"}) ||
+		job.PlatformID == nil || *job.PlatformID != p.ID {
+		t.Errorf("job of the first run %+v", job)
+	}
+	// The platform changes: the next run takes it.
+	if _, err := plats.Change(ctx, p.ID, nil, func(p *platform.Platform) error { p.DefaultConfig.Compression = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	job, err = st.RunNow(ctx, s.ID, now.Add(time.Minute), mustID(t), nil)
+	if err != nil || job.Compression != "" {
+		t.Errorf("job of the second run: compression %q %v", job.Compression, err)
 	}
 }

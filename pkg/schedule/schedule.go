@@ -110,10 +110,11 @@ func (s *Spec) Normalize(now time.Time) error {
 	default:
 		return refuse("overlap_policy", "%q is not skip or queue", s.OverlapPolicy)
 	}
-	if s.ExportConfig.Entity == "" {
+	// With a platform, its defaults may give them (export.Merge, checked by the caller).
+	if s.ExportConfig.Entity == "" && s.PlatformID == nil {
 		return refuse("export_config.entity", "is required")
 	}
-	if s.ExportConfig.Format == "" {
+	if s.ExportConfig.Format == "" && s.PlatformID == nil {
 		return refuse("export_config.format", "is required")
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
 	jobpkg "github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
@@ -61,19 +62,32 @@ func (a *api) createFromBody(w http.ResponseWriter, r *http.Request) {
 	if !a.decode(w, r, &body, false) {
 		return
 	}
-	if body.Entity == "" {
-		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "entity is required", "entity")
-		return
-	}
-	if body.Format == "" {
-		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "format is required", "format")
-		return
-	}
 	a.create(w, r, body)
 }
 
+// create records an export job: the request over its platform's defaults when it names one
+// (export.Merge), checked by prepare; the job records the merged configuration.
 func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
-	spec, err := prepare(body)
+	req, platformID := body.Request, (*string)(nil)
+	if body.PlatformID != nil {
+		var defaults export.Request
+		var err error
+		defaults, platformID, err = a.platformDefaults(r, *body.PlatformID, "platform_id")
+		if err != nil {
+			a.refuse(w, r, err)
+			return
+		}
+		req = export.Merge(defaults, req)
+	}
+	if req.Entity == "" {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "entity is required", "entity")
+		return
+	}
+	if req.Format == "" {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "format is required", "format")
+		return
+	}
+	spec, err := prepare(req)
 	if err != nil {
 		a.refuse(w, r, err)
 		return
@@ -86,13 +100,13 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
 	}
 	// The job records its filters as parsed, not as typed: padding, duplicates and text where
 	// a number is expected leave nothing behind (and cannot swell its events).
-	filters := body.Filters
+	filters := req.Filters
 	if spec.Query != nil {
 		filters = spec.Query.Filters
 	}
 	job, err := a.Jobs.CreateWithin(r.Context(), events.ExportRequested{
 		JobID: id.String(), Entity: spec.Entity, Format: spec.Format,
-		Fields: body.Fields, ExcludeFields: body.ExcludeFields, Filters: filters, Options: body.Options,
+		Fields: req.Fields, ExcludeFields: req.ExcludeFields, Filters: filters, Options: req.Options, PlatformID: platformID,
 		FileName: spec.FileName, Headers: spec.Headers, Compression: spec.Compression, RequestedBy: p.Subject, RequesterName: p.Name,
 		RequestedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}, a.MaxActiveJobs)

@@ -13,19 +13,11 @@ import (
 )
 
 // exportBody is the export request of CONTRACT §4: the POST body, and what the stream
-// endpoints' query parameters decode into.
+// endpoints' query parameters decode into. platform_id names a platform whose defaults the
+// request goes over (export.Merge).
 type exportBody struct {
-	Entity        string         `json:"entity"`
-	Format        string         `json:"format"`
-	Fields        []string       `json:"fields"`
-	ExcludeFields []string       `json:"exclude_fields"`
-	Filters       map[string]any `json:"filters"`
-	Options       map[string]any `json:"options"`
-	PlatformID    *string        `json:"platform_id"`
-	FileName      string         `json:"file_name"`
-	// Headers rename output columns; Compression is gzip or zip for the stored file.
-	Headers     map[string]string `json:"headers"`
-	Compression string            `json:"compression"`
+	export.Request
+	PlatformID *string `json:"platform_id"`
 }
 
 // badRequest is a request refused before any work: a 400 with its code and the field at fault.
@@ -42,15 +34,8 @@ func invalid(field, format string, args ...any) *badRequest {
 // prepare validates an export request against the catalog's allow-lists and the format's
 // options: the one place where a body (POST) or query parameters (streams) become a Spec. A
 // refusal is a *badRequest; any other error is internal.
-func prepare(body exportBody) (*export.Spec, error) {
-	if body.PlatformID != nil {
-		return nil, invalid("platform_id", "unknown platform %q", *body.PlatformID)
-	}
-	spec, err := export.Prepare(export.Request{
-		Entity: body.Entity, Format: body.Format, Fields: body.Fields, ExcludeFields: body.ExcludeFields,
-		Filters: body.Filters, Options: body.Options, FileName: body.FileName, Headers: body.Headers,
-		Compression: body.Compression,
-	})
+func prepare(req export.Request) (*export.Spec, error) {
+	spec, err := export.Prepare(req)
 	var ve *export.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -79,7 +64,7 @@ var optionNames = export.OptionNames()
 // which list filters take and scalar ones refuse (prepare names it). Any other parameter is a
 // 400 naming it.
 func decodeQuery(rawQuery, format, entity string) (exportBody, error) {
-	body := exportBody{Format: format, Entity: entity}
+	body := exportBody{Request: export.Request{Format: format, Entity: entity}}
 	q, err := parseQuery(rawQuery)
 	if err != nil {
 		return body, err

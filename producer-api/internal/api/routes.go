@@ -63,6 +63,8 @@ type Deps struct {
 	Now func() time.Time
 	// Schedules is the schedules' repository.
 	Schedules Schedules
+	// Platforms is the platforms' repository; nil: platforms are unknown.
+	Platforms Platforms
 	// Auditor queues the audit's access events; nil: none.
 	Auditor Auditor
 	// Refusals audits refused requests, a bounded number per client (pkg/refusals); nil
@@ -183,6 +185,11 @@ func NewServer(d Deps) http.Handler {
 	v1.Handle("/schedules/{id}/run", h(write, schedules, a.runSchedule)).Methods(http.MethodPost)
 	v1.Handle("/schedules/{id}/next", h(read, reads, a.nextRuns)).Methods(http.MethodGet)
 	v1.Handle("/schedules/{id}/runs", h(read, reads, a.scheduleRuns)).Methods(http.MethodGet)
+	v1.Handle("/platforms", h(read, reads, a.listPlatforms)).Methods(http.MethodGet)
+	v1.Handle("/platforms", h(write, schedules, a.createPlatform)).Methods(http.MethodPost)
+	v1.Handle("/platforms/{id}", h(read, reads, a.getPlatform)).Methods(http.MethodGet)
+	v1.Handle("/platforms/{id}", h(write, schedules, a.updatePlatform)).Methods(http.MethodPut)
+	v1.Handle("/platforms/{id}", h(write, schedules, a.deletePlatform)).Methods(http.MethodDelete)
 	v1.Handle("/download/{task_id}", h(read, downloads, a.download)).Methods(http.MethodGet)
 	v1.Handle("/audit", h(manage, reads, a.listAudit)).Methods(http.MethodGet)
 	// Patterns. {format} matches formats only, so POST /{id}/cancel is never an export request

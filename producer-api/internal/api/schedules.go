@@ -18,6 +18,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/schedule"
@@ -69,7 +70,7 @@ type scheduleBody struct {
 
 // spec validates a body into a normalized schedule spec; the export configuration is checked
 // by the same prepare as an immediate export. A refusal is a *badRequest naming the field.
-func (a *api) scheduleSpec(b scheduleBody, now time.Time) (schedule.Spec, error) {
+func (a *api) scheduleSpec(r *http.Request, b scheduleBody, now time.Time) (schedule.Spec, error) {
 	if len(b.ExportConfig) == 0 || string(b.ExportConfig) == "null" {
 		return schedule.Spec{}, invalid("export_config", "is required: {\"entity\": \"products\", \"format\": \"csv\", …}")
 	}
@@ -100,12 +101,22 @@ func (a *api) scheduleSpec(b scheduleBody, now time.Time) (schedule.Spec, error)
 	if err := s.Normalize(now); err != nil {
 		return s, refusal(err)
 	}
-	if s.PlatformID != nil {
-		return s, invalid("platform_id", "unknown platform %q (platforms are not available yet: leave platform_id null)", *s.PlatformID)
-	}
+	// Each run exports the schedule's configuration over its platform's defaults, read when it
+	// fires (a platform's change reaches its schedules' next runs); checked merged now.
 	c := s.ExportConfig
-	spec, err := prepare(exportBody{Entity: c.Entity, Format: c.Format, Fields: c.Fields, ExcludeFields: c.ExcludeFields,
-		Filters: c.Filters, Options: c.Options, FileName: c.FileName, Headers: c.Headers, Compression: c.Compression})
+	if s.PlatformID != nil {
+		defaults, id, err := a.platformDefaults(r, *s.PlatformID, "platform_id")
+		if err != nil {
+			return s, err
+		}
+		s.PlatformID, c = id, export.Merge(defaults, c)
+		for k, v := range map[string]string{"entity": c.Entity, "format": c.Format} {
+			if v == "" {
+				return s, invalid("export_config."+k, "is required: neither the schedule nor its platform sets it")
+			}
+		}
+	}
+	spec, err := prepare(c)
 	var br *badRequest
 	if errors.As(err, &br) {
 		return s, &badRequest{code: br.code, field: "export_config." + br.field, message: br.message}
@@ -113,7 +124,9 @@ func (a *api) scheduleSpec(b scheduleBody, now time.Time) (schedule.Spec, error)
 	if err != nil {
 		return s, err
 	}
-	s.ExportConfig.FileName = spec.FileName
+	if s.PlatformID == nil || s.ExportConfig.FileName != "" {
+		s.ExportConfig.FileName = spec.FileName
+	}
 	return s, nil
 }
 
@@ -135,7 +148,7 @@ func (a *api) decodeSchedule(w http.ResponseWriter, r *http.Request) (schedule.S
 		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("id %q in the body contradicts %q in the path", *body.ID, id), "id")
 		return schedule.Spec{}, false
 	}
-	spec, err := a.scheduleSpec(body, a.Now())
+	spec, err := a.scheduleSpec(r, body, a.Now())
 	if err != nil {
 		a.refuse(w, r, err)
 		return spec, false

@@ -75,7 +75,7 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, err)
 		return
 	}
-	spec, err := prepare(body)
+	spec, err := prepare(body.Request)
 	if err != nil {
 		a.refuse(w, r, repeatedError(err, r.URL.RawQuery))
 		return

@@ -1,0 +1,279 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
+	"github.com/productsmanager/exportplatform/pkg/platform"
+	"github.com/productsmanager/exportplatform/pkg/platformstore"
+	"github.com/productsmanager/exportplatform/pkg/server"
+)
+
+// Platforms is what the API needs of the platforms' repository (pkg/platformstore).
+type Platforms interface {
+	Create(ctx context.Context, p platform.Platform, audit *events.Accessed) (platform.Platform, error)
+	Get(ctx context.Context, id string) (platform.Platform, error)
+	List(ctx context.Context, f platformstore.ListFilter) ([]platform.Platform, string, error)
+	Change(ctx context.Context, id string, audit *events.Accessed, fn func(*platform.Platform) error) (platform.Platform, error)
+	Delete(ctx context.Context, id string, audit *events.Accessed, check func(platform.Platform) error) error
+}
+
+// platformBody is a platform as a client sends it (create, full update). The read-only keys
+// of the platform's JSON are accepted and ignored, so what a GET returned can be PUT back.
+type platformBody struct {
+	Name          string          `json:"name"`
+	Type          platform.Type   `json:"type"`
+	DefaultConfig json.RawMessage `json:"default_config"`
+	Destination   json.RawMessage `json:"destination"`
+	Webhook       json.RawMessage `json:"webhook"`
+	ID            *string         `json:"id"`
+	ScheduleIDs   json.RawMessage `json:"schedule_ids"`
+	Owner         json.RawMessage `json:"owner"`
+	CreatedBy     json.RawMessage `json:"created_by"`
+	CreatedAt     json.RawMessage `json:"created_at"`
+	UpdatedAt     json.RawMessage `json:"updated_at"`
+	Version       json.RawMessage `json:"version"`
+}
+
+// decodePart decodes one object of the body on its own, so that an unknown key is named with
+// its path (default_config.colour).
+func decodePart(raw json.RawMessage, name string, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if br := strictJSON(raw, v); br != nil {
+		field := name
+		if br.field != "" {
+			field += "." + strings.TrimPrefix(br.field, name+".")
+		}
+		return &badRequest{code: br.code, message: name + ": " + br.message, field: field}
+	}
+	return nil
+}
+
+// platformSpec validates a body into a normalized platform spec. Its defaults must be a valid
+// export (export.Prepare, as any request): a platform is a preconfigured export.
+func platformSpec(b platformBody) (platform.Spec, error) {
+	s := platform.Spec{Name: b.Name, Type: b.Type}
+	if err := decodePart(b.DefaultConfig, "default_config", &s.DefaultConfig); err != nil {
+		return s, err
+	}
+	if err := decodePart(b.Destination, "destination", &s.Destination); err != nil {
+		return s, err
+	}
+	if len(b.Webhook) > 0 && string(b.Webhook) != "null" {
+		s.Webhook = &platform.Webhook{}
+		if err := decodePart(b.Webhook, "webhook", s.Webhook); err != nil {
+			return s, err
+		}
+	}
+	if err := s.Normalize(); err != nil {
+		var fe *platform.FieldError
+		if errors.As(err, &fe) {
+			return s, invalid(fe.Field, "%s", fe.Error())
+		}
+		return s, err
+	}
+	// Delivery beyond our bucket and webhooks are not built yet: a platform that names them
+	// would look configured and deliver nothing.
+	if s.Destination.Type != platform.Storage {
+		return s, invalid("destination.type", "delivery to %s is not available yet: only storage (the file stays in the export bucket)", s.Destination.Type)
+	}
+	if s.Webhook != nil {
+		return s, invalid("webhook", "webhooks are not available yet")
+	}
+	d := s.Defaults()
+	if d.Entity == "" {
+		return s, invalid("default_config.entity", "is required (products or suppliers), unless the type's template sets it")
+	}
+	if d.Format == "" {
+		return s, invalid("default_config.format", "is required (csv, excel or json), unless the type's template sets it")
+	}
+	if _, err := prepare(d); err != nil {
+		var br *badRequest
+		if errors.As(err, &br) {
+			return s, &badRequest{code: br.code, field: "default_config." + br.field, message: br.message}
+		}
+		return s, err
+	}
+	return s, nil
+}
+
+func (a *api) decodePlatform(w http.ResponseWriter, r *http.Request) (platform.Spec, bool) {
+	var body platformBody
+	if !a.decode(w, r, &body, false) {
+		return platform.Spec{}, false
+	}
+	if id, ok := mux.Vars(r)["id"]; ok && body.ID != nil && *body.ID != id {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("id %q in the body contradicts %q in the path", *body.ID, id), "id")
+		return platform.Spec{}, false
+	}
+	spec, err := platformSpec(body)
+	if err != nil {
+		a.refuse(w, r, err)
+		return spec, false
+	}
+	return spec, true
+}
+
+func (a *api) createPlatform(w http.ResponseWriter, r *http.Request) {
+	spec, ok := a.decodePlatform(w, r)
+	if !ok {
+		return
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		a.internal(w, r, "generating platform id", err)
+		return
+	}
+	p, err := a.Platforms.Create(r.Context(), platform.New(id.String(), spec, principal(r).Subject, a.Now()),
+		a.changeAudit(r, events.ActionPlatformCreated))
+	if !a.platformFound(w, r, id.String(), err) {
+		return
+	}
+	a.Log.Info("platform created", "platform_id", p.ID, "owner", p.Owner, "type", p.Type)
+	w.Header().Set("Location", "/api/v1/exports/platforms/"+p.ID)
+	server.WriteJSON(w, http.StatusCreated, p)
+}
+
+func (a *api) getPlatform(w http.ResponseWriter, r *http.Request) {
+	if p, ok := a.lookupPlatform(w, r); ok {
+		server.WriteJSON(w, http.StatusOK, p)
+	}
+}
+
+func (a *api) listPlatforms(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !knownParams(w, q, "type", "owner", "limit", "cursor") {
+		return
+	}
+	f := platformstore.ListFilter{Type: platform.Type(q.Get("type")), Owner: q.Get("owner"), Cursor: q.Get("cursor")}
+	if p := principal(r); !p.Manager() {
+		if f.Owner != "" && f.Owner != p.Subject {
+			server.WriteJSON(w, http.StatusOK, map[string]any{"items": []platform.Platform{}, "next_cursor": ""})
+			return
+		}
+		f.Owner = p.Subject
+	}
+	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
+	if !ok {
+		return
+	}
+	f.Limit = limit
+	items, next, err := a.Platforms.List(r.Context(), f)
+	if errors.Is(err, platformstore.ErrBadCursor) {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "cursor is not one this API returned", "cursor")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "listing platforms", err)
+		return
+	}
+	if items == nil {
+		items = []platform.Platform{}
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+}
+
+func (a *api) updatePlatform(w http.ResponseWriter, r *http.Request) {
+	spec, ok := a.decodePlatform(w, r)
+	if !ok {
+		return
+	}
+	id := mux.Vars(r)["id"]
+	p, err := a.Platforms.Change(r.Context(), id, a.changeAudit(r, events.ActionPlatformUpdated), func(p *platform.Platform) error {
+		if err := a.reachPlatform(r, *p); err != nil {
+			return err
+		}
+		p.Spec, p.UpdatedAt = spec, a.Now().UTC()
+		return nil
+	})
+	if !a.platformFound(w, r, id, err) {
+		return
+	}
+	a.Log.Info("platform updated", "platform_id", p.ID)
+	server.WriteJSON(w, http.StatusOK, p)
+}
+
+func (a *api) deletePlatform(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	err := a.Platforms.Delete(r.Context(), id, a.changeAudit(r, events.ActionPlatformDeleted), func(p platform.Platform) error {
+		return a.reachPlatform(r, p)
+	})
+	var inUse *platformstore.InUseError
+	if errors.As(err, &inUse) {
+		server.WriteError(w, http.StatusConflict, "platform_in_use",
+			fmt.Sprintf("schedules still use this platform: %s; delete them or point them elsewhere first", strings.Join(inUse.ScheduleIDs, ", ")), "")
+		return
+	}
+	if !a.platformFound(w, r, id, err) {
+		return
+	}
+	a.Log.Info("platform deleted", "platform_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// lookupPlatform reads the route's platform for the caller; one out of the caller's reach is
+// a 404, as for jobs and schedules.
+func (a *api) lookupPlatform(w http.ResponseWriter, r *http.Request) (platform.Platform, bool) {
+	id := mux.Vars(r)["id"]
+	p, err := a.Platforms.Get(r.Context(), id)
+	if err == nil {
+		err = a.reachPlatform(r, p)
+	}
+	return p, a.platformFound(w, r, id, err)
+}
+
+// reachPlatform is nil when the caller may see and use p, else platformstore.ErrNotFound.
+func (a *api) reachPlatform(r *http.Request, p platform.Platform) error {
+	if c := principal(r); !c.Reaches(p.Owner) {
+		a.Log.Warn("access to another user's platform refused", "platform_id", p.ID, "sub", c.Subject)
+		a.refused(r, events.Accessed{Action: events.ActionDenied, ResourceType: "platform", ResourceID: p.ID, Owner: p.Owner,
+			Status: http.StatusNotFound, Reason: "not_owner"})
+		return platformstore.ErrNotFound
+	}
+	return nil
+}
+
+// platformFound answers a platform store error: 404, 409, 500, or nothing (true) when nil.
+func (a *api) platformFound(w http.ResponseWriter, r *http.Request, id string, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, platformstore.ErrNotFound):
+		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no platform %q", id), "")
+	case errors.Is(err, platformstore.ErrNameTaken):
+		server.WriteError(w, http.StatusConflict, "name_taken", "you already have a platform of that name", "name")
+	default:
+		a.internal(w, r, "saving the platform", err)
+	}
+	return false
+}
+
+// platformDefaults are the defaults of the platform a request or schedule names (field is
+// where it names it): a platform the caller may not use is unknown to them (a 400).
+func (a *api) platformDefaults(r *http.Request, id, field string) (export.Request, *string, error) {
+	if a.Platforms == nil {
+		return export.Request{}, nil, invalid(field, "unknown platform %q", id)
+	}
+	p, err := a.Platforms.Get(r.Context(), id)
+	if err == nil {
+		err = a.reachPlatform(r, p)
+	}
+	if errors.Is(err, platformstore.ErrNotFound) {
+		return export.Request{}, nil, invalid(field, "unknown platform %q", id)
+	}
+	if err != nil {
+		return export.Request{}, nil, fmt.Errorf("reading platform %s: %w", id, err)
+	}
+	return p.Defaults(), &p.ID, nil
+}
