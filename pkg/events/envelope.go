@@ -124,6 +124,10 @@ func DecodeAny(env Envelope) (Event, error) {
 		return Decode[ExportCancelled](env)
 	case TypeAccessed:
 		return Decode[Accessed](env)
+	case TypeDelivered:
+		return Decode[ExportDelivered](env)
+	case TypeDeliveryFailed:
+		return Decode[ExportDeliveryFailed](env)
 	}
 	return nil, fmt.Errorf("unknown event type %q", env.Type)
 }

@@ -31,6 +31,11 @@ const (
 	TypeCancelled Type = "com.productsmanager.export.cancelled.v1"
 	// TypeAccessed is the audit's access event (CONTRACT §6): what no job event records.
 	TypeAccessed Type = "com.productsmanager.export.accessed.v1"
+	// TypeDelivered and TypeDeliveryFailed tell of a completed job's delivery to its
+	// platform's destination; keyed "delivery:<job id>", since a job's own key ends with its
+	// terminal event (CONTRACT §6).
+	TypeDelivered      Type = "com.productsmanager.export.delivered.v1"
+	TypeDeliveryFailed Type = "com.productsmanager.export.delivery_failed.v1"
 )
 
 // Event is implemented by every event's data.
@@ -102,7 +107,9 @@ type ExportRequested struct {
 	// ScheduledFor is the fire time of the schedule run the job belongs to (absent otherwise).
 	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
 	PlatformID   *string    `json:"platform_id"`
-	RequestedAt  time.Time  `json:"requested_at"`
+	// Deliver: the platform delivers the file beyond our bucket once it is stored.
+	Deliver     bool      `json:"deliver,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 // ExportStarted says a worker began (or, after a crash, resumed from scratch) a job.
@@ -358,3 +365,40 @@ func StateOf(ev Event) *JobState {
 	}
 	return nil
 }
+
+// ExportDelivered says a completed job's file is at its platform's destination.
+type ExportDelivered struct {
+	JobID       string    `json:"job_id"`
+	PlatformID  *string   `json:"platform_id"`
+	RequestedBy string    `json:"requested_by"`
+	ScheduleID  *string   `json:"schedule_id"`
+	Target      string    `json:"target"` // where it went, without secrets
+	Object      Object    `json:"object"` // the file delivered (our copy)
+	Attempt     int       `json:"attempt"`
+	DeliveredAt time.Time `json:"delivered_at"`
+}
+
+// ExportDeliveryFailed says a completed job's delivery was given up after Attempts (the file
+// stays in our bucket; a person may retry it).
+type ExportDeliveryFailed struct {
+	JobID       string    `json:"job_id"`
+	PlatformID  *string   `json:"platform_id"`
+	RequestedBy string    `json:"requested_by"`
+	ScheduleID  *string   `json:"schedule_id"`
+	Target      string    `json:"target"`
+	Attempts    int       `json:"attempts"`
+	Error       JobError  `json:"error"`
+	FailedAt    time.Time `json:"failed_at"`
+}
+
+func (e ExportDelivered) EventType() Type       { return TypeDelivered }
+func (e ExportDelivered) Key() string           { return "delivery:" + e.JobID }
+func (e ExportDelivered) Discriminator() string { return e.DeliveredAt.UTC().Format(time.RFC3339Nano) }
+func (e ExportDelivered) OccurredAt() time.Time { return e.DeliveredAt }
+
+func (e ExportDeliveryFailed) EventType() Type { return TypeDeliveryFailed }
+func (e ExportDeliveryFailed) Key() string     { return "delivery:" + e.JobID }
+func (e ExportDeliveryFailed) Discriminator() string {
+	return e.FailedAt.UTC().Format(time.RFC3339Nano)
+}
+func (e ExportDeliveryFailed) OccurredAt() time.Time { return e.FailedAt }

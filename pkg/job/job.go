@@ -98,6 +98,11 @@ type Job struct {
 	// ExpiresAt is when the file will be deleted; null while there is no file.
 	ExpiresAt   *time.Time `json:"expires_at"`
 	CancelledBy *string    `json:"cancelled_by,omitempty"`
+	// Delivery is the copy of the file to the job's platform's destination, once completed;
+	// nil for a job without one (Deliver false).
+	Delivery *Delivery `json:"delivery,omitempty"`
+	// Deliver says the job's platform delivers its file beyond our bucket.
+	Deliver bool `json:"-"`
 	// Version counts the job's changes: the repository saves a change only over the version
 	// it was decided from, and events carry it so readers can order states.
 	Version int64 `json:"version"`
@@ -139,7 +144,7 @@ func (j Job) Request() events.ExportRequested {
 		Filters: j.Filters, Options: j.Options, FileName: j.FileName, Headers: j.Headers, Compression: j.Compression,
 		RequestedBy:   j.RequestedBy,
 		RequesterName: j.RequesterName, ScheduleID: j.ScheduleID, ScheduledFor: j.ScheduledFor,
-		PlatformID: j.PlatformID, RequestedAt: j.CreatedAt,
+		PlatformID: j.PlatformID, Deliver: j.Deliver, RequestedAt: j.CreatedAt,
 	}
 }
 

@@ -143,7 +143,7 @@ func New(req events.ExportRequested) (Job, []events.Event) {
 		Fields: nonNil(req.Fields), ExcludeFields: nonNil(req.ExcludeFields), Filters: nonNilMap(req.Filters),
 		Options: nonNilMap(req.Options), FileName: req.FileName, Headers: req.Headers, Compression: req.Compression,
 		RequestedBy: req.RequestedBy, RequesterName: req.RequesterName, ScheduleID: req.ScheduleID, ScheduledFor: req.ScheduledFor,
-		PlatformID: req.PlatformID, CreatedAt: req.RequestedAt, UpdatedAt: req.RequestedAt,
+		PlatformID: req.PlatformID, Deliver: req.Deliver, CreatedAt: req.RequestedAt, UpdatedAt: req.RequestedAt,
 		Warnings: []string{}, Phase: events.PhaseQueued, Version: 1,
 	}
 	return j, []events.Event{req}
@@ -207,6 +207,9 @@ func apply(j Job, c Command) (Job, []events.Event, error) {
 			j.StartedAt = ptr(c.StartedAt)
 		}
 		j = ended(j, c.At)
+		if j.Deliver {
+			j.Delivery = &Delivery{Status: DeliveryPending, NextAttemptAt: ptr(c.At)}
+		}
 		return j, []events.Event{events.ExportCompleted{
 			JobID: j.ID, Entity: j.Entity, Format: j.Format, Rows: c.Rows, Object: c.Object,
 			RequestedBy: j.RequestedBy, ScheduleID: j.ScheduleID, ScheduledFor: j.ScheduledFor,
@@ -260,6 +263,8 @@ func apply(j Job, c Command) (Job, []events.Event, error) {
 			j.Status = StatusExpired
 		}
 		return j, nil, nil
+	case ClaimDelivery, RenewDelivery, Delivered, DeliveryAttemptFailed, RetryDelivery:
+		return applyDelivery(j, c)
 	}
 	return j, nil, fmt.Errorf("%w: unknown command %T", ErrInvalid, c)
 }

@@ -354,3 +354,87 @@ func TestDeleteEmitsItsAudit(t *testing.T) {
 		t.Errorf("a delete without an audit event emitted %v", evs)
 	}
 }
+
+// TestDeliveryTransitions: a completed job of a delivering platform waits for its delivery;
+// one worker at a time attempts it under a lease; a failed attempt comes back when its delay
+// ends, a final one fails the delivery with one event; a success announces one
+// ExportDelivered; the job stays completed throughout.
+func TestDeliveryTransitions(t *testing.T) {
+	t.Parallel()
+	q := queued()
+	q.Deliver = true
+	done := must(t, q, claim("w1", t0), job.Complete{Owner: "w1", Attempt: 1, Rows: 3, Object: obj, StartedAt: t0, ExpiresAt: t0.Add(time.Hour), At: t0})
+	if d := done.Delivery; d == nil || d.Status != job.DeliveryPending || !d.DueAt().Equal(t0) {
+		t.Fatalf("completed job's delivery %+v", d)
+	}
+	if plain := must(t, queued(), claim("w1", t0), job.Complete{Owner: "w1", Attempt: 1, Rows: 3, Object: obj, StartedAt: t0, ExpiresAt: t0.Add(time.Hour), At: t0}); plain.Delivery != nil {
+		t.Errorf("a job without a destination got a delivery %+v", plain.Delivery)
+	}
+	lease := time.Minute
+	try := func(j job.Job, c job.Command) (job.Job, []events.Event, error) {
+		t.Helper()
+		return job.Apply(j, c)
+	}
+	d1, _, err := try(done, job.ClaimDelivery{Owner: "d1", TTL: lease, At: t0})
+	if err != nil || d1.Delivery.Status != job.DeliveryDelivering || d1.Delivery.Attempts != 1 || d1.Status != job.StatusCompleted {
+		t.Fatalf("claim: %+v %v", d1.Delivery, err)
+	}
+	if _, _, err := try(d1, job.ClaimDelivery{Owner: "d2", TTL: lease, At: t0.Add(time.Second)}); !errors.Is(err, job.ErrNotClaimable) {
+		t.Errorf("a second worker claimed a held delivery: %v", err)
+	}
+	if _, _, err := try(d1, job.Delivered{Owner: "d2", Attempt: 1, Target: "x", At: t0}); !errors.Is(err, job.ErrLeaseLost) {
+		t.Errorf("another worker's success: %v", err)
+	}
+	// A failed attempt with a retry: pending until its delay ends.
+	boom := job.Error{Code: "delivery_failed", Message: "sftp 127.0.0.1:2222: connection refused"}
+	p, evs, err := try(d1, job.DeliveryAttemptFailed{Owner: "d1", Attempt: 1, Target: "sftp://x", Error: boom, RetryAfter: time.Minute, At: t0.Add(time.Second)})
+	if err != nil || len(evs) != 0 || p.Delivery.Status != job.DeliveryPending || !p.Delivery.DueAt().Equal(t0.Add(61*time.Second)) ||
+		p.Delivery.LastError.Message != boom.Message {
+		t.Fatalf("failed attempt: %+v %v %v", p.Delivery, evs, err)
+	}
+	if _, _, err := try(p, job.ClaimDelivery{Owner: "d2", TTL: lease, At: t0.Add(30 * time.Second)}); !errors.Is(err, job.ErrNotClaimable) {
+		t.Errorf("claimed before its delay ended: %v", err)
+	}
+	d2, _, err := try(p, job.ClaimDelivery{Owner: "d2", TTL: lease, At: t0.Add(61 * time.Second)})
+	if err != nil || d2.Delivery.Attempts != 2 {
+		t.Fatalf("second claim: %+v %v", d2.Delivery, err)
+	}
+	// Its worker dies: once the lease ends another takes it, and the first one's word is void.
+	d3, _, err := try(d2, job.ClaimDelivery{Owner: "d3", TTL: lease, At: t0.Add(122 * time.Second)})
+	if err != nil || d3.Delivery.Attempts != 3 {
+		t.Fatalf("claim after a lapsed lease: %+v %v", d3.Delivery, err)
+	}
+	if _, _, err := try(d3, job.Delivered{Owner: "d2", Attempt: 2, Target: "x", At: t0}); !errors.Is(err, job.ErrLeaseLost) {
+		t.Errorf("a lapsed holder's success: %v", err)
+	}
+	ok, evs, err := try(d3, job.Delivered{Owner: "d3", Attempt: 3, Target: "sftp://partner@127.0.0.1:2222/upload/p.csv", At: t0.Add(130 * time.Second)})
+	if err != nil || len(evs) != 1 || ok.Delivery.Status != job.DeliveryDelivered || ok.Delivery.DueAt() != nil || ok.Delivery.LastError != nil {
+		t.Fatalf("delivered: %+v %v %v", ok.Delivery, evs, err)
+	}
+	if e, isDelivered := evs[0].(events.ExportDelivered); !isDelivered || e.Object.Key != obj.Key || e.Attempt != 3 || e.Key() != "delivery:"+ok.ID {
+		t.Errorf("event %+v", evs[0])
+	}
+	if _, _, err := try(ok, job.ClaimDelivery{Owner: "d4", TTL: lease, At: t0.Add(time.Hour)}); !errors.Is(err, job.ErrNotClaimable) {
+		t.Errorf("a delivered file claimed again: %v", err)
+	}
+	// A final failure: one event; a retry starts a new round; a retry of what did not fail is stale.
+	f, evs, err := try(d3, job.DeliveryAttemptFailed{Owner: "d3", Attempt: 3, Error: boom, At: t0.Add(130 * time.Second)})
+	if err != nil || len(evs) != 1 || f.Delivery.Status != job.DeliveryFailed || evs[0].EventType() != events.TypeDeliveryFailed {
+		t.Fatalf("final failure: %+v %v %v", f.Delivery, evs, err)
+	}
+	r, _, err := try(f, job.RetryDelivery{By: "alice", At: t0.Add(time.Hour)})
+	if err != nil || r.Delivery.Status != job.DeliveryPending || r.Delivery.Attempts != 0 || !r.Delivery.DueAt().Equal(t0.Add(time.Hour)) {
+		t.Errorf("retry: %+v %v", r.Delivery, err)
+	}
+	if _, _, err := try(ok, job.RetryDelivery{By: "alice", At: t0}); !errors.Is(err, job.ErrStale) {
+		t.Errorf("retry of a delivered file: %v", err)
+	}
+	// A deleted job, or one whose file is gone, is not delivered.
+	del := must(t, done, job.Delete{By: "alice", At: t0})
+	if _, _, err := try(del, job.ClaimDelivery{Owner: "d1", TTL: lease, At: t0}); !errors.Is(err, job.ErrNotClaimable) {
+		t.Errorf("a deleted job's delivery claimed: %v", err)
+	}
+	if _, _, err := try(queued(), job.ClaimDelivery{Owner: "d1", TTL: lease, At: t0}); !errors.Is(err, job.ErrInvalid) {
+		t.Errorf("a job without delivery: %v", err)
+	}
+}

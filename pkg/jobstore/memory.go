@@ -161,6 +161,29 @@ func (m *Memory) ClaimNext(_ context.Context, o ClaimOptions) (Job, Lease, error
 	return Job{}, Lease{}, ErrNotClaimed
 }
 
+// ClaimDelivery is Store.ClaimDelivery.
+func (m *Memory) ClaimDelivery(_ context.Context, owner string, ttl time.Duration) (Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	var due []Job
+	for _, j := range m.jobs {
+		if at := j.Delivery.DueAt(); at != nil && !at.After(now) && !j.Deleted() {
+			due = append(due, j)
+		}
+	}
+	slices.SortFunc(due, func(a, b Job) int {
+		if c := a.Delivery.DueAt().Compare(*b.Delivery.DueAt()); c != 0 {
+			return c
+		}
+		return compareStrings(a.ID, b.ID)
+	})
+	if len(due) == 0 {
+		return Job{}, ErrNotClaimed
+	}
+	return m.do(due[0].ID, job.ClaimDelivery{Owner: owner, TTL: ttl, At: now})
+}
+
 // List is Store.List: jobs not deleted, newest first, filtered, paged by a (created_at, id)
 // cursor.
 func (m *Memory) List(_ context.Context, f ListFilter) ([]Job, string, error) {

@@ -56,7 +56,7 @@ const saveSQL = `UPDATE jobs SET status = $3, progress = $4, rows_done = $5, row
 		error_message = $12, file = $13, attempt = $14, lease_owner = $15, lease_expires_at = $16,
 		warnings = $17, phase = $18, rate_rows_per_s = $19, eta_seconds = $20, expires_at = $21,
 		cancelled_by = $22, file_removed_at = CASE WHEN $23 THEN coalesce(file_removed_at, $10) END,
-		deleted_at = $24, version = $25, charged = $26, last_error = $27
+		deleted_at = $24, version = $25, charged = $26, last_error = $27, delivery = $28, delivery_due_at = $29
 	WHERE id = $1 AND version = $2
 	RETURNING ` + jobColumns
 
@@ -80,7 +80,7 @@ func saveTx(ctx context.Context, tx pgx.Tx, from int64, j Job, evs []events.Even
 	saved, err := scanJob(tx.QueryRow(ctx, saveSQL, j.ID, from, j.Status, j.Progress, j.RowsDone, j.RowsTotal,
 		j.BytesWritten, j.StartedAt, j.FinishedAt, j.UpdatedAt, errCode, errMsg, file, j.Attempt, j.LeaseOwner,
 		j.LeaseExpiresAt, j.Warnings, j.Phase, j.RateRowsPerS, j.ETASeconds, j.ExpiresAt, j.CancelledBy,
-		j.FileRemoved, j.DeletedAt, j.Version, j.Charged, lastErr))
+		j.FileRemoved, j.DeletedAt, j.Version, j.Charged, lastErr, j.Delivery, j.Delivery.DueAt()))
 	if errors.Is(err, ErrNotFound) {
 		return Job{}, errConflict
 	}
@@ -165,6 +165,48 @@ func (s *Store) ClaimNext(ctx context.Context, o ClaimOptions) (Job, Lease, erro
 		// That one gave up: look at the next.
 	}
 	return Job{}, Lease{}, ErrNotClaimed
+}
+
+// deliverySQL finds the delivery due longest ago ($1 is now): a next attempt, or a lapsed
+// lease. SKIP LOCKED lets delivery workers pass each other.
+const deliverySQL = `SELECT ` + jobColumns + ` FROM jobs
+	WHERE delivery_due_at <= $1 AND deleted_at IS NULL
+	ORDER BY delivery_due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`
+
+// ClaimDelivery claims the delivery due longest ago for owner, with a lease of ttl, or returns
+// ErrNotClaimed when none is due. The job's Delivery.Attempts is the attempt's number.
+func (s *Store) ClaimDelivery(ctx context.Context, owner string, ttl time.Duration) (Job, error) {
+	var claimed Job
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		now := s.now().UTC()
+		cur, err := scanJob(tx.QueryRow(ctx, deliverySQL, now))
+		if err != nil {
+			return err
+		}
+		next, evs, err := job.Apply(cur, job.ClaimDelivery{Owner: owner, TTL: ttl, At: now})
+		if err != nil {
+			return err
+		}
+		claimed, err = saveTx(ctx, tx, cur.Version, next, evs)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Job{}, ErrNotClaimed
+	case err != nil:
+		return Job{}, fmt.Errorf("claiming a delivery: %w", err)
+	}
+	return claimed, nil
+}
+
+// NextDelivery is when the next delivery falls due (nil: none is waiting), for a worker to
+// sleep until then.
+func (s *Store) NextDelivery(ctx context.Context) (*time.Time, error) {
+	var at *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT min(delivery_due_at) FROM jobs WHERE deleted_at IS NULL`).Scan(&at); err != nil {
+		return nil, fmt.Errorf("reading the next delivery: %w", err)
+	}
+	return at, nil
 }
 
 // Cancel ends a queued or running job as cancelled, with its ExportCancelled. It returns the

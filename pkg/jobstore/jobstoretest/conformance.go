@@ -29,6 +29,7 @@ type Repository interface {
 	Do(ctx context.Context, id string, c job.Command) (jobstore.Job, error)
 	Claim(ctx context.Context, id string, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error)
 	ClaimNext(ctx context.Context, o jobstore.ClaimOptions) (jobstore.Job, jobstore.Lease, error)
+	ClaimDelivery(ctx context.Context, owner string, ttl time.Duration) (jobstore.Job, error)
 	Cancel(ctx context.Context, id, by string) (jobstore.Job, error)
 	Delete(ctx context.Context, id, by string, audit *events.Accessed) (jobstore.Job, error)
 	Cancelled(ctx context.Context, id string) (bool, error)
@@ -355,6 +356,79 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 		jobs, _, err := r.List(ctx, jobstore.ListFilter{Status: jobstore.StatusQueued, CreatedAfter: base.Add(time.Minute), CreatedBefore: base.Add(3 * time.Minute)})
 		if err != nil || len(jobs) != 2 || jobs[0].ID != ids[2] || jobs[1].ID != ids[1] || jobs[0].QueuePosition == nil {
 			t.Errorf("a time range: %d jobs (%v)", len(jobs), err)
+		}
+	})
+
+	t.Run("deliveries: due oldest first, one worker each, retried after their delay", func(t *testing.T) {
+		r := fresh(t)
+		var mu sync.Mutex
+		clock := time.Now().UTC().Truncate(time.Microsecond)
+		r.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return clock })
+		advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+		if _, err := r.ClaimDelivery(ctx, "d1", time.Minute); !errors.Is(err, jobstore.ErrNotClaimed) {
+			t.Fatalf("claim with nothing to deliver: %v", err)
+		}
+		complete := func(deliver bool) string {
+			req := Request(t, clock)
+			req.Deliver = deliver
+			if _, err := r.Create(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			_, lease, err := r.Claim(ctx, req.JobID, opts("w"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Do(ctx, req.JobID, job.Complete{Owner: "w", Attempt: lease.Attempt, Rows: 1,
+				Object: events.Object{Key: "k/" + req.JobID, SizeBytes: 1}, StartedAt: clock, ExpiresAt: clock.Add(time.Hour), At: clock}); err != nil {
+				t.Fatal(err)
+			}
+			return req.JobID
+		}
+		complete(false) // no destination: nothing to deliver
+		first := complete(true)
+		advance(time.Second)
+		second := complete(true)
+		got, err := r.ClaimDelivery(ctx, "d1", time.Minute)
+		if err != nil || got.ID != first || got.Delivery.Status != job.DeliveryDelivering || got.Delivery.Attempts != 1 {
+			t.Fatalf("first claim: %v %+v", err, got.Delivery)
+		}
+		if got, err := r.ClaimDelivery(ctx, "d2", time.Minute); err != nil || got.ID != second {
+			t.Fatalf("second claim: %v %s", err, got.ID)
+		}
+		if _, err := r.ClaimDelivery(ctx, "d3", time.Minute); !errors.Is(err, jobstore.ErrNotClaimed) {
+			t.Fatalf("both held, yet: %v", err)
+		}
+		// The first fails and comes back after its delay; the second's worker dies.
+		if _, err := r.Do(ctx, first, job.DeliveryAttemptFailed{Owner: "d1", Attempt: 1, Error: job.Error{Code: "delivery_failed", Message: "refused"},
+			RetryAfter: 30 * time.Second, At: clock}); err != nil {
+			t.Fatal(err)
+		}
+		advance(20 * time.Second)
+		if _, err := r.ClaimDelivery(ctx, "d3", time.Minute); !errors.Is(err, jobstore.ErrNotClaimed) {
+			t.Fatalf("claimed before the delay ended: %v", err)
+		}
+		advance(41 * time.Second) // past the retry (30 s) and the second's lease (1 min)
+		a, err := r.ClaimDelivery(ctx, "d3", time.Minute)
+		if err != nil || a.ID != first || a.Delivery.Attempts != 2 {
+			t.Fatalf("retry claim: %v %s %+v", err, a.ID, a.Delivery)
+		}
+		b, err := r.ClaimDelivery(ctx, "d4", time.Minute)
+		if err != nil || b.ID != second || b.Delivery.Attempts != 2 {
+			t.Fatalf("lapsed lease claim: %v %s %+v", err, b.ID, b.Delivery)
+		}
+		done, err := r.Do(ctx, second, job.Delivered{Owner: "d4", Attempt: 2, Target: "s3://partner/x", At: clock})
+		if err != nil || done.Delivery.Status != job.DeliveryDelivered || done.Status != jobstore.StatusCompleted {
+			t.Fatalf("delivered: %v %+v", err, done.Delivery)
+		}
+		if got, _ := r.Get(ctx, second); got.Delivery == nil || got.Delivery.Target != "s3://partner/x" || got.Delivery.DeliveredAt == nil {
+			t.Errorf("stored delivery %+v", got.Delivery)
+		}
+		msgs, _ := r.Pending(ctx, "delivery:"+second)
+		if len(msgs) != 1 || msgs[0].Envelope.Type != events.TypeDelivered {
+			t.Errorf("delivery events %+v", msgs)
+		}
+		if _, err := r.Do(ctx, second, job.Delivered{Owner: "d2", Attempt: 1, Target: "x", At: clock}); !errors.Is(err, job.ErrLeaseLost) {
+			t.Errorf("the dead worker's late success: %v", err)
 		}
 	})
 
