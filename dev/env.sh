@@ -57,6 +57,16 @@ export KAFKA_BROKERS
 : "${S3_USE_TLS:=false}"
 export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_USE_TLS
 
+# The partner side of the delivery platforms: a second bucket on the same S3 server, whose
+# keys the "Partner bucket" platform names by reference (env:PARTNER_S3_ACCESS_KEY, read by the
+# exporter), and an SFTP server (OpenSSH) for the stack's user, keys in $STACK_DIR/sftp.
+: "${PARTNER_S3_BUCKET:=partner}"
+: "${PARTNER_S3_ACCESS_KEY:=$S3_ACCESS_KEY}"
+: "${PARTNER_S3_SECRET_KEY:=$S3_SECRET_KEY}"
+: "${SFTP_ADDR:=127.0.0.1:2222}"
+: "${SFTP_USER:=$(id -un)}"
+export PARTNER_S3_BUCKET PARTNER_S3_ACCESS_KEY PARTNER_S3_SECRET_KEY SFTP_ADDR SFTP_USER
+
 # Token signing. AUTH_DEV_MODE is the local stack's explicit dev mode: the services accept the
 # public local-dev-secret only with it (CONTRACT §2); production sets a secret or JWT_JWKS_URL.
 : "${JWT_SECRET:=local-dev-secret}"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The local development stack, without Docker: PostgreSQL 15, Apache Kafka (KRaft), an S3
-# server (versitygw) and the platform's services, all state under .stack/ (git-ignored).
+# server (versitygw), an SFTP server (OpenSSH, the partner of the delivery platforms) and the
+# platform's services, all state under .stack/ (git-ignored).
 #
 #   dev/stack.sh up              infrastructure, then every service; 0 once all /readyz answer
-#   dev/stack.sh infra           infrastructure only (postgres, kafka, s3)
+#   dev/stack.sh infra           infrastructure only (postgres, kafka, s3, sftp)
 #   dev/stack.sh down            stops everything this stack started (data is kept)
 #   dev/stack.sh status          each part: state, pid, ready, address
-#   dev/stack.sh start PART      PART: postgres | kafka | s3 | a service (producer-api, ...)
+#   dev/stack.sh start PART      PART: postgres | kafka | s3 | sftp | a service (producer-api, ...)
 #   dev/stack.sh stop PART
 #   dev/stack.sh restart PART
 #   dev/stack.sh logs PART       the end of PART's log (follows it on a terminal)
@@ -29,10 +30,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 . "$ROOT/dev/lib/kafka.sh"
 # shellcheck source=dev/lib/s3.sh
 . "$ROOT/dev/lib/s3.sh"
+# shellcheck source=dev/lib/sftp.sh
+. "$ROOT/dev/lib/sftp.sh"
 # shellcheck source=dev/lib/services.sh
 . "$ROOT/dev/lib/services.sh"
 
-INFRA=(postgres kafka s3)
+INFRA=(postgres kafka s3 sftp)
 
 usage() {
   sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
@@ -53,8 +56,8 @@ lock() {
 # build_infra_tools: the two small Go tools the infra needs (topics, mkbucket). The other
 # dev/cmd tools are built by `tools` so that work in progress there cannot block the infra.
 build_infra_tools() {
-  (cd "$ROOT" && go build -o "$STACK_DIR/bin/" ./dev/cmd/topics ./dev/cmd/mkbucket) 9>&- ||
-    die "go build of dev/cmd/topics and dev/cmd/mkbucket failed"
+  (cd "$ROOT" && go build -o "$STACK_DIR/bin/" ./dev/cmd/topics ./dev/cmd/mkbucket ./dev/cmd/demoplatforms) 9>&- ||
+    die "go build of dev/cmd/topics, mkbucket and demoplatforms failed"
 }
 
 build_all_tools() {
@@ -97,8 +100,9 @@ start_part() {
       build_infra_tools
       s3_start
       ;;
+    sftp) sftp_start ;;
     *)
-      is_service "$1" || die "unknown part '$1' (postgres, kafka, s3, $(service_names | paste -sd, | sed 's/,/, /g'))"
+      is_service "$1" || die "unknown part '$1' (postgres, kafka, s3, sftp, $(service_names | paste -sd, | sed 's/,/, /g'))"
       service_present "$1" || die "$1: no $1/main.go yet"
       services_start "$1"
       ;;
@@ -110,6 +114,7 @@ stop_part() {
     postgres) pg_stop ;;
     kafka) kafka_stop ;;
     s3) s3_stop ;;
+    sftp) sftp_stop ;;
     *)
       is_service "$1" || die "unknown part '$1'"
       service_stop "$1"
@@ -123,6 +128,7 @@ cmd_infra() {
   timed postgres pg_start
   timed kafka kafka_start
   timed s3 s3_start
+  timed sftp sftp_start
 }
 
 cmd_up() {
@@ -130,7 +136,17 @@ cmd_up() {
   cmd_infra
   mapfile -t names < <(service_names)
   timed services services_start "${names[@]}"
+  timed demo demo_platforms
   timed dev-tools build_all_tools_soft
+}
+
+# demo_platforms: the two demo platforms ("Partner SFTP", "Partner bucket") exist, owned by
+# the demo user, and deliver to this stack's SFTP server and partner bucket.
+demo_platforms() {
+  "$STACK_DIR/bin/demoplatforms" >>"$(log_file demo)" 2>&1 || {
+    show_log_tail demo 20
+    die "demo platforms: could not create them"
+  }
 }
 
 cmd_down() {
@@ -139,7 +155,7 @@ cmd_down() {
   # errors about vanished dependencies; then the infrastructure, Kafka before PostgreSQL.
   while read -r s; do service_stop "$s" & done < <(service_names)
   wait
-  for s in s3 kafka postgres; do stop_part "$s"; done
+  for s in sftp s3 kafka postgres; do stop_part "$s"; done
 }
 
 cmd_status() {
@@ -148,6 +164,7 @@ cmd_status() {
   pg_status
   kafka_status
   s3_status
+  sftp_status
   while read -r s; do service_status "$s"; done < <(service_names)
 }
 

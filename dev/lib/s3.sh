@@ -49,10 +49,12 @@ s3_pid() { running_pid s3 "$S3_DATA"; }
 
 s3_health() { http_ok "http://$S3_ENDPOINT/health"; }
 
-# s3_bucket: creates the bucket if missing and checks a real PUT/GET/DELETE round trip.
+# s3_bucket: creates the bucket if missing and checks a real PUT/GET/DELETE round trip; also
+# the partner's bucket, where the demo "Partner bucket" platform delivers.
 s3_bucket() {
   "$STACK_DIR/bin/mkbucket" -bucket "$S3_BUCKET" -wait "${1:-30}s" -verify \
-    >>"$(log_file s3-bucket)" 2>&1
+    >>"$(log_file s3-bucket)" 2>&1 &&
+    "$STACK_DIR/bin/mkbucket" -bucket "$PARTNER_S3_BUCKET" -wait 10s >>"$(log_file s3-bucket)" 2>&1
 }
 
 s3_start() {

@@ -22,6 +22,10 @@ type MinioConfig struct {
 	// PartSize is the multipart chunk: memory use of one upload is about this much.
 	// Left at zero, minio-go would guess from an unknown size and buffer hundreds of MiB.
 	PartSize uint64
+	// Region, when the server needs one named; PathStyle puts the bucket in the path rather
+	// than the host name (most S3-compatible servers but AWS).
+	Region    string
+	PathStyle bool
 }
 
 // Minio is the Store of an S3-compatible server.
@@ -33,9 +37,15 @@ type Minio struct {
 
 // NewMinio builds the adapter (no network call).
 func NewMinio(cfg MinioConfig) (*Minio, error) {
+	lookup := minio.BucketLookupAuto
+	if cfg.PathStyle {
+		lookup = minio.BucketLookupPath
+	}
 	cl, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: cfg.UseTLS,
+		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:       cfg.UseTLS,
+		Region:       cfg.Region,
+		BucketLookup: lookup,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 client for %s: %w", cfg.Endpoint, err)

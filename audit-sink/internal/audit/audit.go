@@ -33,6 +33,7 @@ const (
 	ActionCompleted = "export.completed"
 	ActionFailed    = "export.failed"
 	ActionCancelled = "export.cancelled" // who stopped (or deleted) a job before it ended
+	ActionDelivered = "export.delivered" // a file copied to a platform's destination
 )
 
 // Risk levels (see Risk).
@@ -69,7 +70,7 @@ type Record struct {
 func Map(env events.Envelope) (rec Record, ok bool, err error) {
 	switch env.Type {
 	case events.TypeRequested, events.TypeStarted, events.TypeCompleted, events.TypeFailed, events.TypeCancelled,
-		events.TypeAccessed:
+		events.TypeAccessed, events.TypeDelivered:
 	default:
 		return Record{}, false, nil
 	}
@@ -105,6 +106,14 @@ func Map(env events.Envelope) (rec Record, ok bool, err error) {
 			"schedule_id":    e.ScheduleID,
 			"platform_id":    e.PlatformID,
 		})
+	case events.ExportDelivered:
+		// The file left for a destination outside the platform: the export's own risk was
+		// audited with its request; this records where it went (medium, the seed's default).
+		rec.Action, rec.ActorID, rec.ResourceID = ActionDelivered, e.RequestedBy, e.JobID
+		size := e.Object.SizeBytes
+		rec.Bytes = &size
+		rec.Details = compact(map[string]any{"target": e.Target, "attempt": e.Attempt, "platform_id": e.PlatformID,
+			"sha256": e.Object.SHA256})
 	case events.ExportStarted:
 		rec.Action = ActionStarted
 		rec.RiskLevel = RiskLow // the request was audited with its risk; this only dates the attempt

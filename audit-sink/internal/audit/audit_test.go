@@ -287,3 +287,19 @@ func TestMapRefusalSummary(t *testing.T) {
 		t.Errorf("a single refusal: %s", rec.RiskLevel)
 	}
 }
+
+// TestMapDelivered: a delivery is audited as export.delivered on the job, with its bytes and
+// where it went.
+func TestMapDelivered(t *testing.T) {
+	t.Parallel()
+	ev := events.ExportDelivered{JobID: "job-7", RequestedBy: "alice", Target: "sftp://partner@127.0.0.1:2222/upload/p.csv",
+		Object: events.Object{Key: "k", SizeBytes: 1234, SHA256: "ab"}, Attempt: 2, DeliveredAt: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
+	rec, ok, err := audit.Map(wrap(t, ev))
+	if err != nil || !ok {
+		t.Fatalf("Map: %v %v", ok, err)
+	}
+	if rec.Action != audit.ActionDelivered || rec.ResourceID != "job-7" || rec.ActorID != "alice" || *rec.Bytes != 1234 ||
+		rec.Details["target"] != ev.Target || rec.RiskLevel != audit.RiskMedium {
+		t.Errorf("record %+v", rec)
+	}
+}

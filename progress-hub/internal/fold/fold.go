@@ -64,8 +64,9 @@ func New(store Store, push Pusher, log *slog.Logger, reg prometheus.Registerer) 
 
 // Handle is the eventbus.Handler. Undecodable data is permanent (retrying cannot help).
 func (h *Handler) Handle(ctx context.Context, env events.Envelope) error {
-	if env.Type == events.TypeAccessed {
-		// The audit's access events change no job.
+	if env.Type == events.TypeAccessed || env.Type == events.TypeDelivered || env.Type == events.TypeDeliveryFailed {
+		// The audit's access events change no job's progress, nor do deliveries (the job's
+		// REST view shows its delivery).
 		h.handled.WithLabelValues(string(env.Type), "ignored").Inc()
 		return nil
 	}
