@@ -66,6 +66,10 @@ export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_USE_TLS
 : "${SFTP_ADDR:=127.0.0.1:2222}"
 : "${SFTP_USER:=$(id -un)}"
 export PARTNER_S3_BUCKET PARTNER_S3_ACCESS_KEY PARTNER_S3_SECRET_KEY SFTP_ADDR SFTP_USER
+# Deliveries retry after 2, 4, 8 and 16 s here (production: 1m,5m,15m,1h,6h), so that a failed
+# delivery's whole course takes half a minute in the tests and the demos.
+: "${EXPORTER_DELIVERY_BACKOFF:=2s,4s,8s,16s}"
+export EXPORTER_DELIVERY_BACKOFF
 
 # Token signing. AUTH_DEV_MODE is the local stack's explicit dev mode: the services accept the
 # public local-dev-secret only with it (CONTRACT §2); production sets a secret or JWT_JWKS_URL.

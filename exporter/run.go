@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/productsmanager/exportplatform/exporter/internal/delivery"
 	"github.com/productsmanager/exportplatform/exporter/internal/intake"
 	"github.com/productsmanager/exportplatform/exporter/internal/runner"
 	"github.com/productsmanager/exportplatform/pkg/config"
@@ -24,6 +25,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/logging"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
+	"github.com/productsmanager/exportplatform/pkg/platformstore"
 	"github.com/productsmanager/exportplatform/pkg/relay"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
@@ -51,6 +53,13 @@ type Config struct {
 	// Failpoint, for fault tests only (make chaos): the point of a job where the exporter
 	// kills itself with SIGKILL, once ("after_upload"); empty in production.
 	Failpoint string
+	// Deliveries to platforms' destinations: EXPORTER_DELIVERY_CONCURRENCY at once, each under a
+	// lease of EXPORTER_DELIVERY_LEASE_TTL, retried after each wait of EXPORTER_DELIVERY_BACKOFF
+	// (comma-separated durations), looked for at least every EXPORTER_DELIVERY_POLL.
+	DeliveryConcurrency int
+	DeliveryLeaseTTL    time.Duration
+	DeliveryBackoff     []time.Duration
+	DeliveryPoll        time.Duration
 }
 
 // LoadConfig reads the settings with their defaults.
@@ -82,8 +91,21 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		LogLevel:         env.String("LOG_LEVEL", "info"),
 		Pprof:            env.Bool("EXPORTER_PPROF", false),
 		Failpoint:        env.String("EXPORTER_FAILPOINT", ""),
+
+		DeliveryConcurrency: env.Int("EXPORTER_DELIVERY_CONCURRENCY", 2),
+		DeliveryLeaseTTL:    env.Duration("EXPORTER_DELIVERY_LEASE_TTL", time.Minute),
+		DeliveryPoll:        env.Duration("EXPORTER_DELIVERY_POLL", time.Second),
 	}
-	if err := env.Err(); err != nil {
+	var berr error
+	for _, s := range env.List("EXPORTER_DELIVERY_BACKOFF", "1m,5m,15m,1h,6h") {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			berr = fmt.Errorf("EXPORTER_DELIVERY_BACKOFF: %q is not a positive duration", s)
+			break
+		}
+		c.DeliveryBackoff = append(c.DeliveryBackoff, d)
+	}
+	if err := errors.Join(env.Err(), berr); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
@@ -124,6 +146,12 @@ func (c Config) Validate() error {
 	if c.Failpoint != "" && c.Failpoint != "after_upload" {
 		errs = append(errs, fmt.Errorf("EXPORTER_FAILPOINT %q: the only point is after_upload", c.Failpoint))
 	}
+	if c.DeliveryConcurrency < 1 || c.DeliveryConcurrency > 64 {
+		errs = append(errs, errors.New("EXPORTER_DELIVERY_CONCURRENCY must be 1..64"))
+	}
+	if c.DeliveryLeaseTTL < time.Second || c.DeliveryPoll <= 0 {
+		errs = append(errs, errors.New("EXPORTER_DELIVERY_LEASE_TTL must be at least 1s, EXPORTER_DELIVERY_POLL positive"))
+	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("EXPORTER_MAX_ATTEMPTS must be at least 1"))
 	}
@@ -145,7 +173,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	reg := server.NewRegistry()
 
-	exportsPool, err := pgdb.Open(ctx, cfg.ExportsDB, int32(cfg.Concurrency*2+4))
+	exportsPool, err := pgdb.Open(ctx, cfg.ExportsDB, int32(cfg.Concurrency*2+cfg.DeliveryConcurrency*2+4))
 	if err != nil {
 		return err
 	}
@@ -217,6 +245,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	})
 	g.Go(func() error { return in.Poll(gctx) })
+	deliveries := delivery.New(delivery.Config{Owner: cfg.WorkerID, Concurrency: cfg.DeliveryConcurrency,
+		LeaseTTL: cfg.DeliveryLeaseTTL, Backoff: cfg.DeliveryBackoff, Poll: cfg.DeliveryPoll},
+		store, platformstore.New(exportsPool), objects, log.With("component", "delivery"), reg)
+	g.Go(func() error { return deliveries.Run(gctx) })
 	log.Info("exporter started", "concurrency", cfg.Concurrency, "lease_ttl", cfg.LeaseTTL.String())
 	err = g.Wait()
 	cancelJobs()

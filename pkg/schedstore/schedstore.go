@@ -275,24 +275,25 @@ func insertRun(ctx context.Context, tx pgx.Tx, scheduleID string, f schedule.Fir
 // startAttempt creates the job of one attempt of a run, with its ExportRequested, and links it.
 // The job exports the schedule's configuration over its platform's defaults as they are now.
 func startAttempt(ctx context.Context, tx pgx.Tx, s schedule.Schedule, scheduledFor time.Time, attempt int, jobID string, now time.Time) (jobstore.Job, error) {
-	c := s.ExportConfig
+	c, deliver := s.ExportConfig, false
 	if s.PlatformID != nil {
 		var p platform.Spec
 		var cfg []byte
-		if err := tx.QueryRow(ctx, `SELECT type, default_config FROM platforms WHERE id = $1`, *s.PlatformID).Scan(&p.Type, &cfg); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT type, default_config, destination->>'type' FROM platforms WHERE id = $1`,
+			*s.PlatformID).Scan(&p.Type, &cfg, &p.Destination.Type); err != nil {
 			return jobstore.Job{}, fmt.Errorf("reading platform %s of schedule %s: %w", *s.PlatformID, s.ID, err)
 		}
 		if err := json.Unmarshal(cfg, &p.DefaultConfig); err != nil {
 			return jobstore.Job{}, fmt.Errorf("decoding platform %s: %w", *s.PlatformID, err)
 		}
-		c = export.Merge(p.Defaults(), c)
+		c, deliver = export.Merge(p.Defaults(), c), p.Destination.Type != platform.Storage
 	}
 	id := s.ID
 	at := scheduledFor.UTC()
 	job, err := jobstore.CreateTx(ctx, tx, events.ExportRequested{
 		JobID: jobID, Entity: c.Entity, Format: c.Format, Fields: c.Fields, ExcludeFields: c.ExcludeFields,
 		Filters: c.Filters, Options: c.Options, FileName: c.FileName, Headers: c.Headers, Compression: c.Compression,
-		RequestedBy: s.Owner, RequesterName: "schedule " + s.Name, ScheduleID: &id, ScheduledFor: &at, PlatformID: s.PlatformID,
+		RequestedBy: s.Owner, RequesterName: "schedule " + s.Name, ScheduleID: &id, ScheduledFor: &at, PlatformID: s.PlatformID, Deliver: deliver,
 		RequestedAt: now.UTC().Truncate(time.Microsecond),
 	})
 	if err != nil {

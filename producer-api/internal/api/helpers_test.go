@@ -24,6 +24,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/export"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb/pgdbtest"
@@ -145,6 +146,22 @@ func (f *fakeJobs) Cancel(_ context.Context, id, by string) (jobstore.Job, error
 	j.Status, j.Phase, j.CancelledBy = jobstore.StatusCancelled, "done", &by
 	f.jobs[id] = j
 	return j, nil
+}
+
+// Do applies c to the job in the map, as the store does under its lock.
+func (f *fakeJobs) Do(_ context.Context, id string, c job.Command) (jobstore.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.jobs[id]
+	if !ok {
+		return jobstore.Job{}, jobstore.ErrNotFound
+	}
+	next, _, err := job.Apply(j, c)
+	if err != nil {
+		return j, err
+	}
+	f.jobs[id] = next
+	return next, nil
 }
 
 // Delete keeps the audit event it is given, as the store writes it with the delete.

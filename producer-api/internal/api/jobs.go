@@ -18,6 +18,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/export"
 	jobpkg "github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/platform"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
 
@@ -68,16 +69,14 @@ func (a *api) createFromBody(w http.ResponseWriter, r *http.Request) {
 // create records an export job: the request over its platform's defaults when it names one
 // (export.Merge), checked by prepare; the job records the merged configuration.
 func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
-	req, platformID := body.Request, (*string)(nil)
+	req, platformID, deliver := body.Request, (*string)(nil), false
 	if body.PlatformID != nil {
-		var defaults export.Request
-		var err error
-		defaults, platformID, err = a.platformDefaults(r, *body.PlatformID, "platform_id")
+		pl, err := a.platformFor(r, *body.PlatformID, "platform_id")
 		if err != nil {
 			a.refuse(w, r, err)
 			return
 		}
-		req = export.Merge(defaults, req)
+		req, platformID, deliver = export.Merge(pl.Defaults(), req), &pl.ID, pl.Destination.Type != platform.Storage
 	}
 	if req.Entity == "" {
 		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "entity is required", "entity")
@@ -106,7 +105,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
 	}
 	job, err := a.Jobs.CreateWithin(r.Context(), events.ExportRequested{
 		JobID: id.String(), Entity: spec.Entity, Format: spec.Format,
-		Fields: req.Fields, ExcludeFields: req.ExcludeFields, Filters: filters, Options: req.Options, PlatformID: platformID,
+		Fields: req.Fields, ExcludeFields: req.ExcludeFields, Filters: filters, Options: req.Options, PlatformID: platformID, Deliver: deliver,
 		FileName: spec.FileName, Headers: spec.Headers, Compression: spec.Compression, RequestedBy: p.Subject, RequesterName: p.Name,
 		RequestedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}, a.MaxActiveJobs)

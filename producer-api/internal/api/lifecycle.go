@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 )
@@ -74,4 +75,33 @@ func (a *api) deleteJob(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Log.Info("export deleted", "job_id", job.ID, "deleted_by", p.Subject)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// retryDelivery starts a new round of delivery attempts of a job whose delivery failed
+// (POST /{id}/deliver), once its destination is mended; 409 when there is nothing to retry.
+func (a *api) retryDelivery(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	if _, ok := a.lookup(w, r, id); !ok {
+		return
+	}
+	j, err := a.Jobs.Do(r.Context(), id, job.RetryDelivery{By: principal(r).Subject, At: a.Now().UTC()})
+	switch {
+	case errors.Is(err, jobstore.ErrNotFound), errors.Is(err, job.ErrNotFound):
+		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no export job %q", id), "")
+		return
+	case errors.Is(err, job.ErrInvalid):
+		server.WriteError(w, http.StatusConflict, "no_delivery", "this export's platform delivers nowhere beyond the export bucket", "")
+		return
+	case errors.Is(err, job.ErrStale):
+		server.WriteError(w, http.StatusConflict, "delivery_not_failed", fmt.Sprintf("the delivery is %s: only a failed delivery is retried", j.Delivery.Status), "")
+		return
+	case errors.Is(err, job.ErrFinished):
+		server.WriteError(w, http.StatusConflict, "file_gone", "the file has expired or was removed: nothing left to deliver", "")
+		return
+	case err != nil:
+		a.internal(w, r, "retrying the delivery", err)
+		return
+	}
+	a.Log.Info("delivery retried", "job_id", id, "by", principal(r).Subject)
+	server.WriteJSON(w, http.StatusAccepted, j)
 }

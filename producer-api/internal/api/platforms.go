@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/productsmanager/exportplatform/pkg/destination"
 	"github.com/productsmanager/exportplatform/pkg/events"
-	"github.com/productsmanager/exportplatform/pkg/export"
 	"github.com/productsmanager/exportplatform/pkg/platform"
 	"github.com/productsmanager/exportplatform/pkg/platformstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
@@ -83,11 +84,8 @@ func platformSpec(b platformBody) (platform.Spec, error) {
 		}
 		return s, err
 	}
-	// Delivery beyond our bucket and webhooks are not built yet: a platform that names them
-	// would look configured and deliver nothing.
-	if s.Destination.Type != platform.Storage {
-		return s, invalid("destination.type", "delivery to %s is not available yet: only storage (the file stays in the export bucket)", s.Destination.Type)
-	}
+	// Webhooks are not built yet: a platform that names one would look configured and
+	// notify nobody.
 	if s.Webhook != nil {
 		return s, invalid("webhook", "webhooks are not available yet")
 	}
@@ -261,19 +259,52 @@ func (a *api) platformFound(w http.ResponseWriter, r *http.Request, id string, e
 
 // platformDefaults are the defaults of the platform a request or schedule names (field is
 // where it names it): a platform the caller may not use is unknown to them (a 400).
-func (a *api) platformDefaults(r *http.Request, id, field string) (export.Request, *string, error) {
+func (a *api) platformFor(r *http.Request, id, field string) (platform.Platform, error) {
 	if a.Platforms == nil {
-		return export.Request{}, nil, invalid(field, "unknown platform %q", id)
+		return platform.Platform{}, invalid(field, "unknown platform %q", id)
 	}
 	p, err := a.Platforms.Get(r.Context(), id)
 	if err == nil {
 		err = a.reachPlatform(r, p)
 	}
 	if errors.Is(err, platformstore.ErrNotFound) {
-		return export.Request{}, nil, invalid(field, "unknown platform %q", id)
+		return p, invalid(field, "unknown platform %q", id)
 	}
 	if err != nil {
-		return export.Request{}, nil, fmt.Errorf("reading platform %s: %w", id, err)
+		return p, fmt.Errorf("reading platform %s: %w", id, err)
 	}
-	return p.Defaults(), &p.ID, nil
+	return p, nil
+}
+
+// testPlatform checks the platform's destination as a delivery would use it (connect, write
+// and remove a probe) and answers each step. The secret references must resolve in this
+// service's environment too (the exporter resolves them when it delivers).
+func (a *api) testPlatform(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.lookupPlatform(w, r)
+	if !ok {
+		return
+	}
+	steps := []destination.Step{}
+	sender, err := destination.Open(p.Destination, destination.EnvSecrets)
+	switch {
+	case errors.Is(err, destination.ErrStorageOnly):
+		steps = append(steps, destination.Step{Step: "storage", OK: true})
+	case err != nil:
+		steps = append(steps, destination.Step{Step: "configure", Error: err.Error()})
+	default:
+		ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+		defer cancel()
+		steps = sender.Probe(ctx)
+		_ = sender.Close()
+	}
+	okAll := true
+	for _, s := range steps {
+		okAll = okAll && s.OK
+	}
+	target := ""
+	if sender != nil {
+		target = sender.Target()
+	}
+	a.Log.Info("platform tested", "platform_id", p.ID, "ok", okAll)
+	server.WriteJSON(w, http.StatusOK, map[string]any{"ok": okAll, "destination": p.Destination.Type, "target": target, "steps": steps})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/refusals"
@@ -35,6 +36,8 @@ type Jobs interface {
 	List(ctx context.Context, f jobstore.ListFilter) ([]jobstore.Job, string, error)
 	Cancel(ctx context.Context, id, by string) (jobstore.Job, error)
 	Delete(ctx context.Context, id, by string, audit *events.Accessed) (jobstore.Job, error)
+	// Do applies a command to a job (pkg/job), under its row lock.
+	Do(ctx context.Context, id string, c job.Command) (jobstore.Job, error)
 	FileRemoved(ctx context.Context, id string, now time.Time) error
 }
 
@@ -190,6 +193,7 @@ func NewServer(d Deps) http.Handler {
 	v1.Handle("/platforms/{id}", h(read, reads, a.getPlatform)).Methods(http.MethodGet)
 	v1.Handle("/platforms/{id}", h(write, schedules, a.updatePlatform)).Methods(http.MethodPut)
 	v1.Handle("/platforms/{id}", h(write, schedules, a.deletePlatform)).Methods(http.MethodDelete)
+	v1.Handle("/platforms/{id}/test", h(write, schedules, a.testPlatform)).Methods(http.MethodPost)
 	v1.Handle("/download/{task_id}", h(read, downloads, a.download)).Methods(http.MethodGet)
 	v1.Handle("/audit", h(manage, reads, a.listAudit)).Methods(http.MethodGet)
 	// Patterns. {format} matches formats only, so POST /{id}/cancel is never an export request
@@ -199,6 +203,7 @@ func NewServer(d Deps) http.Handler {
 	// Job ids only: DELETE /create stays a 405 rather than a search for a job named "create".
 	v1.Handle("/{id:"+jobID+"}", h(write, exports, a.deleteJob)).Methods(http.MethodDelete)
 	v1.Handle("/{id:"+jobID+"}/cancel", h(write, exports, a.cancelJob)).Methods(http.MethodPost)
+	v1.Handle("/{id:"+jobID+"}/deliver", h(write, exports, a.retryDelivery)).Methods(http.MethodPost)
 
 	ops := http.NewServeMux()
 	server.Ops(ops, d.Registry, d.Checks, d.Log)

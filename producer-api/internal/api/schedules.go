@@ -105,11 +105,11 @@ func (a *api) scheduleSpec(r *http.Request, b scheduleBody, now time.Time) (sche
 	// fires (a platform's change reaches its schedules' next runs); checked merged now.
 	c := s.ExportConfig
 	if s.PlatformID != nil {
-		defaults, id, err := a.platformDefaults(r, *s.PlatformID, "platform_id")
+		pl, err := a.platformFor(r, *s.PlatformID, "platform_id")
 		if err != nil {
 			return s, err
 		}
-		s.PlatformID, c = id, export.Merge(defaults, c)
+		s.PlatformID, c = &pl.ID, export.Merge(pl.Defaults(), c)
 		for k, v := range map[string]string{"entity": c.Entity, "format": c.Format} {
 			if v == "" {
 				return s, invalid("export_config."+k, "is required: neither the schedule nor its platform sets it")
