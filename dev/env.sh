@@ -70,6 +70,10 @@ export PARTNER_S3_BUCKET PARTNER_S3_ACCESS_KEY PARTNER_S3_SECRET_KEY SFTP_ADDR S
 # delivery's whole course takes half a minute in the tests and the demos.
 : "${EXPORTER_DELIVERY_BACKOFF:=2s,4s,8s,16s}"
 export EXPORTER_DELIVERY_BACKOFF
+# The demo webhooks' signing secret (Standard Webhooks form), named by platforms as
+# env:DEMO_WEBHOOK_SECRET: public, like local-dev-secret, for the local stack only.
+: "${DEMO_WEBHOOK_SECRET:=whsec_bG9jYWwtc3RhY2std2ViaG9vay1rZXkh}"
+export DEMO_WEBHOOK_SECRET
 
 # Token signing. AUTH_DEV_MODE is the local stack's explicit dev mode: the services accept the
 # public local-dev-secret only with it (CONTRACT §2); production sets a secret or JWT_JWKS_URL.

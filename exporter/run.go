@@ -18,6 +18,7 @@ import (
 	"github.com/productsmanager/exportplatform/exporter/internal/delivery"
 	"github.com/productsmanager/exportplatform/exporter/internal/intake"
 	"github.com/productsmanager/exportplatform/exporter/internal/runner"
+	"github.com/productsmanager/exportplatform/exporter/internal/webhooks"
 	"github.com/productsmanager/exportplatform/pkg/config"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
@@ -28,6 +29,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/platformstore"
 	"github.com/productsmanager/exportplatform/pkg/relay"
 	"github.com/productsmanager/exportplatform/pkg/server"
+	"github.com/productsmanager/exportplatform/pkg/webhook"
 )
 
 // Config is the exporter's settings, from the environment.
@@ -203,6 +205,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
+	// The webhook worker's consumer group of exports.events (see webhooks).
+	hookCl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "exporter-webhooks"}, log, nil,
+		eventbus.ConsumerOpts("webhooks", events.TopicEvents)...)
+	if err != nil {
+		return err
+	}
 	// Jobs outlive the intake's context: at shutdown intake stops first, then jobs are
 	// cancelled (their uploads aborted and leases released), then the clients close.
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
@@ -249,6 +257,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		LeaseTTL: cfg.DeliveryLeaseTTL, Backoff: cfg.DeliveryBackoff, Poll: cfg.DeliveryPoll},
 		store, platformstore.New(exportsPool), objects, log.With("component", "delivery"), reg)
 	g.Go(func() error { return deliveries.Run(gctx) })
+	// Webhooks: queued from exports.events by a consumer group of their own, sent by a worker.
+	hooks := webhooks.New(webhooks.Config{Owner: cfg.WorkerID, Backoff: cfg.DeliveryBackoff, Poll: cfg.DeliveryPoll},
+		webhook.NewStore(exportsPool), platformstore.New(exportsPool), log.With("component", "webhooks"))
+	g.Go(func() error {
+		err := eventbus.NewConsumer(hookCl, log.With("component", "webhook-consumer"), hooks.Handle).Run(gctx)
+		eventbus.CloseGroup(hookCl, 3*time.Second)
+		return err
+	})
+	g.Go(func() error { return hooks.Run(gctx) })
 	log.Info("exporter started", "concurrency", cfg.Concurrency, "lease_ttl", cfg.LeaseTTL.String())
 	err = g.Wait()
 	cancelJobs()

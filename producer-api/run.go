@@ -23,6 +23,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/relay"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
+	"github.com/productsmanager/exportplatform/pkg/webhook"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
 	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
 	"github.com/productsmanager/exportplatform/producer-api/internal/ratelimit"
@@ -211,7 +212,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	handler := api.NewServer(api.Deps{
 		Jobs: store, Auditor: store, Refusals: refused, Proxies: cfg.Proxies, AuditLog: auditlog.New(analyticsPool), Objects: objects, Verifier: verifier, Log: log.With("component", "api"),
 		Registry: reg, HubURL: hub, MaxBodySize: cfg.MaxBodySize, Notify: rl.Notify,
-		Catalog: catalogPool, MaxStreams: cfg.MaxStreams, Schedules: schedstore.New(pool), Platforms: platformstore.New(pool),
+		Catalog: catalogPool, MaxStreams: cfg.MaxStreams, Schedules: schedstore.New(pool), Platforms: platformstore.New(pool), Webhooks: webhook.NewStore(pool),
 		Limiter: limiter, MaxActiveJobs: cfg.MaxActiveJobs, UserStreams: ratelimit.NewSlots(pool, cfg.StreamsPerUser),
 		MinClientRate: int64(cfg.MinClientRate), ClientRateWindow: cfg.ClientRateWindow,
 		Checks: map[string]server.Check{

@@ -187,6 +187,8 @@ type ExportFailed struct {
 	Message     string    `json:"message"`
 	Attempt     int       `json:"attempt"`
 	RequestedBy string    `json:"requested_by"`
+	ScheduleID  *string   `json:"schedule_id,omitempty"`
+	PlatformID  *string   `json:"platform_id,omitempty"`
 	FailedAt    time.Time `json:"failed_at"`
 	// State is the job after this event (absent from events written before it existed).
 	State *JobState `json:"state,omitempty"`

@@ -346,7 +346,7 @@ func failed(j Job, e Error, at time.Time) (Job, []events.Event, error) {
 	j = ended(j, at)
 	return j, []events.Event{events.ExportFailed{
 		JobID: j.ID, Entity: j.Entity, Format: j.Format, Code: e.Code, Message: e.Message,
-		Attempt: j.Attempt, RequestedBy: j.RequestedBy, FailedAt: at,
+		Attempt: j.Attempt, RequestedBy: j.RequestedBy, ScheduleID: j.ScheduleID, PlatformID: j.PlatformID, FailedAt: at,
 	}}, nil
 }
 

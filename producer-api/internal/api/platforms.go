@@ -14,9 +14,11 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/destination"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/platform"
 	"github.com/productsmanager/exportplatform/pkg/platformstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
+	"github.com/productsmanager/exportplatform/pkg/webhook"
 )
 
 // Platforms is what the API needs of the platforms' repository (pkg/platformstore).
@@ -84,11 +86,6 @@ func platformSpec(b platformBody) (platform.Spec, error) {
 		}
 		return s, err
 	}
-	// Webhooks are not built yet: a platform that names one would look configured and
-	// notify nobody.
-	if s.Webhook != nil {
-		return s, invalid("webhook", "webhooks are not available yet")
-	}
 	d := s.Defaults()
 	if d.Entity == "" {
 		return s, invalid("default_config.entity", "is required (products or suppliers), unless the type's template sets it")
@@ -143,10 +140,69 @@ func (a *api) createPlatform(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusCreated, p)
 }
 
+// Webhooks is what the API needs of the webhook deliveries' repository (pkg/webhook).
+type Webhooks interface {
+	List(ctx context.Context, platformID string, limit int, cursor string) ([]webhook.Delivery, string, error)
+	Endpoint(ctx context.Context, platformID string) (*webhook.Endpoint, error)
+	Enable(ctx context.Context, platformID string, now time.Time) error
+}
+
+// platformView is a platform with the state of its webhook endpoint (switched off after
+// repeated failures, and why).
+type platformView struct {
+	platform.Platform
+	WebhookStatus *webhook.Endpoint `json:"webhook_status,omitempty"`
+}
+
+func (a *api) view(r *http.Request, p platform.Platform) platformView {
+	v := platformView{Platform: p}
+	if a.Webhooks != nil && p.Webhook != nil {
+		e, err := a.Webhooks.Endpoint(r.Context(), p.ID)
+		if err != nil {
+			a.Log.Warn("reading a webhook endpoint", "platform_id", p.ID, "err", err)
+		}
+		v.WebhookStatus = e
+	}
+	return v
+}
+
 func (a *api) getPlatform(w http.ResponseWriter, r *http.Request) {
 	if p, ok := a.lookupPlatform(w, r); ok {
-		server.WriteJSON(w, http.StatusOK, p)
+		server.WriteJSON(w, http.StatusOK, a.view(r, p))
 	}
+}
+
+// webhookDeliveries answers a platform's webhook delivery log, newest first, paged.
+func (a *api) webhookDeliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !knownParams(w, q, "limit", "cursor") {
+		return
+	}
+	p, ok := a.lookupPlatform(w, r)
+	if !ok {
+		return
+	}
+	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
+	if !ok {
+		return
+	}
+	if a.Webhooks == nil {
+		server.WriteError(w, http.StatusServiceUnavailable, "unavailable", "webhooks are not configured on this server", "")
+		return
+	}
+	items, next, err := a.Webhooks.List(r.Context(), p.ID, limit, q.Get("cursor"))
+	if errors.Is(err, jobstore.ErrBadCursor) {
+		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "cursor is not one this API returned", "cursor")
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "listing webhook deliveries", err)
+		return
+	}
+	if items == nil {
+		items = []webhook.Delivery{}
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
 }
 
 func (a *api) listPlatforms(w http.ResponseWriter, r *http.Request) {
@@ -198,8 +254,14 @@ func (a *api) updatePlatform(w http.ResponseWriter, r *http.Request) {
 	if !a.platformFound(w, r, id, err) {
 		return
 	}
+	// Saving a platform again switches its webhook endpoint back on (a person looked at it).
+	if a.Webhooks != nil && p.Webhook != nil {
+		if err := a.Webhooks.Enable(r.Context(), p.ID, a.Now().UTC()); err != nil {
+			a.Log.Warn("switching a webhook endpoint back on", "platform_id", p.ID, "err", err)
+		}
+	}
 	a.Log.Info("platform updated", "platform_id", p.ID)
-	server.WriteJSON(w, http.StatusOK, p)
+	server.WriteJSON(w, http.StatusOK, a.view(r, p))
 }
 
 func (a *api) deletePlatform(w http.ResponseWriter, r *http.Request) {

@@ -68,6 +68,8 @@ type Deps struct {
 	Schedules Schedules
 	// Platforms is the platforms' repository; nil: platforms are unknown.
 	Platforms Platforms
+	// Webhooks is the webhook deliveries' repository (the log, the endpoints' state).
+	Webhooks Webhooks
 	// Auditor queues the audit's access events; nil: none.
 	Auditor Auditor
 	// Refusals audits refused requests, a bounded number per client (pkg/refusals); nil
@@ -194,6 +196,7 @@ func NewServer(d Deps) http.Handler {
 	v1.Handle("/platforms/{id}", h(write, schedules, a.updatePlatform)).Methods(http.MethodPut)
 	v1.Handle("/platforms/{id}", h(write, schedules, a.deletePlatform)).Methods(http.MethodDelete)
 	v1.Handle("/platforms/{id}/test", h(write, schedules, a.testPlatform)).Methods(http.MethodPost)
+	v1.Handle("/platforms/{id}/webhook-deliveries", h(read, reads, a.webhookDeliveries)).Methods(http.MethodGet)
 	v1.Handle("/download/{task_id}", h(read, downloads, a.download)).Methods(http.MethodGet)
 	v1.Handle("/audit", h(manage, reads, a.listAudit)).Methods(http.MethodGet)
 	// Patterns. {format} matches formats only, so POST /{id}/cancel is never an export request

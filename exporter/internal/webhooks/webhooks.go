@@ -1,0 +1,232 @@
+// Package webhooks is the exporter's webhook worker. Its consumer (group "webhooks" on
+// exports.events) turns each completion, failure, delivery and failed delivery of a job whose
+// platform has a webhook into one queued notification (pkg/webhook.Store, once per event);
+// its sender POSTs them, signed as Standard Webhooks says, retried on the delivery backoff;
+// five failures in a row switch the endpoint off with the reason.
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/productsmanager/exportplatform/pkg/destination"
+	"github.com/productsmanager/exportplatform/pkg/eventbus"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/platform"
+	"github.com/productsmanager/exportplatform/pkg/platformstore"
+	"github.com/productsmanager/exportplatform/pkg/webhook"
+)
+
+// Platforms reads a platform; *platformstore.Store implements it.
+type Platforms interface {
+	Get(ctx context.Context, id string) (platform.Platform, error)
+}
+
+// Config tunes the worker.
+type Config struct {
+	Owner       string
+	Concurrency int
+	Timeout     time.Duration   // one attempt's HTTP budget
+	Backoff     []time.Duration // waits after failed attempts
+	Poll        time.Duration
+	Secrets     destination.Secrets
+}
+
+// Worker queues and sends webhooks.
+type Worker struct {
+	cfg       Config
+	store     *webhook.Store
+	platforms Platforms
+	client    *http.Client
+	log       *slog.Logger
+}
+
+// New builds the worker.
+func New(cfg Config, store *webhook.Store, platforms Platforms, log *slog.Logger) *Worker {
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 2
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Secrets == nil {
+		cfg.Secrets = destination.EnvSecrets
+	}
+	return &Worker{cfg: cfg, store: store, platforms: platforms, log: log,
+		client: &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// platformOf is the platform id an event names, if any.
+func platformOf(ev events.Event) (jobID string, platformID *string) {
+	switch e := ev.(type) {
+	case events.ExportCompleted:
+		return e.JobID, e.PlatformID
+	case events.ExportFailed:
+		return e.JobID, e.PlatformID
+	case events.ExportDelivered:
+		return e.JobID, e.PlatformID
+	case events.ExportDeliveryFailed:
+		return e.JobID, e.PlatformID
+	}
+	return "", nil
+}
+
+// Handle is the eventbus.Handler of the webhook consumer: it queues the notification of an
+// event its platform's webhook asks for.
+func (w *Worker) Handle(ctx context.Context, env events.Envelope) error {
+	kind := webhook.Kind(env.Type)
+	if kind == "" {
+		return nil
+	}
+	ev, err := events.DecodeAny(env)
+	if err != nil {
+		return eventbus.Permanent(err)
+	}
+	jobID, pid := platformOf(ev)
+	if pid == nil {
+		return nil
+	}
+	p, err := w.platforms.Get(ctx, *pid)
+	if errors.Is(err, platformstore.ErrNotFound) {
+		return nil // deleted since: nobody to notify
+	}
+	if err != nil {
+		return fmt.Errorf("reading platform %s: %w", *pid, err)
+	}
+	if p.Webhook == nil || (len(p.Webhook.Events) > 0 && !slices.Contains(p.Webhook.Events, kind)) {
+		return nil
+	}
+	payload, err := webhook.Payload(kind, env.Time, env.Data)
+	if err != nil {
+		return eventbus.Permanent(err)
+	}
+	if _, err := w.store.Enqueue(ctx, p.ID, env.ID, "export."+kind, jobID, p.Webhook.URL, payload, time.Now().UTC()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Run sends due notifications until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		d, err := w.store.Claim(ctx, w.cfg.Owner, w.cfg.Timeout+30*time.Second, time.Now().UTC())
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !errors.Is(err, webhook.ErrNone) {
+				w.log.Warn("claiming a webhook failed", "err", err)
+			}
+			w.sleep(ctx)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			w.send(ctx, d)
+		}()
+	}
+}
+
+func (w *Worker) sleep(ctx context.Context) {
+	d := w.cfg.Poll
+	if next, err := w.store.Next(ctx); err == nil && next != nil {
+		d = min(d, max(time.Until(*next), 10*time.Millisecond))
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// send makes one attempt and records it.
+func (w *Worker) send(ctx context.Context, d webhook.Delivery) {
+	log := w.log.With("webhook_id", d.ID, "platform_id", d.PlatformID, "event", d.EventType, "attempt", d.Attempts)
+	status, err := w.post(ctx, d)
+	rec := context.WithoutCancel(ctx)
+	now := time.Now().UTC()
+	if err == nil {
+		if err := w.store.Delivered(rec, d, w.cfg.Owner, *status, now); err != nil {
+			log.Warn("recording a webhook failed", "err", err)
+		}
+		log.Info("webhook delivered", "status", *status)
+		return
+	}
+	retry := time.Duration(0)
+	if d.Attempts <= len(w.cfg.Backoff) {
+		retry = w.cfg.Backoff[d.Attempts-1]
+	}
+	disabled, rerr := w.store.Failed(rec, d, w.cfg.Owner, err.Error(), status, retry, now)
+	if rerr != nil {
+		log.Warn("recording a failed webhook failed", "err", rerr)
+	}
+	if disabled {
+		log.Warn("webhook endpoint switched off after consecutive failures", "url", d.URL, "err", err)
+		return
+	}
+	log.Warn("webhook attempt failed", "err", err, "retry_in", retry.String())
+}
+
+func (w *Worker) post(ctx context.Context, d webhook.Delivery) (*int, error) {
+	p, err := w.platforms.Get(ctx, d.PlatformID)
+	if err != nil {
+		return nil, fmt.Errorf("reading platform %s: %w", d.PlatformID, err)
+	}
+	if p.Webhook == nil {
+		return nil, errors.New("the platform has no webhook any more")
+	}
+	secret, err := w.cfg.Secrets(p.Webhook.SecretRef)
+	if err != nil {
+		return nil, err
+	}
+	msgID := "msg_" + strings.ReplaceAll(d.ID, "-", "")
+	headers, err := webhook.Headers(secret, msgID, time.Now(), d.Payload)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("User-Agent", "export-platform-webhooks/1")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", d.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	status := resp.StatusCode
+	if status/100 != 2 {
+		return &status, fmt.Errorf("POST %s: %s", d.URL, strings.TrimSpace(resp.Status+" "+strings.TrimSpace(string(body))))
+	}
+	return &status, nil
+}
