@@ -1,6 +1,7 @@
 package api
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,8 +135,13 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &streamWriter{w: w, rc: rc, cancel: cancel, timeout: a.StreamWriteTimeout, bytes: bytesOut.Add,
 		pace: a.pace()}
+	gz := acceptsGzip(r.Header.Values("Accept-Encoding"))
 	sw.start = func() {
 		h := w.Header()
+		if gz {
+			h.Set("Content-Encoding", "gzip")
+		}
+		h.Set("Vary", "Accept-Encoding")
 		h.Set("Content-Type", spec.ContentType)
 		h.Set("Content-Disposition", contentDisposition(spec.FileName))
 		h.Set("Cache-Control", "no-store")
@@ -144,18 +151,32 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 		m.streamFirstByte.Observe(time.Since(start).Seconds())
 	}
 	var counted int64
-	res, err := export.Run(ctx, a.Catalog, spec, sw, func(done int64) {
+	var out io.Writer = sw
+	var zw *gzipStream
+	if gz {
+		zw = &gzipStream{zw: gzip.NewWriter(sw), sw: sw}
+		out = zw
+	}
+	res, err := export.Run(ctx, a.Catalog, spec, out, func(done int64) {
 		rows.Add(float64(done - counted))
 		counted = done
 	})
+	if err == nil && zw != nil {
+		err = zw.zw.Close() // the gzip trailer
+	}
 	p, _ := auth.FromContext(r.Context())
 	log := a.Log.With("entity", spec.Entity, "format", spec.Format, "requested_by", p.Subject,
 		"rows", max(res.Rows, counted), "bytes", sw.n, "duration", time.Since(start).Round(time.Millisecond))
+	sent := sw.n
+	if zw != nil {
+		sent = zw.n
+	}
 	if err == nil || sw.started {
-		// Audited when it ends, with what it sent and whether it was whole.
+		// Audited when it ends, with what it sent (before any compression) and whether it was
+		// whole.
 		ev := events.Accessed{Action: events.ActionStreamed, ResourceType: "stream", ResourceID: r.URL.Path,
 			Owner: p.Subject, Entity: spec.Entity, Format: spec.Format, Fields: body.Fields, Filters: body.Filters,
-			Rows: ptr(max(res.Rows, counted)), Bytes: ptr(sw.n), Complete: ptr(err == nil), Status: http.StatusOK}
+			Rows: ptr(max(res.Rows, counted)), Bytes: ptr(sent), Complete: ptr(err == nil), Status: http.StatusOK}
 		if spec.Query != nil {
 			ev.Filters = spec.Query.Filters
 		}
@@ -281,6 +302,50 @@ func (s *streamWriter) Flush() error {
 		return err
 	}
 	return nil
+}
+
+// gzipStream compresses a stream for a client that accepts gzip (Accept-Encoding): each flush
+// of the export pushes the compressed bytes so far to the client.
+type gzipStream struct {
+	zw *gzip.Writer
+	sw *streamWriter
+	n  int64 // bytes of the export before compression (what the audit records)
+}
+
+func (g *gzipStream) Write(p []byte) (int, error) {
+	n, err := g.zw.Write(p)
+	g.n += int64(n)
+	return n, err
+}
+
+func (g *gzipStream) Flush() error {
+	if err := g.zw.Flush(); err != nil {
+		return err
+	}
+	return g.sw.Flush()
+}
+
+// acceptsGzip reads Accept-Encoding: gzip (or *) with a quality above zero.
+func acceptsGzip(values []string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name != "gzip" && name != "*" {
+				continue
+			}
+			q := 1.0
+			if k, val, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.TrimSpace(k) == "q" {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+					q = f
+				}
+			}
+			if q > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // contentDisposition is an attachment header for name: a quoted ASCII form every client reads,

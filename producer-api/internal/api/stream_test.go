@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -390,6 +391,8 @@ func openStream(t *testing.T, ctx context.Context, e *env, path string) (*http.R
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token(t, "alice", auth.PermReadExports))
+	// The raw bytes: these tests are about a stream's pace, which gzip would hide in buffers.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -650,5 +653,50 @@ func TestStreamHeadersBeforeTheFirstRow(t *testing.T) {
 				t.Errorf("reading the rest: %v", err)
 			}
 		})
+	}
+}
+
+// TestStreamGzip: a client that accepts gzip gets the same bytes gzipped (Content-Encoding,
+// Vary); one that does not, or refuses it with q=0, gets them plain.
+func TestStreamGzip(t *testing.T) {
+	t.Parallel()
+	db := newCatalogDB(t)
+	e := newEnv(t, newFakeJobs(), withCatalog(db))
+	tok := token(t, "alice", auth.PermReadExports)
+	_, want := exportBytes(t, db, export.Request{Entity: "products", Format: "csv", Fields: []string{"sku", "name"}})
+	get := func(enc string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/api/v1/exports/stream/csv/products?fields=sku,name", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if enc != "" {
+			req.Header.Set("Accept-Encoding", enc)
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	resp, body := get("br, gzip;q=0.8")
+	if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("headers %v", resp.Header)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := io.ReadAll(zr); err != nil || !bytes.Equal(plain, want) {
+		t.Errorf("gunzipped stream: %v, %d bytes, want %d", err, len(plain), len(want))
+	}
+	for _, enc := range []string{"", "identity", "gzip;q=0"} {
+		resp, body := get(enc)
+		if resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(body, want) {
+			t.Errorf("Accept-Encoding %q: encoding %q, %d bytes", enc, resp.Header.Get("Content-Encoding"), len(body))
+		}
 	}
 }
