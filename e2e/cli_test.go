@@ -295,3 +295,54 @@ func TestCLICancel(t *testing.T) {
 		}
 	})
 }
+
+// TestCLIPlatforms: exportctl creates a template platform delivering to the stack's SFTP
+// server, tests it, exports with --platform (the file has the channel's titles and reached the
+// server), lists it and deletes it; a test of an unreachable destination exits 1 naming it.
+func TestCLIPlatforms(t *testing.T) {
+	s := getStack(t)
+	s.seedOnce(t, formatsCatalog)
+	bin := s.buildCLI(t)
+	dir := unique("e2e-cli")
+	dest, err := json.Marshal(s.sftpDestination(t, dir, filepath.Join(s.root, ".stack/sftp/id_ed25519")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := unique("CLI Google")
+	r := s.runCLI(t, bin, "platforms", "create", name, "--type", "google_shopping", "--header", "name=titre",
+		"--destination-json", string(dest))
+	if r.code != 0 {
+		t.Fatalf("platforms create: %d %s", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	defer s.runCLI(t, bin, "platforms", "delete", id)
+	if r := s.runCLI(t, bin, "platforms", "test", id); r.code != 0 || !strings.Contains(r.stdout, "remove") {
+		t.Errorf("platforms test: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "feed.csv")
+	r = s.runCLI(t, bin, "export", "--platform", id, "--out", out)
+	if r.code != 0 {
+		t.Fatalf("export --platform: %d %s", r.code, r.stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil || !bytes.HasPrefix(data, []byte("id\ttitre\tdescription")) {
+		t.Fatalf("the file starts %.60q (%v)", data, err)
+	}
+	if j := s.waitDelivery(t, requestedID(t, r.stderr), time.Minute, "delivered"); !bytes.Equal(s.sftpGet(t, dir+"/products.csv"), data) {
+		t.Errorf("the file on the SFTP server differs from the one downloaded (%+v)", j.Delivery)
+	}
+	if r := s.runCLI(t, bin, "platforms", "list"); r.code != 0 || !strings.Contains(r.stdout, name) || !strings.Contains(r.stdout, "sftp") {
+		t.Errorf("platforms list: %d %s", r.code, r.stdout)
+	}
+	// A destination nobody listens on: the test fails at connect, exit 1.
+	var d map[string]any
+	_ = json.Unmarshal(dest, &d)
+	d["port"] = 1
+	bad, _ := json.Marshal(d)
+	r = s.runCLI(t, bin, "platforms", "create", unique("CLI down"), "--type", "google_shopping", "--destination-json", string(bad))
+	badID := strings.TrimSpace(r.stdout)
+	defer s.runCLI(t, bin, "platforms", "delete", badID)
+	if r := s.runCLI(t, bin, "platforms", "test", badID); r.code != 1 || !strings.Contains(r.stdout, "connect") || !strings.Contains(r.stdout, "FAILED") {
+		t.Errorf("test of an unreachable destination: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -19,10 +20,15 @@ type exportRequest struct {
 	Filters       map[string]any `json:"filters,omitempty"`
 	Options       map[string]any `json:"options,omitempty"`
 	FileName      string         `json:"file_name,omitempty"`
+	// With a platform, entity and format may come from it (POST /create).
+	Entity     string `json:"entity,omitempty"`
+	Format     string `json:"format,omitempty"`
+	PlatformID string `json:"platform_id,omitempty"`
 }
 
 type exportFlags struct {
 	entity, format string
+	formatSet      bool
 	body           exportRequest
 	out            string
 	detach         bool
@@ -57,11 +63,21 @@ func (a *app) parseExport(args []string) (exportFlags, error) {
 	fs.StringVar(&f.body.FileName, "file-name", "", "the file name the server stores and offers")
 	fs.StringVar(&f.out, "out", "", "the file, or directory, to write to; - for stdout (default: the server's file name, here)")
 	fs.BoolVar(&f.detach, "detach", false, "print the job id and return without waiting")
-	pos, err := parse(fs, args, 1, 1)
+	fs.StringVar(&f.body.PlatformID, "platform", "", "a platform `ID` whose configuration the export takes (ENTITY and flags override it)")
+	pos, err := parse(fs, args, 0, 1)
 	if err != nil {
 		return f, err
 	}
-	f.entity = pos[0]
+	if len(pos) == 1 {
+		f.entity = pos[0]
+	} else if f.body.PlatformID == "" {
+		return f, usagef("export: missing argument ENTITY (products or suppliers), unless --platform gives it")
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "format" {
+			f.formatSet = true
+		}
+	})
 	f.body.Fields, f.body.ExcludeFields = csvList(*fields), csvList(*exclude)
 	if f.body.Filters, err = buildObject("filter", filters, filterJSON); err != nil {
 		return f, err
@@ -89,6 +105,13 @@ func (a *app) cmdExport(ctx context.Context, args []string) error {
 		Status string `json:"status"`
 	}
 	path := basePath + "/" + url.PathEscape(f.format) + "/" + url.PathEscape(f.entity)
+	if f.body.PlatformID != "" {
+		// The platform gives what the command line leaves out.
+		path, f.body.Entity = basePath+"/create", f.entity
+		if f.formatSet {
+			f.body.Format = f.format
+		}
+	}
 	if err := c.do(ctx, http.MethodPost, path, f.body, &acc); err != nil {
 		return fmt.Errorf("requesting the export: %w", err)
 	}
@@ -96,7 +119,11 @@ func (a *app) cmdExport(ctx context.Context, args []string) error {
 		fmt.Fprintln(a.stdout, acc.TaskID)
 		return nil
 	}
-	fmt.Fprintf(a.stderr, "export %s requested (%s %s); Ctrl-C cancels it\n", acc.TaskID, f.format, f.entity)
+	if f.body.PlatformID != "" {
+		fmt.Fprintf(a.stderr, "export %s requested (platform %s); Ctrl-C cancels it\n", acc.TaskID, f.body.PlatformID)
+	} else {
+		fmt.Fprintf(a.stderr, "export %s requested (%s %s); Ctrl-C cancels it\n", acc.TaskID, f.format, f.entity)
+	}
 
 	j, err := a.follow(ctx, c, acc.TaskID)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {

@@ -95,6 +95,7 @@ func init() {
 		{"cancel", "ID", "cancel a queued or running job", (*app).cmdCancel},
 		{"delete", "ID", "delete a job and its file (cancelling it if it runs)", (*app).cmdDelete},
 		{"schedules", "SUB [ID] [flags]", "list, create, get, toggle, run, next, runs, delete schedules", (*app).cmdSchedules},
+		{"platforms", "SUB [ID] [flags]", "list, create, get, test, delete export platforms", (*app).cmdPlatforms},
 		{"token", "[flags]", "print a token signed with $JWT_SECRET for the local stack", (*app).cmdToken},
 	}
 }
