@@ -87,6 +87,7 @@
     $("export").hidden = false;
     $("jobs").hidden = false;
     $("schedules").hidden = false;
+    $("platforms").hidden = false;
     $("token").value = "";
     alertMsg("");
     if (!quiet) notice("Signed in as " + (c.name || c.sub) + ".");
@@ -97,6 +98,7 @@
     loadPage(true);
     resetScheduleForm();
     loadSchedules();
+    loadPlatforms();
     connect(true);
     return true;
   }
@@ -114,6 +116,7 @@
     $("export").hidden = true;
     $("jobs").hidden = true;
     $("schedules").hidden = true;
+    $("platforms").hidden = true;
     schedules.clear();
     renderSchedules();
     showLogin("");
@@ -406,7 +409,8 @@
     };
     r.badge = el("span", { class: "status" });
     r.err = el("span", { class: "joberr" });
-    r.status.append(el("div", {}, r.badge, r.err));
+    r.delivery = el("span", { class: "delivery" });
+    r.status.append(el("div", {}, r.badge, r.err, r.delivery));
     r.bar = el("progress", { max: "100", value: "0" });
     r.pct = el("span", { class: "pct" });
     r.progressCell.append(el("div", { class: "bar" }, r.bar, r.pct));
@@ -416,7 +420,9 @@
     r.download = el("button", { type: "button", class: "small", "data-action": "download", onclick: () => download(id, r.download) }, "Download");
     r.cancel = el("button", { type: "button", class: "small secondary", "data-action": "cancel", onclick: () => cancelJob(id, r.cancel) }, "Cancel");
     r.del = el("button", { type: "button", class: "small danger", "data-action": "delete", onclick: () => deleteJob(id, r.del) }, "Delete");
-    r.acts.append(el("div", { class: "acts" }, r.download, r.cancel, r.del));
+    r.redeliver = el("button", { type: "button", class: "small secondary", "data-action": "redeliver", hidden: true,
+      onclick: () => retryDelivery(id, r.redeliver) }, "Retry delivery");
+    r.acts.append(el("div", { class: "acts" }, r.download, r.cancel, r.redeliver, r.del));
     r.tr.append(r.created, r.entity, r.format, r.status, r.progressCell, r.phase, r.rowsCell, r.rate, r.eta, r.acts);
     return r;
   }
@@ -430,6 +436,11 @@
     r.badge.textContent = j.status || "";
     r.badge.dataset.status = j.status || "";
     r.err.textContent = j.error && j.error.message ? j.error.message : "";
+    const d = j.delivery;
+    r.delivery.textContent = deliveryText(d);
+    r.delivery.dataset.status = d ? d.status : "";
+    r.redeliver.hidden = !(d && d.status === "failed");
+    r.redeliver.setAttribute("aria-label", "Retry the delivery of " + label);
     const p = Math.max(0, Math.min(100, Number(j.progress) || 0));
     r.bar.value = p;
     r.bar.setAttribute("aria-label", "Progress of " + label);
@@ -464,6 +475,44 @@
       if (body.children[i] !== r.tr) body.insertBefore(r.tr, body.children[i] || null);
     });
     $("no-jobs").hidden = list.length > 0;
+  }
+
+  // A job's delivery to its platform's destination, in words.
+  function deliveryText(d) {
+    if (!d) return "";
+    const err = d.last_error && d.last_error.message ? ": " + d.last_error.message : "";
+    switch (d.status) {
+      case "delivered": return "delivered to " + d.target;
+      case "delivering": return "delivering (attempt " + d.attempts + ")";
+      case "pending": return d.attempts ? "delivery retried at " + fmtTime(d.next_attempt_at) + " (attempt " + d.attempts + " failed" + err + ")" : "delivery waiting";
+      case "failed": return "delivery failed after " + d.attempts + " attempts" + err;
+    }
+    return "";
+  }
+
+  // Deliveries move without a push (the live channel carries the jobs' progress): the jobs
+  // whose delivery is under way are read again every few seconds.
+  setInterval(() => {
+    if (!token || document.hidden) return;
+    for (const j of jobs.values()) {
+      if (j.status === "completed" && (!j.delivery && j.platform_id && !j.delivery_checked || j.delivery && (j.delivery.status === "pending" || j.delivery.status === "delivering"))) {
+        j.delivery_checked = true;
+        fetchJob(j.id);
+      }
+    }
+  }, 2000);
+
+  async function retryDelivery(id, btn) {
+    btn.disabled = true;
+    try {
+      const j = await (await api("POST", API + "/" + encodeURIComponent(id) + "/deliver")).json();
+      put(id, j, false);
+      notice("The delivery of job " + id.slice(0, 8) + " starts again.");
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not retry the delivery: " + e.message);
+    } finally {
+      btn.disabled = false;
+    }
   }
 
   // ---------- job actions ----------
@@ -1031,6 +1080,184 @@
   $("schedules-refresh").addEventListener("click", loadSchedules);
   $("run-log-close").addEventListener("click", () => { closeRunLog(); $("schedules-heading").focus(); });
   setInterval(() => { if (token && !document.hidden) loadSchedules(); }, 30000);
+
+  // ---------- platforms ----------
+  const platforms = new Map(); // id -> platform
+
+  async function loadPlatforms() {
+    try {
+      const body = await (await api("GET", API + "/platforms?limit=200")).json();
+      platforms.clear();
+      for (const p of body.items || []) platforms.set(p.id, p);
+      renderPlatforms();
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not load the platforms: " + e.message);
+    }
+  }
+
+  function destText(d) {
+    switch (d.type) {
+      case "sftp": return "SFTP " + d.user + "@" + d.host + ":" + d.port + "/" + (d.directory || "");
+      case "s3": return "S3 " + d.endpoint + "/" + d.bucket + "/" + (d.prefix || "");
+      case "http": return (d.method || "PUT") + " " + d.url;
+    }
+    return "our bucket only";
+  }
+
+  function renderPlatforms() {
+    const body = $("platform-rows");
+    body.textContent = "";
+    for (const p of platforms.values()) {
+      const cell = (label, ...kids) => el("td", { "data-label": label }, ...kids);
+      const c = p.default_config || {};
+      const exp = [c.format || "", c.entity || "", c.compression || ""].filter(Boolean).join(" ") || "the template's";
+      const hook = p.webhook
+        ? el("div", {}, el("span", { text: p.webhook.url }),
+          p.webhook_status && p.webhook_status.disabled_at ? el("span", { class: "joberr", text: "switched off: " + p.webhook_status.disabled_reason }) : "")
+        : el("span", { class: "muted", text: "none" });
+      const test = el("button", { type: "button", class: "small secondary", "data-action": "test", "aria-label": "Test the connection of " + p.name,
+        onclick: () => testPlatform(p.id, test) }, "Test connection");
+      const run = el("button", { type: "button", class: "small", "data-action": "export", "aria-label": "Export now with " + p.name,
+        onclick: () => exportWith(p.id, run) }, "Export now");
+      const del = el("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": "Delete " + p.name,
+        onclick: () => deletePlatform(p.id, del) }, "Delete");
+      body.append(el("tr", { "data-platform-id": p.id },
+        cell("Name", el("div", {}, el("span", { text: p.name }), el("span", { class: "id", text: p.id.slice(0, 8) }))),
+        cell("Type", el("span", { text: p.type })), cell("Export", el("span", { text: exp })),
+        cell("Destination", el("span", { text: destText(p.destination || {}) })), cell("Webhook", hook),
+        cell("Schedules", el("span", { text: nf.format((p.schedule_ids || []).length) })),
+        el("td", { "data-label": "Actions", class: "acts-cell" }, el("div", { class: "acts" }, run, test, del))));
+    }
+    $("no-platforms").hidden = platforms.size > 0;
+  }
+
+  async function testPlatform(id, btn) {
+    const p = platforms.get(id) || {};
+    btn.disabled = true;
+    const list = $("p-test-steps");
+    list.textContent = "";
+    $("p-test").hidden = false;
+    $("p-test-heading").textContent = "Connection test of " + p.name + "…";
+    try {
+      const res = await (await api("POST", API + "/platforms/" + id + "/test")).json();
+      for (const s of res.steps || []) {
+        list.append(el("li", { "data-step": s.step, "data-ok": s.ok ? "1" : "0",
+          text: s.step + ": " + (s.ok ? "ok" : "failed — " + s.error) + " (" + s.duration_ms + " ms)" }));
+      }
+      $("p-test-heading").textContent = "Connection test of " + p.name + ": " + (res.ok ? "it works" : "it failed");
+      $("p-test-heading").dataset.ok = res.ok ? "1" : "0";
+      $("p-test-heading").focus();
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not test the platform: " + e.message);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function exportWith(id, btn) {
+    const p = platforms.get(id) || {};
+    btn.disabled = true;
+    try {
+      const a = await (await api("POST", API + "/create", { platform_id: id })).json();
+      const jid = a.job_id || a.task_id;
+      started.add(jid);
+      if (a.job) put(jid, a.job, false);
+      notice("Export " + jid.slice(0, 8) + " started with " + p.name + ".");
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not start the export: " + e.message);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function deletePlatform(id, btn) {
+    const p = platforms.get(id) || {};
+    if (!btn.dataset.confirm) {
+      btn.dataset.confirm = "1";
+      btn.textContent = "Confirm delete";
+      btn.setAttribute("aria-label", "Confirm: delete the platform " + p.name);
+      setTimeout(() => { delete btn.dataset.confirm; btn.textContent = "Delete"; btn.setAttribute("aria-label", "Delete " + p.name); }, 5000);
+      return;
+    }
+    btn.disabled = true;
+    try {
+      await api("DELETE", API + "/platforms/" + id);
+      platforms.delete(id);
+      renderPlatforms();
+      notice("Deleted the platform " + p.name + ".");
+      $("platforms-heading").focus();
+    } catch (e) {
+      if (e.status !== 401 && e.status !== 403) alertMsg("Could not delete the platform: " + e.message);
+      btn.disabled = false;
+    }
+  }
+
+  function syncDestination() {
+    const t = $("p-dest").value;
+    for (const g of document.querySelectorAll("#platform-form [data-dest]")) g.hidden = g.dataset.dest !== t;
+  }
+
+  // platformErrorField maps an API error's field to the form's error slot.
+  function platformErrorField(field) {
+    const map = { name: "p-name", type: "p-type", "destination.type": "p-dest", "webhook.url": "p-hook-url", "webhook.secret_ref": "p-hook-secret",
+      "default_config.entity": "p-entity", "default_config.format": "p-format", "default_config.compression": "p-compression" };
+    if (map[field]) return map[field];
+    const m = /^destination\.(.+)$/.exec(field || "");
+    if (m) {
+      const input = document.querySelector("#platform-form [data-dest=\"" + $("p-dest").value + "\"] [data-d=\"" + m[1] + "\"]");
+      if (input) return input.id;
+    }
+    return "";
+  }
+
+  $("p-dest").addEventListener("change", syncDestination);
+  $("platforms-refresh").addEventListener("click", loadPlatforms);
+  $("platform-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    for (const e of document.querySelectorAll("#platform-form .err")) e.textContent = "";
+    for (const e of document.querySelectorAll("#platform-form [aria-invalid]")) e.removeAttribute("aria-invalid");
+    const cfg = {};
+    for (const [k, id] of [["entity", "p-entity"], ["format", "p-format"], ["compression", "p-compression"]]) {
+      if ($(id).value) cfg[k] = $(id).value;
+    }
+    const dest = { type: $("p-dest").value };
+    if (dest.type !== "storage") {
+      for (const x of document.querySelectorAll("#platform-form [data-dest=\"" + dest.type + "\"] [data-d]")) {
+        if (x.dataset.kind === "bool") dest[x.dataset.d] = x.checked;
+        else if (x.value.trim() !== "") dest[x.dataset.d] = x.dataset.kind === "number" ? Number(x.value) : x.value.trim();
+      }
+    }
+    const body = { name: $("p-name").value.trim(), type: $("p-type").value, default_config: cfg, destination: dest };
+    if ($("p-hook-url").value.trim() || $("p-hook-secret").value.trim()) {
+      body.webhook = { url: $("p-hook-url").value.trim(), secret_ref: $("p-hook-secret").value.trim() };
+    }
+    const btn = $("p-save");
+    btn.disabled = true;
+    $("p-status").textContent = "Saving…";
+    try {
+      const p = await (await api("POST", API + "/platforms", body)).json();
+      platforms.set(p.id, p);
+      loadPlatforms();
+      $("p-status").textContent = "";
+      notice("Platform " + p.name + " created.");
+      $("platform-form").reset();
+      syncDestination();
+    } catch (e) {
+      $("p-status").textContent = "";
+      if (e.status === 401 || e.status === 403) return;
+      const slot = platformErrorField(e.field);
+      if (slot) {
+        $("err-" + slot).textContent = e.message;
+        $(slot).setAttribute("aria-invalid", "true");
+        $(slot).focus();
+      } else {
+        alertMsg("Could not create the platform: " + e.message);
+      }
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  syncDestination();
 
   // ---------- wiring ----------
   $("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); login($("token").value, false); });
