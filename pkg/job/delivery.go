@@ -27,7 +27,9 @@ type Delivery struct {
 	Target        string         `json:"target"` // where the file went, or goes (no secret in it)
 	DeliveredAt   *time.Time     `json:"delivered_at"`
 	NextAttemptAt *time.Time     `json:"next_attempt_at"`
-	LastError     *Error         `json:"last_error"`
+	// LastAttemptAt is when the latest attempt began (with DeliveredAt, how long it took).
+	LastAttemptAt *time.Time `json:"last_attempt_at"`
+	LastError     *Error     `json:"last_error"`
 	// The lease of the attempt under way.
 	LeaseOwner     *string    `json:"lease_owner,omitempty"`
 	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
@@ -119,7 +121,7 @@ func applyDelivery(j Job, c Command) (Job, []events.Event, error) {
 			return j, nil, ErrNotClaimable
 		}
 		d.Status, d.Attempts = DeliveryDelivering, d.Attempts+1
-		d.LeaseOwner, d.LeaseExpiresAt, d.NextAttemptAt = ptr(c.Owner), ptr(c.At.Add(c.TTL)), nil
+		d.LeaseOwner, d.LeaseExpiresAt, d.NextAttemptAt, d.LastAttemptAt = ptr(c.Owner), ptr(c.At.Add(c.TTL)), nil, ptr(c.At)
 		j.Delivery, j.UpdatedAt = &d, c.At
 		return j, nil, nil
 	case RenewDelivery:

@@ -30,7 +30,7 @@ import (
 // 1M peak includes whatever the exporter retained from an earlier job; copy runs right before
 // csv so that both see the same cache and host load.
 var benches = []string{"csv_100k", "copy", "csv", "jsonl", "json_relations", "xlsx", "csv_stream", "jsonl_stream",
-	"hub_latency", "hub_idle", "schedule_fire", "api_auth"}
+	"hub_latency", "hub_idle", "schedule_fire", "api_auth", "delivery"}
 
 // hubBenches need no catalog: selected alone, they run without counting or seeding it.
 var hubBenches = []string{"hub_latency", "hub_idle", "schedule_fire", "api_auth"}
@@ -252,6 +252,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			b.benchScheduleFire(ctx)
 		case "api_auth":
 			b.benchAPIAuth(ctx)
+		case "delivery":
+			b.benchDelivery(ctx)
 		}
 	}
 	b.derived()
