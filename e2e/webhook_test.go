@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,6 +117,27 @@ func TestWebhooks(t *testing.T) {
 	}
 	if len(log.Items) != 1 || log.Items[0].Status != "delivered" || log.Items[0].Attempts != 2 || log.Items[0].JobID != a.JobID {
 		t.Errorf("webhook log %+v", log.Items)
+	}
+
+	// A request's own webhook, without a platform: notified of that job alone.
+	own := newReceiver(t, 0)
+	r := s.requestExport(t, s.writer(t), "csv", "products", map[string]any{"fields": []string{"sku"},
+		"webhook": map[string]any{"url": own.srv.URL, "secret_ref": "env:DEMO_WEBHOOK_SECRET", "events": []string{"completed"}}})
+	s.waitStatus(t, r.JobID, "completed", time.Minute)
+	deadline = time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if got, bad = own.requests(); len(got) >= 1 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if bad != 0 || len(got) != 1 || got[0].typ != "export.completed" || got[0].jobID != r.JobID {
+		t.Errorf("the request's own webhook received %+v (%d bad signatures)", got, bad)
+	}
+	if code, body := s.do(t, http.MethodPost, "/api/v1/exports/csv/products", s.writer(t), map[string]any{
+		"webhook": map[string]any{"url": own.srv.URL, "secret_ref": "hunter2"}}); code != http.StatusBadRequest ||
+		!strings.Contains(string(body), `"field":"webhook.secret_ref"`) {
+		t.Errorf("a webhook with a secret in clear: %d %s", code, body)
 	}
 
 	// An endpoint that always fails: off after 5 failures (2+4+8+16 s of backoff locally).

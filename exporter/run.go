@@ -259,7 +259,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g.Go(func() error { return deliveries.Run(gctx) })
 	// Webhooks: queued from exports.events by a consumer group of their own, sent by a worker.
 	hooks := webhooks.New(webhooks.Config{Owner: cfg.WorkerID, Backoff: cfg.DeliveryBackoff, Poll: cfg.DeliveryPoll},
-		webhook.NewStore(exportsPool), platformstore.New(exportsPool), log.With("component", "webhooks"))
+		webhook.NewStore(exportsPool), platformstore.New(exportsPool), store, log.With("component", "webhooks"))
 	g.Go(func() error {
 		err := eventbus.NewConsumer(hookCl, log.With("component", "webhook-consumer"), hooks.Handle).Run(gctx)
 		eventbus.CloseGroup(hookCl, 3*time.Second)

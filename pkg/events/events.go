@@ -107,9 +107,19 @@ type ExportRequested struct {
 	// ScheduledFor is the fire time of the schedule run the job belongs to (absent otherwise).
 	ScheduledFor *time.Time `json:"scheduled_for,omitempty"`
 	PlatformID   *string    `json:"platform_id"`
+	// Webhook, from the request itself, is notified of the job (besides its platform's).
+	Webhook *Webhook `json:"webhook,omitempty"`
 	// Deliver: the platform delivers the file beyond our bucket once it is stored.
 	Deliver     bool      `json:"deliver,omitempty"`
 	RequestedAt time.Time `json:"requested_at"`
+}
+
+// Webhook is a URL notified of a job's completion, failure or delivery, signed with the secret
+// SecretRef names (env:NAME or file:/path; Standard Webhooks).
+type Webhook struct {
+	URL       string   `json:"url"`
+	SecretRef string   `json:"secret_ref"`
+	Events    []string `json:"events,omitempty"` // completed, failed, delivered, delivery_failed; none: all
 }
 
 // ExportStarted says a worker began (or, after a crash, resumed from scratch) a job.

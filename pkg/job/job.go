@@ -101,6 +101,8 @@ type Job struct {
 	// Delivery is the copy of the file to the job's platform's destination, once completed;
 	// nil for a job without one (Deliver false).
 	Delivery *Delivery `json:"delivery,omitempty"`
+	// Webhook is the request's own webhook (its platform's is the platform's).
+	Webhook *events.Webhook `json:"webhook,omitempty"`
 	// Deliver says the job's platform delivers its file beyond our bucket.
 	Deliver bool `json:"-"`
 	// Version counts the job's changes: the repository saves a change only over the version
@@ -144,7 +146,7 @@ func (j Job) Request() events.ExportRequested {
 		Filters: j.Filters, Options: j.Options, FileName: j.FileName, Headers: j.Headers, Compression: j.Compression,
 		RequestedBy:   j.RequestedBy,
 		RequesterName: j.RequesterName, ScheduleID: j.ScheduleID, ScheduledFor: j.ScheduledFor,
-		PlatformID: j.PlatformID, Deliver: j.Deliver, RequestedAt: j.CreatedAt,
+		PlatformID: j.PlatformID, Deliver: j.Deliver, Webhook: j.Webhook, RequestedAt: j.CreatedAt,
 	}
 }
 

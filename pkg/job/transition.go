@@ -143,7 +143,7 @@ func New(req events.ExportRequested) (Job, []events.Event) {
 		Fields: nonNil(req.Fields), ExcludeFields: nonNil(req.ExcludeFields), Filters: nonNilMap(req.Filters),
 		Options: nonNilMap(req.Options), FileName: req.FileName, Headers: req.Headers, Compression: req.Compression,
 		RequestedBy: req.RequestedBy, RequesterName: req.RequesterName, ScheduleID: req.ScheduleID, ScheduledFor: req.ScheduledFor,
-		PlatformID: req.PlatformID, Deliver: req.Deliver, CreatedAt: req.RequestedAt, UpdatedAt: req.RequestedAt,
+		PlatformID: req.PlatformID, Deliver: req.Deliver, Webhook: req.Webhook, CreatedAt: req.RequestedAt, UpdatedAt: req.RequestedAt,
 		Warnings: []string{}, Phase: events.PhaseQueued, Version: 1,
 	}
 	return j, []events.Event{req}

@@ -112,7 +112,7 @@ const jobColumns = `id::text, entity, format, status, progress, rows_done, rows_
 	CASE WHEN status = 'queued' THEN (SELECT count(*) + 1 FROM jobs q WHERE q.status = 'queued'
 		AND q.deleted_at IS NULL AND (q.created_at, q.id) < (jobs.created_at, jobs.id)) END,
 	expires_at, cancelled_by, file_removed_at IS NOT NULL, scheduled_for, version, lease_expires_at,
-	charged, last_error, deleted_at, headers, compression, deliver, delivery`
+	charged, last_error, deleted_at, headers, compression, deliver, delivery, webhook`
 
 // jobSQL reads one job by id ($1), deleted or not; liveJobSQL only one not deleted.
 const (
@@ -129,7 +129,7 @@ func scanJob(row pgx.Row) (Job, error) {
 		&j.RequesterName, &j.ScheduleID, &j.PlatformID, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
 		&j.UpdatedAt, &errCode, &errMsg, &file, &j.Attempt, &j.LeaseOwner, &j.Warnings, &j.Phase,
 		&j.RateRowsPerS, &j.ETASeconds, &j.QueuePosition, &j.ExpiresAt, &j.CancelledBy, &j.FileRemoved, &j.ScheduledFor,
-		&j.Version, &j.LeaseExpiresAt, &j.Charged, &lastErr, &j.DeletedAt, &j.Headers, &j.Compression, &j.Deliver, &j.Delivery)
+		&j.Version, &j.LeaseExpiresAt, &j.Charged, &lastErr, &j.DeletedAt, &j.Headers, &j.Compression, &j.Deliver, &j.Delivery, &j.Webhook)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, ErrNotFound
 	}
@@ -213,12 +213,12 @@ func CreateTx(ctx context.Context, tx pgx.Tx, req events.ExportRequested) (Job, 
 	j, evs := job.New(req)
 	created, err := scanJob(tx.QueryRow(ctx, `INSERT INTO jobs (id, entity, format, fields, exclude_fields,
 		filters, options, file_name, requested_by, requester_name, schedule_id, platform_id, created_at, updated_at,
-		scheduled_for, status, phase, version, headers, compression, deliver)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		scheduled_for, status, phase, version, headers, compression, deliver, webhook)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 		RETURNING `+jobColumns,
 		j.ID, j.Entity, j.Format, j.Fields, j.ExcludeFields, j.Filters, j.Options, j.FileName, j.RequestedBy,
 		j.RequesterName, j.ScheduleID, j.PlatformID, j.CreatedAt, j.UpdatedAt, j.ScheduledFor, j.Status, j.Phase, j.Version,
-		j.Headers, j.Compression, j.Deliver))
+		j.Headers, j.Compression, j.Deliver, j.Webhook))
 	if err != nil {
 		return Job{}, fmt.Errorf("inserting job %s: %w", req.JobID, err)
 	}

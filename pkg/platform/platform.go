@@ -110,13 +110,9 @@ type Destination struct {
 	AuthorizationRef string `json:"authorization_ref,omitempty"`
 }
 
-// Webhook is the URL notified when a platform's job completes, fails or is delivered, signed
-// as Standard Webhooks says with the secret SecretRef names.
-type Webhook struct {
-	URL       string   `json:"url"`
-	SecretRef string   `json:"secret_ref"`
-	Events    []string `json:"events,omitempty"` // completed, failed, delivered, delivery_failed; none: all
-}
+// Webhook is the URL notified when a platform's job (or a single request's) completes, fails
+// or is delivered, signed as Standard Webhooks says with the secret SecretRef names.
+type Webhook = events.Webhook
 
 // WebhookEvents are the events a webhook may ask for.
 var WebhookEvents = []string{"completed", "failed", "delivered", "delivery_failed"}
@@ -180,7 +176,7 @@ func (s *Spec) Normalize() error {
 		return err
 	}
 	if s.Webhook != nil {
-		if err := s.Webhook.normalize(); err != nil {
+		if err := CheckWebhook(s.Webhook); err != nil {
 			return err
 		}
 	}
@@ -333,7 +329,9 @@ func checkURL(field, raw string) error {
 	return nil
 }
 
-func (w *Webhook) normalize() error {
+// CheckWebhook validates a webhook (a platform's, or a request's), naming the field at fault
+// under "webhook.".
+func CheckWebhook(w *Webhook) error {
 	if err := checkURL("webhook.url", w.URL); err != nil {
 		return err
 	}

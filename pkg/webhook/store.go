@@ -28,7 +28,8 @@ const DisableAfter = 5
 // Delivery is one notification of one event to one platform's endpoint.
 type Delivery struct {
 	ID             string     `json:"id"`
-	PlatformID     string     `json:"platform_id"`
+	PlatformID     *string    `json:"platform_id"` // nil for a request's own webhook
+	SecretRef      string     `json:"-"`
 	EventID        string     `json:"event_id"`
 	EventType      string     `json:"event_type"`
 	JobID          string     `json:"job_id"`
@@ -61,35 +62,46 @@ type Store struct{ pool *pgxpool.Pool }
 // NewStore wraps a pool of the exports database.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-const columns = `id::text, platform_id::text, event_id, event_type, job_id, url, payload, status, attempts,
+const columns = `id::text, platform_id::text, secret_ref, event_id, event_type, job_id, url, payload, status, attempts,
 	next_attempt_at, last_error, response_status, created_at, updated_at, delivered_at`
 
 func scan(row pgx.Row) (Delivery, error) {
 	var d Delivery
-	err := row.Scan(&d.ID, &d.PlatformID, &d.EventID, &d.EventType, &d.JobID, &d.URL, &d.Payload, &d.Status, &d.Attempts,
+	err := row.Scan(&d.ID, &d.PlatformID, &d.SecretRef, &d.EventID, &d.EventType, &d.JobID, &d.URL, &d.Payload, &d.Status, &d.Attempts,
 		&d.NextAttemptAt, &d.LastError, &d.ResponseStatus, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt)
 	return d, err
 }
 
-// Enqueue records the notification of one event to a platform's endpoint, once per event
-// (a repeat of the event changes nothing). When the endpoint is switched off it is recorded
-// skipped, with the reason, and not sent. It reports whether a notification was added.
-func (s *Store) Enqueue(ctx context.Context, platformID, eventID, eventType, jobID, url string, payload []byte, now time.Time) (bool, error) {
+// Notification is one event to notify to one webhook: a platform's (PlatformID set) or a
+// request's own (PlatformID empty).
+type Notification struct {
+	PlatformID, EventID, EventType, JobID, URL, SecretRef string
+	Payload                                               []byte
+}
+
+// Enqueue records a notification, once per (webhook, event): a repeat of the event changes
+// nothing. When a platform's endpoint is switched off it is recorded skipped, with the reason,
+// and not sent. It reports whether a notification was added.
+func (s *Store) Enqueue(ctx context.Context, n Notification, now time.Time) (bool, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return false, err
 	}
+	var platformID *string
+	if n.PlatformID != "" {
+		platformID = &n.PlatformID
+	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO webhook_deliveries (id, platform_id, event_id, event_type, job_id, url, payload,
-		status, next_attempt_at, last_error, created_at, updated_at)
-		SELECT $1, $2, $3, $4, $5, $6, $7,
+		secret_ref, status, next_attempt_at, last_error, created_at, updated_at)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $9,
 			CASE WHEN e.disabled_at IS NULL THEN 'pending' ELSE 'skipped' END,
 			CASE WHEN e.disabled_at IS NULL THEN $8::timestamptz END,
 			CASE WHEN e.disabled_at IS NOT NULL THEN 'endpoint switched off: ' || e.disabled_reason END, $8, $8
 		FROM (SELECT 1) one LEFT JOIN webhook_endpoints e ON e.platform_id = $2 AND e.url = $6
-		ON CONFLICT (platform_id, event_id) DO NOTHING`,
-		id, platformID, eventID, eventType, jobID, url, payload, now)
+		ON CONFLICT DO NOTHING`,
+		id, platformID, n.EventID, n.EventType, n.JobID, n.URL, n.Payload, now, n.SecretRef)
 	if err != nil {
-		return false, fmt.Errorf("queueing the %s webhook of job %s: %w", eventType, jobID, err)
+		return false, fmt.Errorf("queueing the %s webhook of job %s: %w", n.EventType, n.JobID, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -134,6 +146,9 @@ func (s *Store) Delivered(ctx context.Context, d Delivery, owner string, status 
 		if tag.RowsAffected() == 0 {
 			return errLost
 		}
+		if d.PlatformID == nil {
+			return nil // a request's own webhook has no endpoint state
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO webhook_endpoints (platform_id, url, consecutive_failures, updated_at)
 			VALUES ($1, $2, 0, $3) ON CONFLICT (platform_id) DO UPDATE SET url = $2, consecutive_failures = 0, updated_at = $3`,
 			d.PlatformID, d.URL, now)
@@ -148,12 +163,14 @@ func (s *Store) Delivered(ctx context.Context, d Delivery, owner string, status 
 func (s *Store) Failed(ctx context.Context, d Delivery, owner, msg string, status *int, retryAfter time.Duration, now time.Time) (disabled bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var failures int
-		if err := tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (platform_id, url, consecutive_failures, updated_at)
+		if d.PlatformID != nil {
+			if err := tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (platform_id, url, consecutive_failures, updated_at)
 			VALUES ($1, $2, 1, $3) ON CONFLICT (platform_id) DO UPDATE
 			SET consecutive_failures = CASE WHEN webhook_endpoints.url = $2 THEN webhook_endpoints.consecutive_failures + 1 ELSE 1 END,
 				url = $2, updated_at = $3
 			RETURNING consecutive_failures`, d.PlatformID, d.URL, now).Scan(&failures); err != nil {
-			return err
+				return err
+			}
 		}
 		next := "pending"
 		var at *time.Time

@@ -21,6 +21,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/destination"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/platform"
 	"github.com/productsmanager/exportplatform/pkg/platformstore"
 	"github.com/productsmanager/exportplatform/pkg/webhook"
@@ -29,6 +30,11 @@ import (
 // Platforms reads a platform; *platformstore.Store implements it.
 type Platforms interface {
 	Get(ctx context.Context, id string) (platform.Platform, error)
+}
+
+// Jobs reads a job (its request's own webhook); *jobstore.Store implements it.
+type Jobs interface {
+	GetAny(ctx context.Context, id string) (jobstore.Job, error)
 }
 
 // Config tunes the worker.
@@ -46,12 +52,13 @@ type Worker struct {
 	cfg       Config
 	store     *webhook.Store
 	platforms Platforms
+	jobs      Jobs
 	client    *http.Client
 	log       *slog.Logger
 }
 
 // New builds the worker.
-func New(cfg Config, store *webhook.Store, platforms Platforms, log *slog.Logger) *Worker {
+func New(cfg Config, store *webhook.Store, platforms Platforms, jobs Jobs, log *slog.Logger) *Worker {
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 2
 	}
@@ -64,11 +71,11 @@ func New(cfg Config, store *webhook.Store, platforms Platforms, log *slog.Logger
 	if cfg.Secrets == nil {
 		cfg.Secrets = destination.EnvSecrets
 	}
-	return &Worker{cfg: cfg, store: store, platforms: platforms, log: log,
+	return &Worker{cfg: cfg, store: store, platforms: platforms, jobs: jobs, log: log,
 		client: &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-// platformOf is the platform id an event names, if any.
+// platformOf is the job and the platform id an event names.
 func platformOf(ev events.Event) (jobID string, platformID *string) {
 	switch e := ev.(type) {
 	case events.ExportCompleted:
@@ -83,8 +90,14 @@ func platformOf(ev events.Event) (jobID string, platformID *string) {
 	return "", nil
 }
 
+// wants reports whether a webhook asks for events of kind.
+func wants(h *events.Webhook, kind string) bool {
+	return h != nil && (len(h.Events) == 0 || slices.Contains(h.Events, kind))
+}
+
 // Handle is the eventbus.Handler of the webhook consumer: it queues the notification of an
-// event its platform's webhook asks for.
+// event to the webhook of the job's platform and to the job's own (its request's), each when
+// it asks for that event.
 func (w *Worker) Handle(ctx context.Context, env events.Envelope) error {
 	kind := webhook.Kind(env.Type)
 	if kind == "" {
@@ -95,25 +108,34 @@ func (w *Worker) Handle(ctx context.Context, env events.Envelope) error {
 		return eventbus.Permanent(err)
 	}
 	jobID, pid := platformOf(ev)
-	if pid == nil {
-		return nil
-	}
-	p, err := w.platforms.Get(ctx, *pid)
-	if errors.Is(err, platformstore.ErrNotFound) {
-		return nil // deleted since: nobody to notify
-	}
-	if err != nil {
-		return fmt.Errorf("reading platform %s: %w", *pid, err)
-	}
-	if p.Webhook == nil || (len(p.Webhook.Events) > 0 && !slices.Contains(p.Webhook.Events, kind)) {
-		return nil
-	}
 	payload, err := webhook.Payload(kind, env.Time, env.Data)
 	if err != nil {
 		return eventbus.Permanent(err)
 	}
-	if _, err := w.store.Enqueue(ctx, p.ID, env.ID, "export."+kind, jobID, p.Webhook.URL, payload, time.Now().UTC()); err != nil {
-		return err
+	var notes []webhook.Notification
+	if pid != nil {
+		p, err := w.platforms.Get(ctx, *pid)
+		switch {
+		case errors.Is(err, platformstore.ErrNotFound): // deleted since: nobody to notify
+		case err != nil:
+			return fmt.Errorf("reading platform %s: %w", *pid, err)
+		case wants(p.Webhook, kind):
+			notes = append(notes, webhook.Notification{PlatformID: p.ID, URL: p.Webhook.URL, SecretRef: p.Webhook.SecretRef})
+		}
+	}
+	j, err := w.jobs.GetAny(ctx, jobID)
+	switch {
+	case errors.Is(err, jobstore.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reading job %s: %w", jobID, err)
+	case wants(j.Webhook, kind):
+		notes = append(notes, webhook.Notification{URL: j.Webhook.URL, SecretRef: j.Webhook.SecretRef})
+	}
+	for _, n := range notes {
+		n.EventID, n.EventType, n.JobID, n.Payload = env.ID, "export."+kind, jobID, payload
+		if _, err := w.store.Enqueue(ctx, n, time.Now().UTC()); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -165,7 +187,7 @@ func (w *Worker) sleep(ctx context.Context) {
 
 // send makes one attempt and records it.
 func (w *Worker) send(ctx context.Context, d webhook.Delivery) {
-	log := w.log.With("webhook_id", d.ID, "platform_id", d.PlatformID, "event", d.EventType, "attempt", d.Attempts)
+	log := w.log.With("webhook_id", d.ID, "job_id", d.JobID, "event", d.EventType, "attempt", d.Attempts)
 	status, err := w.post(ctx, d)
 	rec := context.WithoutCancel(ctx)
 	now := time.Now().UTC()
@@ -192,14 +214,7 @@ func (w *Worker) send(ctx context.Context, d webhook.Delivery) {
 }
 
 func (w *Worker) post(ctx context.Context, d webhook.Delivery) (*int, error) {
-	p, err := w.platforms.Get(ctx, d.PlatformID)
-	if err != nil {
-		return nil, fmt.Errorf("reading platform %s: %w", d.PlatformID, err)
-	}
-	if p.Webhook == nil {
-		return nil, errors.New("the platform has no webhook any more")
-	}
-	secret, err := w.cfg.Secrets(p.Webhook.SecretRef)
+	secret, err := w.cfg.Secrets(d.SecretRef)
 	if err != nil {
 		return nil, err
 	}

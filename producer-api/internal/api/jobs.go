@@ -86,6 +86,16 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
 		server.WriteError(w, http.StatusBadRequest, "invalid_argument", "format is required", "format")
 		return
 	}
+	if body.Webhook != nil {
+		if err := platform.CheckWebhook(body.Webhook); err != nil {
+			var fe *platform.FieldError
+			if errors.As(err, &fe) {
+				err = invalid(fe.Field, "%s", fe.Error())
+			}
+			a.refuse(w, r, err)
+			return
+		}
+	}
 	spec, err := prepare(req)
 	if err != nil {
 		a.refuse(w, r, err)
@@ -105,7 +115,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, body exportBody) {
 	}
 	job, err := a.Jobs.CreateWithin(r.Context(), events.ExportRequested{
 		JobID: id.String(), Entity: spec.Entity, Format: spec.Format,
-		Fields: req.Fields, ExcludeFields: req.ExcludeFields, Filters: filters, Options: req.Options, PlatformID: platformID, Deliver: deliver,
+		Fields: req.Fields, ExcludeFields: req.ExcludeFields, Filters: filters, Options: req.Options, PlatformID: platformID, Deliver: deliver, Webhook: body.Webhook,
 		FileName: spec.FileName, Headers: spec.Headers, Compression: spec.Compression, RequestedBy: p.Subject, RequesterName: p.Name,
 		RequestedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}, a.MaxActiveJobs)

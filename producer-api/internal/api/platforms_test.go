@@ -163,6 +163,16 @@ func TestRequestOverPlatform(t *testing.T) {
 	bob := token(t, "bob", auth.PermReadExports, auth.PermWriteExports)
 	e.do(t, http.MethodPost, "/api/v1/exports/create", bob, mustJSON(t, map[string]any{"platform_id": p.ID})).
 		checkError(t, http.StatusBadRequest, "invalid_argument", "platform_id")
+	// A request's own webhook is checked like a platform's and recorded on the job.
+	e.do(t, http.MethodPost, "/api/v1/exports/csv/products", alice, mustJSON(t, map[string]any{
+		"webhook": map[string]any{"url": "ftp://x", "secret_ref": "env:S"}})).checkError(t, http.StatusBadRequest, "invalid_argument", "webhook.url")
+	if r := e.do(t, http.MethodPost, "/api/v1/exports/csv/products", alice, mustJSON(t, map[string]any{
+		"webhook": map[string]any{"url": "https://erp.example/hook", "secret_ref": "env:S", "events": []string{"completed"}}})); r.status != http.StatusAccepted {
+		t.Fatalf("request with its own webhook: %d %s", r.status, r.body)
+	}
+	if got := jobs.created[len(jobs.created)-1]; got.Webhook == nil || got.Webhook.URL != "https://erp.example/hook" {
+		t.Errorf("the job's webhook %+v", got.Webhook)
+	}
 	// Titles of columns a request leaves out do no harm; a title on no field is a 400.
 	if r := e.do(t, http.MethodPost, "/api/v1/exports/csv/products", alice, mustJSON(t, map[string]any{"platform_id": p.ID, "fields": []string{"sku"}})); r.status != http.StatusAccepted {
 		t.Errorf("fewer columns than the platform titles: %d %s", r.status, r.body)

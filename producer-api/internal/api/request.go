@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/productsmanager/exportplatform/pkg/catalog"
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/export"
 )
 
@@ -18,6 +19,8 @@ import (
 type exportBody struct {
 	export.Request
 	PlatformID *string `json:"platform_id"`
+	// Webhook is notified of this job alone (besides its platform's webhook, if any).
+	Webhook *events.Webhook `json:"webhook"`
 }
 
 // badRequest is a request refused before any work: a 400 with its code and the field at fault.
