@@ -1414,7 +1414,7 @@ func TestCompressedAndRenamedFiles(t *testing.T) {
 		t.Errorf("unzipped: %v; %d bytes, want %d", err, len(got), len(plain))
 	}
 	// Bad input is a 400 naming the field.
-	for k, v := range map[string]any{"compression": "rar", "headers": map[string]string{"ean": "gtin"}} {
+	for k, v := range map[string]any{"compression": "rar", "headers": map[string]string{"colour": "couleur"}} {
 		code, body := s.do(t, http.MethodPost, "/api/v1/exports/csv/products", s.writer(t), with(k, v))
 		if code != http.StatusBadRequest || !bytes.Contains(body, []byte(`"field":"`+k)) {
 			t.Errorf("%s=%v: %d %s", k, v, code, body)
