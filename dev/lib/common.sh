@@ -34,7 +34,9 @@ log_file() { echo "$STACK_DIR/logs/$1.log"; }
 pid_alive() {
   local stat
   [[ $1 =~ ^[0-9]+$ ]] || return 1
-  stat=$(<"/proc/$1/stat") 2>/dev/null || return 1
+  # read, not $(<file): a failed $(<file) redirection ends a non-interactive bash (a stale
+  # postmaster.pid after a reboot names a pid that no longer exists).
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
   stat=${stat##*) } # the fields after "(comm) "; comm itself may hold spaces
   [[ ${stat%% *} != Z ]]
 }
