@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +28,12 @@ func (b *bench) benchScheduleFire(ctx context.Context) {
 			_ = b.call(context.WithoutCancel(ctx), http.MethodDelete, "/api/v1/exports/schedules/"+id, nil, http.StatusNoContent, nil)
 		}
 	}()
+	// A run stopped before its deferred deletes left its schedules firing every minute: they
+	// would fire with this run's and double its load.
+	if err := b.removeBenchSchedules(ctx); err != nil {
+		b.fail(name, err.Error())
+		return
+	}
 	for i := range scheduleFireCount {
 		var s struct {
 			ID string `json:"id"`
@@ -93,4 +101,42 @@ func (b *bench) benchScheduleFire(ctx context.Context) {
 	b.emit("schedule_fire_delay_p50_ms", q(0.50), "ms", 1)
 	b.emit("schedule_fire_delay_p99_ms", q(0.99), "ms", 1)
 	b.emit("schedule_fire_delay_max_ms", delays[len(delays)-1], "ms", 1)
+}
+
+// removeBenchSchedules deletes the schedules an interrupted schedule_fire run left behind.
+func (b *bench) removeBenchSchedules(ctx context.Context) error {
+	var stale []string
+	for cursor := ""; ; {
+		var page struct {
+			Items []struct {
+				ID   string `json:"id"`
+				Name string `json:"name"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		q := url.Values{"limit": {"100"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		if err := b.call(ctx, http.MethodGet, "/api/v1/exports/schedules?"+q.Encode(), nil, http.StatusOK, &page); err != nil {
+			return fmt.Errorf("listing leftover bench schedules: %w", err)
+		}
+		for _, s := range page.Items {
+			if strings.HasPrefix(s.Name, "bench fire ") {
+				stale = append(stale, s.ID)
+			}
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	for _, id := range stale {
+		if err := b.call(ctx, http.MethodDelete, "/api/v1/exports/schedules/"+id, nil, http.StatusNoContent, nil); err != nil {
+			return fmt.Errorf("deleting leftover bench schedule: %w", err)
+		}
+	}
+	if len(stale) > 0 {
+		b.logf("schedule_fire: deleted %d schedules left by an interrupted run", len(stale))
+	}
+	return nil
 }
