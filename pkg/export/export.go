@@ -486,8 +486,7 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 	}
 	closing := false
 	defer func() {
-		// A failed run releases what the writer holds beyond w (the XLSX temporary files,
-		// gigabytes on a big workbook) instead of finishing a file nobody will keep.
+		// A failed run abandons the file instead of finishing one nobody will keep.
 		if a, ok := fw.(exportfmt.Aborter); ok && !closing {
 			if aerr := a.Abort(); aerr != nil {
 				err = errors.Join(err, aerr)

@@ -1,6 +1,7 @@
 package export_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
@@ -583,14 +584,14 @@ func TestRunStopsAtTheFirstError(t *testing.T) {
 	})
 }
 
-// TestRunAbortRemovesTheWorkbook: an XLSX export that fails after its sheet spilled to a
-// temporary file leaves nothing in TMPDIR (a million-row workbook is gigabytes of them).
-func TestRunAbortRemovesTheWorkbook(t *testing.T) {
+// TestRunXLSXStreamsAndAbandonsOnFailure: an XLSX export streams its sheet onto the output as
+// the rows come, never through TMPDIR (a million-row workbook was a gigabyte of temporary
+// files), and one that fails mid-sheet leaves no workbook: its zip is never finished.
+func TestRunXLSXStreamsAndAbandonsOnFailure(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	db := newCatalog(t)
-	// 1,200 products of 20,000 characters: about 50 MB of sheet XML, past excelize's 16 MiB
-	// in-memory chunk.
+	// 1,200 products of 20,000 characters: about 50 MB of sheet XML.
 	if _, err := db.Exec(t.Context(), `
 		INSERT INTO products (id, sku, name, description, price, currency, stock, status)
 		SELECT g, 'BIG-' || g, 'big', repeat('é', 20000), 1, 'EUR', 1, 'active' FROM generate_series(100, 1299) g`); err != nil {
@@ -603,21 +604,25 @@ func TestRunAbortRemovesTheWorkbook(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	spilled := 0
-	_, err = export.Run(ctx, db, spec, io.Discard, func(done int64) {
+	var out bytes.Buffer
+	spilled, streamed := -1, 0
+	_, err = export.Run(ctx, db, spec, &out, func(done int64) {
 		if done == 1000 { // mid-sheet: the suppliers sheet's query then fails
 			left, _ := os.ReadDir(tmp)
-			spilled = len(left)
+			spilled, streamed = len(left), out.Len()
 			cancel()
 		}
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled", err)
 	}
-	if spilled == 0 {
-		t.Fatal("no temporary file at 1,000 rows: the test no longer shows what a failed run leaves")
+	if spilled != 0 {
+		t.Errorf("%d files in TMPDIR at 1,000 rows, want none", spilled)
 	}
-	if left, _ := os.ReadDir(tmp); len(left) != 0 {
-		t.Errorf("a failed run left %d temporary files in TMPDIR, e.g. %s", len(left), left[0].Name())
+	if streamed == 0 {
+		t.Error("nothing written at 1,000 rows of 40 KB: the sheet is held back, not streamed")
+	}
+	if _, err := zip.NewReader(bytes.NewReader(out.Bytes()), int64(out.Len())); err == nil {
+		t.Error("a failed run's output reads as a zip: an abandoned workbook looks finished")
 	}
 }

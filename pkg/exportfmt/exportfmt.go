@@ -53,9 +53,9 @@ type Flusher interface {
 	Flush() error
 }
 
-// Aborter is implemented by writers that hold resources beyond their output (XLSX keeps its
-// sheets in temporary files until Close): Abort releases them without finishing the file, for
-// a run that failed. After Abort, Close returns the abort's error and writes nothing.
+// Aborter is implemented by writers that would otherwise finish a file on Close (XLSX writes
+// its workbook's parts after the sheets): Abort abandons it, for a run that failed. After
+// Abort, Close returns the abort's error and writes nothing.
 type Aborter interface {
 	Abort() error
 }

@@ -2,9 +2,13 @@ package exportfmt
 
 import (
 	"archive/zip"
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,28 +47,33 @@ const (
 	xlsxMaxSheetBytes = 4<<30 - 256<<20
 )
 
-// XLSX writes an Excel workbook through excelize's StreamWriter, one sheet per table:
-// the header row bold on grey, frozen and with an autofilter over the table; columns sized from
-// the header and the first SampleRows rows; cells typed (integers and decimals as numbers,
-// decimals shown with two decimals, booleans, timestamps as date-times in UTC, text and json
-// as strings, which a spreadsheet never runs as formulas); NULL as an empty cell.
+// XLSX writes an Excel workbook, one sheet per table: the header row bold on grey, frozen
+// and with an autofilter over the table; columns sized from the header and the first
+// SampleRows rows; cells typed (integers and decimals as numbers, decimals shown with two
+// decimals, booleans, timestamps as date-times in UTC, text and json as strings, which a
+// spreadsheet never runs as formulas); NULL as an empty cell.
 //
-// Rows go to temporary files in os.TempDir (about the uncompressed sheet XML: 1 GiB for a
-// million rows of 16 columns); Close zips them onto the writer as it reads them, so memory
-// does not grow with the rows. It does with the sheets: excelize keeps each sheet's 16 MiB
-// chunk buffer (up to 32 MiB once grown) until Close, so a table continued on n full sheets
-// holds n of them. Call Close even after an error: it removes the files. An XLSX is not safe
-// for concurrent use.
+// Each sheet's XML is written by hand and compressed straight into its zip entry as the rows
+// come (a streamed entry with a data descriptor), so nothing is written twice and nothing goes
+// to disk: memory holds one row, the sample and the compressor's blocks. excelize keeps what
+// it does well, the rest of the package: an in-memory workbook with the same sheets (empty)
+// gives the styles, the workbook, its relationships, content types and the autofilters'
+// defined names, written after the sheets by Close. The sheets reach the writer as they are
+// written; after an error or Abort the output is a truncated zip the caller throws away. An
+// XLSX is not safe for concurrent use.
 type XLSX struct {
 	out  io.Writer
 	opts XLSXOptions
-	f    *excelize.File
+	f    *excelize.File // the workbook's parts but the streamed sheets' XML
+	zw   *zip.Writer
 
 	styleHeader, styleDecimal, styleTime int
 
 	maxSheetBytes int64
 	names         map[string]bool // lower-cased sheet names taken: Excel ignores case
 	defaultUsed   bool            // the File's initial "Sheet1" became our first sheet
+	sheets        int             // sheets created so far
+	streamed      map[string]bool // zip paths of the sheets written here, not by excelize
 	t             *xlsxTable      // the table being written, nil before the first sheet
 
 	cut, cleaned int      // cells cut to MaxCellChars; cells stripped of what XML forbids
@@ -85,24 +94,29 @@ var _ interface {
 // xlsxTable is one table of the workbook: the rows between a StartSheet and the next, which
 // may fill several sheets.
 type xlsxTable struct {
-	base     string // the name asked for; continuation sheets add " (2)", " (3)"…
-	part     int    // 1 for the first sheet, 2 for "base (2)"…
-	extra    int    // sheets after the first
-	warning  int    // index of this table's warning in XLSX.continued, once extra > 0
-	name     string // the current sheet's name
-	sw       *excelize.StreamWriter
+	base     string   // the name asked for; continuation sheets add " (2)", " (3)"…
+	part     int      // 1 for the first sheet, 2 for "base (2)"…
+	extra    int      // sheets after the first
+	warning  int      // index of this table's warning in XLSX.continued, once extra > 0
+	name     string   // the current sheet's name
+	path     string   // the current sheet's zip entry
+	first    bool     // the current sheet is the workbook's first (its tab is selected)
 	cols     []Column // nil until WriteHeader
 	sampling bool
 	sample   [][][]byte // rows held back until the column widths are known
 	widths   []float64
-	rows     int   // data rows in the current sheet
-	bytes    int64 // estimated XML size of the current sheet
-	cells    []excelize.Cell
-	vals     []any // points into cells, or nil for NULL; reused for every row
-	ref      []byte
+	letters  []string      // column letters: A, B, … AA
+	styles   []string      // each column's style attribute (` s="2"`), or ""
+	out      *bufio.Writer // the current sheet's entry, nil before its header row
+	rows     int           // data rows in the current sheet
+	bytes    int64         // XML bytes of the current sheet so far
+	row      []byte        // the row being encoded, reused
 }
 
-// NewXLSX returns a workbook writer onto w. Nothing is written to w before Close.
+// xlsxTailBytes bounds what a sheet's XML holds after its last row.
+const xlsxTailBytes = 1024
+
+// NewXLSX returns a workbook writer onto w.
 func NewXLSX(w io.Writer, opts XLSXOptions) (*XLSX, error) {
 	if opts.MaxRowsPerSheet < 0 || opts.SampleRows < 0 || opts.MaxCellChars < 0 {
 		return nil, fmt.Errorf("xlsx options %+v: negative value", opts)
@@ -116,12 +130,16 @@ func NewXLSX(w io.Writer, opts XLSXOptions) (*XLSX, error) {
 	if opts.MaxCellChars == 0 || opts.MaxCellChars > xlsxMaxCellChars {
 		opts.MaxCellChars = xlsxMaxCellChars
 	}
+	zw := zip.NewWriter(w)
+	zw.RegisterCompressor(zip.Deflate, newDeflate)
 	x := &XLSX{
 		out:           w,
 		opts:          opts,
 		f:             excelize.NewFile(),
+		zw:            zw,
 		maxSheetBytes: xlsxMaxSheetBytes,
 		names:         map[string]bool{},
+		streamed:      map[string]bool{},
 	}
 	timeFormat := "yyyy-mm-dd hh:mm:ss"
 	var err error
@@ -153,12 +171,8 @@ func (x *XLSX) StartSheet(name string) error {
 	if err := x.endTable(); err != nil {
 		return x.fail(err)
 	}
-	sw, err := x.newSheet(name)
-	if err != nil {
-		return x.fail(err)
-	}
-	x.t = &xlsxTable{base: name, part: 1, name: name, sw: sw}
-	return nil
+	x.t = &xlsxTable{base: name, part: 1}
+	return x.fail(x.newSheet(name))
 }
 
 // WriteHeader gives the current sheet its columns; without a StartSheet first, the sheet is
@@ -183,14 +197,15 @@ func (x *XLSX) WriteHeader(cols []Column) error {
 	if t.cols == nil {
 		t.cols = []Column{}
 	}
-	t.cells = make([]excelize.Cell, len(cols))
-	t.vals = make([]any, len(cols))
+	t.letters = make([]string, len(cols))
+	t.styles = make([]string, len(cols))
 	for i, col := range cols {
+		t.letters[i], _ = excelize.ColumnNumberToName(i + 1) // within MaxColumns: no error
 		switch col.Kind {
 		case KindDecimal:
-			t.cells[i].StyleID = x.styleDecimal
+			t.styles[i] = ` s="` + strconv.Itoa(x.styleDecimal) + `"`
 		case KindTimestamp:
-			t.cells[i].StyleID = x.styleTime
+			t.styles[i] = ` s="` + strconv.Itoa(x.styleTime) + `"`
 		}
 	}
 	t.sampling = true
@@ -234,9 +249,8 @@ func (x *XLSX) Warnings() []string {
 	return append(ws, x.continued...)
 }
 
-// Close ends the last table and writes the workbook to the writer, then removes the
-// temporary files. It does not close the underlying writer; a second call returns the
-// first one's result.
+// Close ends the last table and writes the rest of the workbook to the writer. It does not
+// close the underlying writer; a second call returns the first one's result.
 func (x *XLSX) Close() error {
 	if x.closed {
 		return x.closeErr
@@ -247,7 +261,7 @@ func (x *XLSX) Close() error {
 		err = x.finish()
 	}
 	if cerr := x.f.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("xlsx: removing temporary files: %w", cerr)
+		err = fmt.Errorf("xlsx: closing the workbook: %w", cerr)
 	}
 	x.closeErr = err
 	return err
@@ -256,7 +270,8 @@ func (x *XLSX) Close() error {
 // errAborted is what a writer abandoned by Abort answers.
 var errAborted = errors.New("xlsx: export abandoned")
 
-// Abort removes the temporary files without writing the workbook. It does nothing after Close.
+// Abort abandons the workbook: nothing more is written (the output stays a truncated zip) and
+// Close reports the abort. It does nothing after Close.
 func (x *XLSX) Abort() error {
 	if x.closed {
 		return nil
@@ -265,7 +280,7 @@ func (x *XLSX) Abort() error {
 	_ = x.fail(errAborted)
 	x.closeErr = x.err
 	if err := x.f.Close(); err != nil {
-		return fmt.Errorf("xlsx: removing temporary files: %w", err)
+		return fmt.Errorf("xlsx: closing the workbook: %w", err)
 	}
 	return nil
 }
@@ -279,12 +294,12 @@ func (x *XLSX) finish() error {
 			return fmt.Errorf("xlsx: naming the empty sheet: %w", err)
 		}
 	}
-	// File.WriteTo and Write build the whole zip in a bytes.Buffer (WriteToBuffer), which on
-	// a million rows is hundreds of MiB. The zip writer excelize asks for is ours: it streams
-	// onto x.out, and the buffer excelize hands it stays empty.
-	zw := zip.NewWriter(x.out)
-	zw.RegisterCompressor(zip.Deflate, newDeflate)
-	x.f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return zw })
+	// excelize writes the workbook's other parts into our zip, after the sheets; the sheets
+	// streamed here are in it already, so its own (empty) copies of them are dropped.
+	// File.WriteTo and Write would build the zip in a bytes.Buffer; the buffer WriteToBuffer
+	// hands its zip writer stays empty.
+	parts := &xlsxParts{zw: x.zw, skip: x.streamed, seen: map[string]bool{}}
+	x.f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return parts })
 	buf, err := x.f.WriteToBuffer()
 	if err != nil {
 		return fmt.Errorf("xlsx: writing the workbook: %w", err)
@@ -292,8 +307,34 @@ func (x *XLSX) finish() error {
 	if buf.Len() != 0 {
 		return errors.New("xlsx: excelize wrote around its zip writer")
 	}
+	for path := range x.streamed {
+		if !parts.seen[path] {
+			// excelize laid its sheets out under other names: the workbook would point
+			// at empty sheets and leave ours unreferenced.
+			return fmt.Errorf("xlsx: the workbook has no part %s for a streamed sheet", path)
+		}
+	}
 	return nil
 }
+
+// xlsxParts is the zip writer excelize writes the workbook's parts into: ours, less the
+// sheets already streamed.
+type xlsxParts struct {
+	zw   *zip.Writer
+	skip map[string]bool
+	seen map[string]bool
+}
+
+func (p *xlsxParts) Create(name string) (io.Writer, error) {
+	if p.skip[name] {
+		p.seen[name] = true
+		return io.Discard, nil
+	}
+	return p.zw.Create(name)
+}
+
+func (p *xlsxParts) AddFS(fsys fs.FS) error { return p.zw.AddFS(fsys) }
+func (p *xlsxParts) Close() error           { return p.zw.Close() }
 
 func (x *XLSX) usable() error {
 	switch {
@@ -313,30 +354,24 @@ func (x *XLSX) fail(err error) error {
 	return err
 }
 
-// newSheet creates the sheet name and its stream writer. The first one renames excelize's
-// initial "Sheet1", which would otherwise stay as an empty extra sheet (deleting it later
-// would shift the sheet indexes autofilters refer to).
-func (x *XLSX) newSheet(name string) (*excelize.StreamWriter, error) {
+// newSheet adds the sheet name to the workbook and makes it the current table's. The first
+// one renames excelize's initial "Sheet1", which would otherwise stay as an empty extra sheet.
+// excelize names the n-th sheet's part xl/worksheets/sheet<n>.xml: finish checks it did.
+func (x *XLSX) newSheet(name string) error {
 	if !x.defaultUsed {
 		x.defaultUsed = true
 		if err := x.f.SetSheetName("Sheet1", name); err != nil {
-			return nil, fmt.Errorf("xlsx: naming sheet %q: %w", name, err)
+			return fmt.Errorf("xlsx: naming sheet %q: %w", name, err)
 		}
 	} else if _, err := x.f.NewSheet(name); err != nil {
-		return nil, fmt.Errorf("xlsx: adding sheet %q: %w", name, err)
+		return fmt.Errorf("xlsx: adding sheet %q: %w", name, err)
 	}
 	x.names[strings.ToLower(name)] = true
-	// The stream writes the sheet's <dimension> (its used range) before the rows, so it would
-	// claim "A1", and readers that trust it (openpyxl's read-only mode) would see one cell.
-	// Without the element they scan the rows.
-	if err := x.f.SetSheetDimension(name, ""); err != nil {
-		return nil, fmt.Errorf("xlsx: sheet %q: %w", name, err)
-	}
-	sw, err := x.f.NewStreamWriter(name)
-	if err != nil {
-		return nil, fmt.Errorf("xlsx: streaming sheet %q: %w", name, err)
-	}
-	return sw, nil
+	x.sheets++
+	t := x.t
+	t.name, t.first = name, x.sheets == 1
+	t.path = "xl/worksheets/sheet" + strconv.Itoa(x.sheets) + ".xml"
+	return nil
 }
 
 // endSample sizes the columns from the header and the rows held back, then writes them.
@@ -356,61 +391,107 @@ func (x *XLSX) endSample() error {
 	return nil
 }
 
-// startRows lays out the current sheet (widths, frozen header) and writes its header row.
+// startRows opens the current sheet's zip entry and writes its XML up to the header row:
+// the frozen pane, the column widths, the header.
 func (x *XLSX) startRows() error {
 	t := x.t
-	for i, w := range t.widths {
-		if err := t.sw.SetColWidth(i+1, i+1, w); err != nil {
-			return fmt.Errorf("xlsx: sizing column %d of %q: %w", i+1, t.name, err)
+	w, err := x.zw.CreateHeader(&zip.FileHeader{Name: t.path, Method: zip.Deflate})
+	if err != nil {
+		return fmt.Errorf("xlsx: starting sheet %q: %w", t.name, err)
+	}
+	x.streamed[t.path] = true
+	if t.out == nil {
+		t.out = bufio.NewWriterSize(w, 64<<10)
+	} else {
+		t.out.Reset(w)
+	}
+	b := append(t.row[:0], `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>`+"\n"+
+		`<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" `+
+		`xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">`+
+		`<sheetViews><sheetView`...)
+	if t.first {
+		b = append(b, ` tabSelected="1"`...)
+	}
+	b = append(b, ` workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>`+
+		`<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>`+
+		`<sheetFormatPr defaultRowHeight="15"/>`...)
+	if len(t.widths) > 0 {
+		b = append(b, `<cols>`...)
+		for i, w := range t.widths {
+			b = append(b, `<col min="`...)
+			b = strconv.AppendInt(b, int64(i+1), 10)
+			b = append(b, `" max="`...)
+			b = strconv.AppendInt(b, int64(i+1), 10)
+			b = append(b, `" width="`...)
+			b = strconv.AppendFloat(b, w, 'f', -1, 64)
+			b = append(b, `" customWidth="1"/>`...)
 		}
+		b = append(b, `</cols>`...)
 	}
-	if err := t.sw.SetPanes(&excelize.Panes{
-		Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft",
-		Selection: []excelize.Selection{{SQRef: "A2", ActiveCell: "A2", Pane: "bottomLeft"}},
-	}); err != nil {
-		return fmt.Errorf("xlsx: freezing the header of %q: %w", t.name, err)
-	}
-	header := make([]any, len(t.cols))
-	t.bytes = 1024 // the sheet's XML before and after the rows
+	b = append(b, `<sheetData><row r="1">`...)
+	header := ` s="` + strconv.Itoa(x.styleHeader) + `"`
 	for i, col := range t.cols {
-		s, n := x.text([]byte(col.Name))
-		header[i] = excelize.Cell{StyleID: x.styleHeader, Value: s}
-		t.bytes += int64(n) + 80
+		b = x.appendText(t.cellStart(b, i, 1, header), []byte(col.Name))
 	}
-	if err := t.sw.SetRow("A1", header); err != nil {
-		return fmt.Errorf("xlsx: header of %q: %w", t.name, err)
+	b = append(b, `</row>`...)
+	t.row = b
+	t.bytes, t.rows = 0, 0
+	return t.write(b)
+}
+
+// write appends XML to the current sheet.
+func (t *xlsxTable) write(b []byte) error {
+	n, err := t.out.Write(b)
+	t.bytes += int64(n)
+	if err != nil {
+		return fmt.Errorf("xlsx: writing sheet %q: %w", t.name, err)
 	}
-	t.rows = 0
 	return nil
+}
+
+// cellStart appends the opening of cell (col, row) up to its type, with the style attribute.
+func (t *xlsxTable) cellStart(b []byte, col, row int, style string) []byte {
+	b = append(b, `<c r="`...)
+	b = append(b, t.letters[col]...)
+	b = strconv.AppendInt(b, int64(row), 10)
+	b = append(b, '"')
+	return append(b, style...)
 }
 
 // writeData writes one data row, first continuing on a new sheet when this one is full.
 func (x *XLSX) writeData(cells [][]byte) error {
 	t := x.t
-	est := int64(32) // <row r="…">…</row>
-	for i, cell := range cells {
-		if cell == nil {
-			t.vals[i] = nil
-			continue
-		}
-		c := &t.cells[i]
-		var n int
-		c.Value, n = x.value(t.cols[i].Kind, cell)
-		t.vals[i] = c
-		est += int64(n) + 80 // <c r="…" s="…" t="inlineStr"><is><t xml:space="preserve">…
-	}
-	if t.rows >= x.opts.MaxRowsPerSheet || (t.rows > 0 && t.bytes+est > x.maxSheetBytes) {
+	if t.rows >= x.opts.MaxRowsPerSheet {
 		if err := x.nextSheet(); err != nil {
 			return err
 		}
 	}
-	t.ref = strconv.AppendInt(append(t.ref[:0], 'A'), int64(t.rows+2), 10)
-	if err := t.sw.SetRow(string(t.ref), t.vals); err != nil {
-		return fmt.Errorf("xlsx: row %d of %q: %w", t.rows+2, t.name, err)
+	t.row = x.appendRow(t.row[:0], cells, t.rows+2)
+	if t.rows > 0 && t.bytes+int64(len(t.row))+xlsxTailBytes > x.maxSheetBytes {
+		if err := x.nextSheet(); err != nil {
+			return err
+		}
+		t.row = x.appendRow(t.row[:0], cells, t.rows+2)
+	}
+	if err := t.write(t.row); err != nil {
+		return err
 	}
 	t.rows++
-	t.bytes += est
 	return nil
+}
+
+// appendRow appends the XML of row number r.
+func (x *XLSX) appendRow(b []byte, cells [][]byte, r int) []byte {
+	t := x.t
+	b = append(b, `<row r="`...)
+	b = strconv.AppendInt(b, int64(r), 10)
+	b = append(b, `">`...)
+	for i, cell := range cells {
+		if cell != nil {
+			b = x.appendCell(t.cellStart(b, i, r, t.styles[i]), t.cols[i].Kind, cell)
+		}
+	}
+	return append(b, `</row>`...)
 }
 
 // nextSheet ends the current sheet and continues the table on "base (n)", with the same
@@ -420,19 +501,18 @@ func (x *XLSX) nextSheet() error {
 	if err := x.endSheet(); err != nil {
 		return err
 	}
+	var name string
 	for {
 		t.part++
 		suffix := " (" + strconv.Itoa(t.part) + ")"
-		t.name = cutUTF16(t.base, xlsxSheetName-len(suffix)) + suffix
-		if !x.names[strings.ToLower(t.name)] {
+		name = cutUTF16(t.base, xlsxSheetName-len(suffix)) + suffix
+		if !x.names[strings.ToLower(name)] {
 			break
 		}
 	}
-	sw, err := x.newSheet(t.name)
-	if err != nil {
+	if err := x.newSheet(name); err != nil {
 		return err
 	}
-	t.sw = sw
 	t.extra++
 	if t.extra == 1 {
 		t.warning = len(x.continued)
@@ -459,15 +539,17 @@ func (x *XLSX) endTable() error {
 	return err
 }
 
-// endSheet sets the autofilter over the header and the rows (known only now) and flushes
-// the stream. AutoFilter is a File method, but it edits the same worksheet value the stream
-// writer serialises in Flush, so it has to come before Flush.
+// endSheet writes the end of the current sheet's XML with its autofilter over the header and
+// the rows (known only now), and flushes it into its zip entry. A sheet without a header was
+// never started here: excelize writes it, empty. The autofilter is also set on excelize's
+// copy of the sheet, for the workbook's hidden name Excel keeps for it.
 func (x *XLSX) endSheet() error {
 	t := x.t
-	if t == nil {
+	if t == nil || t.cols == nil {
 		return nil
 	}
-	if len(t.cols) > 0 && !t.sampling {
+	b := append(t.row[:0], `</sheetData>`...)
+	if len(t.cols) > 0 {
 		last, err := excelize.CoordinatesToCellName(len(t.cols), t.rows+1)
 		if err == nil {
 			err = x.f.AutoFilter(t.name, "A1:"+last, nil)
@@ -475,40 +557,182 @@ func (x *XLSX) endSheet() error {
 		if err != nil {
 			return fmt.Errorf("xlsx: autofilter of %q: %w", t.name, err)
 		}
+		b = append(b, `<autoFilter ref="A1:`...)
+		b = append(b, last...)
+		b = append(b, `"/>`...)
 	}
-	if err := t.sw.Flush(); err != nil {
-		return fmt.Errorf("xlsx: flushing sheet %q: %w", t.name, err)
+	b = append(b, `<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>`...)
+	t.row = b
+	if err := t.write(b); err != nil {
+		return err
+	}
+	if err := t.out.Flush(); err != nil {
+		return fmt.Errorf("xlsx: writing sheet %q: %w", t.name, err)
 	}
 	return nil
 }
 
-// value types one cell and estimates its XML size. A cell that does not parse as its kind
-// is kept as text rather than lost.
-func (x *XLSX) value(kind Kind, cell []byte) (any, int) {
+// appendCell appends a cell's type attribute, the end of its start tag, its value and its end
+// tag. A cell that does not parse as its kind is kept as text rather than lost.
+func (x *XLSX) appendCell(b []byte, kind Kind, cell []byte) []byte {
 	switch kind {
 	case KindInteger:
 		if v, ok := parseInt15(cell); ok {
-			return v, len(cell)
+			b = append(b, `><v>`...)
+			b = strconv.AppendInt(b, v, 10)
+			return append(b, `</v></c>`...)
 		}
 	case KindDecimal:
 		if len(cell) > 0 && (cell[0] == '-' || '0' <= cell[0] && cell[0] <= '9') {
 			if v, err := strconv.ParseFloat(string(cell), 64); err == nil {
-				return v, len(cell) + 16
+				if math.IsInf(v, 0) || math.IsNaN(v) {
+					return x.appendText(b, []byte(fmt.Sprint(v)))
+				}
+				b = append(b, `><v>`...)
+				b = appendCellFloat(b, v)
+				return append(b, `</v></c>`...)
 			}
 		}
 	case KindBoolean:
 		switch string(cell) {
 		case "true", "t":
-			return true, 1
+			return append(b, ` t="b"><v>1</v></c>`...)
 		case "false", "f":
-			return false, 1
+			return append(b, ` t="b"><v>0</v></c>`...)
 		}
 	case KindTimestamp:
 		if v, ok := parseTimestamp(cell); ok {
-			return v, 24
+			if serial, ok := excelSerial(v); ok {
+				b = append(b, `><v>`...)
+				b = strconv.AppendFloat(b, serial, 'f', -1, 64)
+				return append(b, `</v></c>`...)
+			}
+			return x.appendText(b, []byte(v.Format(time.RFC3339Nano)))
 		}
 	}
-	return x.text(cell)
+	return x.appendText(b, cell)
+}
+
+// appendText appends an inline-string cell's type, value and end tag: text made fit for a
+// cell (characters XML 1.0 forbids, control characters but tab, CR and LF, U+FFFE and U+FFFF,
+// would make the file unreadable, so they are dropped, and invalid UTF-8 becomes U+FFFD; text
+// past MaxCellChars is cut), XML-escaped, with its surrounding white space kept.
+func (x *XLSX) appendText(b, cell []byte) []byte {
+	cell = x.text(cell)
+	b = append(b, ` t="inlineStr"><is><t`...)
+	if n := len(cell); n > 0 && (isXMLSpace(cell[0]) || isXMLSpace(cell[n-1])) {
+		b = append(b, ` xml:space="preserve"`...)
+	}
+	b = append(b, '>')
+	b = appendEscaped(b, cell)
+	return append(b, `</t></is></c>`...)
+}
+
+func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// xmlSpecial marks the bytes appendEscaped looks at.
+var xmlSpecial = [256]bool{'&': true, '<': true, '>': true, '\r': true, '_': true}
+
+// appendEscaped appends s as XML text: & < > escaped, CR as a character reference (a parser
+// would read a raw one as LF), and the underscore of a literal "_xHHHH_" escaped as
+// "_x005F_", since Excel reads "_xHHHH_" as the character HHHH (ECMA-376 ST_Xstring).
+func appendEscaped(b, s []byte) []byte {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !xmlSpecial[c] {
+			continue
+		}
+		var esc string
+		switch c {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '\r':
+			esc = "&#13;"
+		case '_':
+			if !isXEscape(s[i:]) {
+				continue
+			}
+			esc = "_x005F_"
+		}
+		b = append(b, s[last:i]...)
+		b = append(b, esc...)
+		last = i + 1
+	}
+	return append(b, s[last:]...)
+}
+
+// isXEscape reports whether s starts with "_x", four hexadecimal digits and "_".
+func isXEscape(s []byte) bool {
+	if len(s) < 7 || s[1] != 'x' || s[6] != '_' {
+		return false
+	}
+	for _, c := range s[2:6] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// appendCellFloat appends v as Excel keeps it: the shortest decimal that reads back as v,
+// with digits past the 15th significant one truncated (Excel's precision), as excelize does.
+func appendCellFloat(b []byte, v float64) []byte {
+	start := len(b)
+	b = strconv.AppendFloat(b, v, 'f', -1, 64)
+	if len(b)-start <= 16 || math.Abs(v) == math.MaxFloat64 {
+		return b
+	}
+	s := b[start:]
+	dot := bytes.IndexByte(s, '.')
+	significant := 0
+	for i, c := range s {
+		if c < '0' || c > '9' || significant == 0 && c == '0' {
+			continue
+		}
+		if significant++; significant <= 15 {
+			continue
+		}
+		if dot >= 0 && i > dot {
+			return bytes.TrimSuffix(b[:start+i], []byte("."))
+		}
+		if dot < 0 {
+			dot = len(s)
+		}
+		for j := i; j < dot; j++ {
+			s[j] = '0'
+		}
+		return b[:start+dot]
+	}
+	return b
+}
+
+// excelMinTime is the day before Excel's first date, 1900-01-01, in its 1900 date system.
+var (
+	excelMinTime  = time.Date(1899, time.December, 31, 0, 0, 0, 0, time.UTC)
+	excelLeapBug  = time.Date(1900, time.March, 1, 0, 0, 0, 0, time.UTC)
+	nanosecsInDay = float64(24 * time.Hour)
+)
+
+// excelSerial is t as an Excel date-time serial number (days since 1899-12-30 from March
+// 1900, as Excel counts a 29 February 1900 that never was); false before 1900, which Excel's
+// dates do not reach.
+func excelSerial(t time.Time) (float64, bool) {
+	if !t.After(excelMinTime) {
+		return 0, false
+	}
+	secs := t.Unix() - excelMinTime.Unix()
+	days := secs / 86400
+	rem := (secs%86400)*int64(time.Second) + int64(t.Nanosecond())
+	v := float64(days) + float64(rem)/nanosecsInDay
+	if !t.Before(excelLeapBug) {
+		v++
+	}
+	return v, true
 }
 
 // parseInt15 parses a decimal integer of at most 15 digits: Excel keeps 15 significant
@@ -570,19 +794,40 @@ func digits(b []byte) (int, bool) {
 	return v, true
 }
 
-// text makes b fit for a cell and estimates its escaped XML size: characters XML 1.0 forbids
-// (control characters but tab, CR, LF; U+FFFE, U+FFFF) would make the file unreadable, so
-// they are dropped, and invalid UTF-8 becomes U+FFFD; text past MaxCellChars is cut. The
-// common case, nothing to change, is one scan and one copy.
-func (x *XLSX) text(b []byte) (string, int) {
-	units, extra := 0, 0
+// text makes b fit for a cell: characters XML 1.0 forbids (control characters but tab, CR,
+// LF; U+FFFE, U+FFFF) would make the file unreadable, so they are dropped, and invalid UTF-8
+// becomes U+FFFD; text past MaxCellChars is cut. The common case, nothing to change, is one
+// scan and returns b itself.
+func (x *XLSX) text(b []byte) []byte {
+	if len(b) > x.opts.MaxCellChars {
+		return x.textLong(b)
+	}
 	for i := 0; i < len(b); {
 		c := b[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '&' || c == '<' || c == '>' || c == '"' || c == '\'' || c == '\t' || c == '\r':
-				extra += 5 // &amp; &#34; &#x9;…
-			case c < 0x20 && c != '\n':
+			if c < 0x20 && c != '\n' && c != '\t' && c != '\r' {
+				return x.textSlow(b)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 || r == 0xFFFE || r == 0xFFFF {
+			return x.textSlow(b)
+		}
+		i += size
+	}
+	return b // at most MaxCellChars bytes: at most as many UTF-16 units
+}
+
+// textLong is text for a cell of more bytes than MaxCellChars, which may hold too many
+// characters.
+func (x *XLSX) textLong(b []byte) []byte {
+	units := 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\n' && c != '\t' && c != '\r' {
 				return x.textSlow(b)
 			}
 			units++
@@ -599,14 +844,13 @@ func (x *XLSX) text(b []byte) (string, int) {
 			return x.textSlow(b)
 		}
 	}
-	return string(b), len(b) + extra
+	return b
 }
 
 // textSlow is text for cells that need changing.
-func (x *XLSX) textSlow(b []byte) (string, int) {
-	var sb strings.Builder
-	sb.Grow(min(len(b), x.opts.MaxCellChars*3))
-	units, extra := 0, 0
+func (x *XLSX) textSlow(b []byte) []byte {
+	out := make([]byte, 0, min(len(b), x.opts.MaxCellChars*3))
+	units := 0
 	cleaned, cut := false, false
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
@@ -617,15 +861,13 @@ func (x *XLSX) textSlow(b []byte) (string, int) {
 		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0xFFFE, r == 0xFFFF:
 			cleaned = true
 			continue
-		case r == '&' || r == '<' || r == '>' || r == '"' || r == '\'' || r == '\t' || r == '\r':
-			extra += 5
 		}
 		if units+utf16Len(r) > x.opts.MaxCellChars {
 			cut = true
 			break
 		}
 		units += utf16Len(r)
-		sb.WriteRune(r)
+		out = utf8.AppendRune(out, r)
 	}
 	if cleaned {
 		x.cleaned++
@@ -633,7 +875,7 @@ func (x *XLSX) textSlow(b []byte) (string, int) {
 	if cut {
 		x.cut++
 	}
-	return sb.String(), sb.Len() + extra
+	return out
 }
 
 func utf16Len(r rune) int {

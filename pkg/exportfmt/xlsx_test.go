@@ -1,6 +1,7 @@
 package exportfmt_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -509,40 +510,59 @@ func anyCell(row []*xlsxCell) bool {
 	return false
 }
 
-// A workbook past excelize's 16 MiB chunk keeps its sheet in a temporary file: Abort removes
-// it without writing anything, and Close then reports the abort.
-func TestXLSXAbortRemovesTemporaryFiles(t *testing.T) {
+// A big workbook goes to its writer as it is written, never to a temporary file; Abort stops
+// it there (a truncated zip nobody reads as a workbook), and Close then reports the abort.
+func TestXLSXStreamsWithoutTemporaryFiles(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	var out bytes.Buffer
-	x, err := exportfmt.NewXLSX(&out, exportfmt.XLSXOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := x.WriteHeader([]exportfmt.Column{{Name: "description", Kind: exportfmt.KindText}}); err != nil {
-		t.Fatal(err)
-	}
-	long := []byte(strings.Repeat("é", 20000))
-	for i := 0; i < 1000; i++ { // about 40 MB of sheet XML
-		if err := x.WriteRow([][]byte{long}); err != nil {
+	write := func(t *testing.T) (*exportfmt.XLSX, *bytes.Buffer) {
+		var out bytes.Buffer
+		x, err := exportfmt.NewXLSX(&out, exportfmt.XLSXOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
+		if err := x.WriteHeader([]exportfmt.Column{{Name: "description", Kind: exportfmt.KindText}}); err != nil {
+			t.Fatal(err)
+		}
+		long := []byte(strings.Repeat("é", 20000))
+		for i := 0; i < 1000; i++ { // about 40 MB of sheet XML
+			if err := x.WriteRow([][]byte{long}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Fatalf("%d files in TMPDIR after 40 MB of rows, e.g. %s", len(left), left[0].Name())
+		}
+		if out.Len() == 0 {
+			t.Fatal("nothing reached the writer after 40 MB of rows: the sheet is held back")
+		}
+		return x, &out
 	}
-	left, _ := os.ReadDir(tmp)
-	if len(left) == 0 {
-		t.Fatal("no temporary file after 40 MB of rows: the test no longer shows what Abort removes")
-	}
-	if err := x.Abort(); err != nil {
-		t.Fatal(err)
-	}
-	left, _ = os.ReadDir(tmp)
-	if len(left) != 0 {
-		t.Errorf("after Abort, %d temporary files remain in TMPDIR, e.g. %s", len(left), left[0].Name())
-	}
-	if err := x.Close(); err == nil {
-		t.Error("Close after Abort succeeded: an abandoned workbook must not look finished")
-	}
-	if out.Len() != 0 {
-		t.Errorf("Abort wrote %d bytes", out.Len())
-	}
+	t.Run("close", func(t *testing.T) {
+		x, out := write(t)
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := excelize.OpenReader(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rows, err := f.GetRows("data")
+		if err != nil || len(rows) != 1001 {
+			t.Errorf("%d rows read back (%v), want 1001", len(rows), err)
+		}
+	})
+	t.Run("abort", func(t *testing.T) {
+		x, out := write(t)
+		if err := x.Abort(); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Close(); err == nil {
+			t.Error("Close after Abort succeeded: an abandoned workbook must not look finished")
+		}
+		if _, err := zip.NewReader(bytes.NewReader(out.Bytes()), int64(out.Len())); err == nil {
+			t.Error("an abandoned workbook reads as a zip")
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -204,6 +205,7 @@ func (b *bench) benchExport(ctx context.Context, spec exportSpec) (exportResult,
 	}
 	if res.rssOK {
 		b.emit(spec.name+"_exporter_peak_rss_mib", res.rss.peakMiB(), "MiB", 1)
+		b.emit(spec.name+"_exporter_temp_disk_mib", float64(res.rss.tmpBytes)/(1<<20), "MiB", 1)
 		b.logf("%s: exporter pid %d: %s", spec.name, pid, res.rss)
 	}
 	if job.StartedAt != nil && job.FinishedAt != nil {
@@ -274,10 +276,10 @@ func (b *bench) remove(ctx context.Context, id string) {
 	}
 }
 
-// benchCSV100k measures the CSV export of about 100,000 products: price_max at the
-// percentile that selects 100,000 rows (deterministic for a given catalog).
-func (b *bench) benchCSV100k(ctx context.Context) {
-	const name = "csv_100k"
+// bench100k measures the export of about 100,000 products in one format (its 100k peak RSS is
+// what the 1M peak is compared with): price_max at the percentile that selects 100,000 rows
+// (deterministic for a given catalog).
+func (b *bench) bench100k(ctx context.Context, name, format string, body map[string]any) {
 	conn, err := b.catalogConn(ctx)
 	if err != nil {
 		b.fail(name, err.Error())
@@ -296,9 +298,10 @@ func (b *bench) benchCSV100k(ctx context.Context) {
 		return
 	}
 	b.logf("%s: filter price_max=%s selects %d products", name, priceMax, want)
-	b.benchExport(ctx, exportSpec{
-		name:   name,
-		format: "csv",
-		body:   map[string]any{"filters": map[string]any{"price_max": json.Number(priceMax)}},
-	})
+	body = maps.Clone(body)
+	if body == nil {
+		body = map[string]any{}
+	}
+	body["filters"] = map[string]any{"price_max": json.Number(priceMax)}
+	b.benchExport(ctx, exportSpec{name: name, format: format, body: body})
 }

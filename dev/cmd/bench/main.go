@@ -4,13 +4,17 @@
 // `name value unit`, and progress, diagnostics and a summary against the targets of issue 3
 // on stderr. It exits non-zero only when it cannot run at all (stack down, no catalog).
 //
-//	bench [-products N] [-only csv,copy,...] [-timeout 10m] [-up auto|always|never] [-keep]
+//	bench [-products N] [-only csv,copy,...] [-runs N] [-timeout 10m] [-up auto|always|never] [-keep]
+//
+// With -runs N (BENCH_RUNS), the selection runs N times in a row and each figure's median is
+// printed after the runs (`name value unit median of N`); the summary judges the medians.
 //
 // Figures are taken one at a time, never concurrently, so that they do not disturb each other;
 // other users of a shared stack still can (a warning says so when other jobs were running).
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -21,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +34,8 @@ import (
 // benches lists every measurement in the order they run. csv_100k runs before csv so that the
 // 1M peak includes whatever the exporter retained from an earlier job; copy runs right before
 // csv so that both see the same cache and host load.
-var benches = []string{"csv_100k", "copy", "csv", "jsonl", "json_relations", "xlsx", "csv_stream", "jsonl_stream",
+var benches = []string{"csv_100k", "jsonl_100k", "xlsx_100k", "copy", "csv", "jsonl", "json_relations", "xlsx",
+	"csv_stream", "jsonl_stream",
 	"hub_latency", "hub_idle", "schedule_fire", "api_auth", "delivery"}
 
 // hubBenches need no catalog: selected alone, they run without counting or seeding it.
@@ -56,6 +62,7 @@ func main() {
 type config struct {
 	products   int64
 	only       []string
+	runs       int
 	timeout    time.Duration
 	up         string
 	keep       bool
@@ -103,6 +110,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.SetOutput(stderr)
 	products := fs.Int64("products", 1000000, "catalog size to measure; seeds the catalog when it holds fewer products")
 	only := fs.String("only", "", "comma-separated subset to run: "+strings.Join(benches, ","))
+	defRuns, err := strconv.Atoi(cmp.Or(getenv("BENCH_RUNS"), "1"))
+	if err != nil {
+		fmt.Fprintln(stderr, "bench: BENCH_RUNS must be a number")
+		return config{}, fmt.Errorf("%w: BENCH_RUNS %q", errUsage, getenv("BENCH_RUNS"))
+	}
+	runs := fs.Int("runs", defRuns, "run the selection this many times and print each figure's median (BENCH_RUNS)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up on one export (or stream) after this long")
 	up := fs.String("up", "auto", "auto: run dev/stack.sh up only when a service does not answer /readyz; always: run it anyway (rebuilds and restarts changed services); never")
 	keep := fs.Bool("keep", false, "keep the exported files (default: DELETE each job once measured)")
@@ -135,6 +148,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	cfg := config{
 		products: *products,
+		runs:     *runs,
 		timeout:  *timeout,
 		up:       *up,
 		keep:     *keep,
@@ -157,6 +171,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if cfg.hubClients < 1 || cfg.hubIdleClients < 1 || cfg.hubJobs < 1 || cfg.hubRate <= 0 || cfg.hubDuration <= 0 {
 		return config{}, usage("-hub-clients, -hub-idle-clients, -hub-jobs, -hub-rate and -hub-duration must be positive")
+	}
+	if cfg.runs < 1 || cfg.runs > 9 {
+		return config{}, usage("-runs must be from 1 to 9")
 	}
 	if cfg.products < 1 {
 		return config{}, usage("-products must be at least 1")
@@ -222,14 +239,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := b.prepare(ctx); err != nil {
 		return err
 	}
-	for _, name := range cfg.only {
+	for run := 1; run <= cfg.runs; run++ {
+		if cfg.runs > 1 {
+			b.logf("==== run %d of %d", run, cfg.runs)
+		}
+		if err := b.runOnce(ctx); err != nil {
+			return err
+		}
+		b.derived()
+		b.endRun()
+	}
+	b.medians()
+	b.summary()
+	return nil
+}
+
+// runOnce takes every selected measurement once.
+func (b *bench) runOnce(ctx context.Context) error {
+	for _, name := range b.cfg.only {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		b.logf("---- %s (load average %s)", name, loadavg())
 		switch name {
 		case "csv_100k":
-			b.benchCSV100k(ctx)
+			b.bench100k(ctx, name, "csv", nil)
+		case "jsonl_100k":
+			b.bench100k(ctx, name, "json", map[string]any{"options": map[string]any{"lines": true}})
+		case "xlsx_100k":
+			b.bench100k(ctx, name, "excel", nil)
 		case "copy":
 			b.benchCopy(ctx)
 		case "csv":
@@ -256,8 +294,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			b.benchDelivery(ctx)
 		}
 	}
-	b.derived()
-	b.summary()
 	return nil
 }
 

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,6 +27,8 @@ type rssMonitor struct {
 	done     sync.WaitGroup
 	maxKiB   int64 // sampled, owned by the sampler until done
 	samples  int
+	tmpDir   string // the process's temporary directory
+	maxTmp   int64  // the largest sum of its open files there, sampled, in bytes
 }
 
 func startRSS(pid int, every time.Duration) *rssMonitor {
@@ -34,6 +38,7 @@ func startRSS(pid int, every time.Duration) *rssMonitor {
 		m.maxKiB = st["VmRSS"]
 	}
 	m.hwmReset = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+	m.tmpDir = tempDirOf(pid)
 	m.done.Add(1)
 	go func() {
 		defer m.done.Done()
@@ -48,6 +53,7 @@ func startRSS(pid int, every time.Duration) *rssMonitor {
 					m.samples++
 					m.maxKiB = max(m.maxKiB, st["VmRSS"])
 				}
+				m.maxTmp = max(m.maxTmp, openBytesUnder(pid, m.tmpDir))
 			}
 		}
 	}()
@@ -59,6 +65,7 @@ type rssResult struct {
 	startKiB, sampledKiB, hwmKiB int64
 	hwmReset                     bool
 	samples                      int
+	tmpBytes                     int64 // the most temporary disk it held open at once, sampled
 }
 
 // peakMiB is the high-water mark when it could be reset, else the sampled maximum. The kernel
@@ -85,12 +92,44 @@ func kib(v int64) float64 { return float64(v) / 1024 }
 func (m *rssMonitor) Stop() rssResult {
 	close(m.stop)
 	m.done.Wait()
-	r := rssResult{startKiB: m.startKiB, sampledKiB: m.maxKiB, hwmReset: m.hwmReset, samples: m.samples}
+	r := rssResult{startKiB: m.startKiB, sampledKiB: m.maxKiB, hwmReset: m.hwmReset, samples: m.samples, tmpBytes: m.maxTmp}
 	if st, err := readStatus(m.pid); err == nil {
 		r.hwmKiB = st["VmHWM"]
 		r.sampledKiB = max(r.sampledKiB, st["VmRSS"])
 	}
 	return r
+}
+
+// tempDirOf is the temporary directory of process pid: its TMPDIR, else /tmp (os.TempDir).
+func tempDirOf(pid int) string {
+	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	for kv := range bytes.SplitSeq(raw, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("TMPDIR=")); ok && len(v) > 0 {
+			return filepath.Clean(string(v))
+		}
+	}
+	return "/tmp"
+}
+
+// openBytesUnder sums the sizes of the regular files process pid holds open under dir, deleted
+// ones included: the temporary disk it uses.
+func openBytesUnder(pid int, dir string) int64 {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if err != nil || !strings.HasPrefix(target, dir+"/") {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(fdDir, fd.Name())); err == nil && st.Mode().IsRegular() {
+			sum += st.Size()
+		}
+	}
+	return sum
 }
 
 // readStatus returns the kB fields of /proc/PID/status (VmRSS, VmHWM, ...).

@@ -27,8 +27,18 @@ type bench struct {
 	http    *http.Client
 	token   string
 	count   int64              // products in the catalog
-	figures map[string]float64 // name → value, for the summary
+	figures map[string]float64 // name → value of the current run (the medians, once the runs are over)
 	failed  map[string]string  // bench name → why
+
+	samples map[string][]float64 // name → its value in each run so far
+	formats map[string]figureFormat
+	order   []string // figure names in the order first emitted
+}
+
+// figureFormat is how a figure prints.
+type figureFormat struct {
+	unit string
+	prec int
 }
 
 func newBench(cfg config, stdout, stderr io.Writer) *bench {
@@ -42,6 +52,8 @@ func newBench(cfg config, stdout, stderr io.Writer) *bench {
 		http:    &http.Client{Transport: tr},
 		figures: map[string]float64{},
 		failed:  map[string]string{},
+		samples: map[string][]float64{},
+		formats: map[string]figureFormat{},
 	}
 }
 
@@ -52,7 +64,40 @@ func (b *bench) logf(format string, a ...any) {
 // emit prints one figure, `name value unit`, with prec decimals.
 func (b *bench) emit(name string, v float64, unit string, prec int) {
 	b.figures[name] = v
+	if _, ok := b.formats[name]; !ok {
+		b.formats[name] = figureFormat{unit, prec}
+		b.order = append(b.order, name)
+	}
 	fmt.Fprintf(b.stdout, "%s %.*f %s\n", name, prec, v, unit)
+}
+
+// endRun keeps the run's figures as samples and starts the next run afresh.
+func (b *bench) endRun() {
+	for name, v := range b.figures {
+		b.samples[name] = append(b.samples[name], v)
+	}
+	b.figures = map[string]float64{}
+}
+
+// medians makes each figure's median over the runs the figure the summary judges; with more
+// than one run, it prints them: `name value unit median of N` (N: the runs that measured it).
+func (b *bench) medians() {
+	for _, name := range b.order {
+		vs := slices.Clone(b.samples[name])
+		if len(vs) == 0 {
+			continue
+		}
+		slices.Sort(vs)
+		m := vs[len(vs)/2]
+		if len(vs)%2 == 0 {
+			m = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+		}
+		b.figures[name] = m
+		if b.cfg.runs > 1 {
+			f := b.formats[name]
+			fmt.Fprintf(b.stdout, "%s %.*f %s median of %d\n", name, f.prec, m, f.unit, len(vs))
+		}
+	}
 }
 
 // fail reports a measurement that could not be taken, and goes on.
