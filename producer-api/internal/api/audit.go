@@ -85,10 +85,11 @@ func clip(s string, n int) string {
 func ptr[T any](v T) *T { return &v }
 
 // listAudit answers GET /audit (MANAGE_EXPORTS): audit rows newest first, filtered by actor,
-// action, resource, risk and occurred_at range (from, to: RFC 3339), paged by cursor.
+// action, resource, risk and occurred_at range (since, until: RFC 3339, as CONTRACT §4 names
+// them; from and to, their first names, are still read), paged by cursor.
 func (a *api) listAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if !knownParams(w, q, "actor", "action", "resource", "risk", "from", "to", "limit", "cursor") {
+	if !knownParams(w, q, "actor", "action", "resource", "risk", "since", "until", "from", "to", "limit", "cursor") {
 		return
 	}
 	f := auditlog.Filter{Actor: q.Get("actor"), Action: q.Get("action"), Resource: q.Get("resource"),
@@ -99,8 +100,22 @@ func (a *api) listAudit(w http.ResponseWriter, r *http.Request) {
 		server.WriteError(w, http.StatusBadRequest, "invalid_argument", fmt.Sprintf("unknown risk %q (one of low, medium, high)", f.Risk), "risk")
 		return
 	}
-	if !timeParams(w, q, map[string]*time.Time{"from": &f.From, "to": &f.To}) {
+	for name, alias := range map[string]string{"since": "from", "until": "to"} {
+		if q.Has(name) && q.Has(alias) {
+			server.WriteError(w, http.StatusBadRequest, "invalid_argument",
+				fmt.Sprintf("%s and %s are the same bound: give one", name, alias), alias)
+			return
+		}
+	}
+	var since, until time.Time
+	if !timeParams(w, q, map[string]*time.Time{"since": &since, "until": &until, "from": &f.From, "to": &f.To}) {
 		return
+	}
+	if q.Has("since") {
+		f.From = since
+	}
+	if q.Has("until") {
+		f.To = until
 	}
 	limit, ok := intParam(w, "limit", q.Get("limit"), 50, 500)
 	if !ok {

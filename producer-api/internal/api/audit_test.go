@@ -120,6 +120,15 @@ func TestAuditList(t *testing.T) {
 		t.Errorf("filter %+v", logs.got)
 	}
 	e.do(t, http.MethodGet, "/api/v1/exports/audit?risk=extreme", mia, nil).checkError(t, http.StatusBadRequest, "invalid_argument", "risk")
+	// CONTRACT §4's names for the time range.
+	r = e.do(t, http.MethodGet, "/api/v1/exports/audit?since=2026-11-01T00:00:00Z&until=2026-11-02T00:00:00Z", mia, nil)
+	if r.status != http.StatusOK || !logs.got.From.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) ||
+		!logs.got.To.Equal(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("since/until: %d, filter %+v", r.status, logs.got)
+	}
+	e.do(t, http.MethodGet, "/api/v1/exports/audit?since=2026-11-01T00:00:00Z&from=2026-11-01T00:00:00Z", mia, nil).
+		checkError(t, http.StatusBadRequest, "invalid_argument", "from")
+	e.do(t, http.MethodGet, "/api/v1/exports/audit?until=yesterday", mia, nil).checkError(t, http.StatusBadRequest, "invalid_argument", "until")
 }
 
 // TestRefusalFloodBounded: a client sending bad tokens has its first refusals of a window
