@@ -48,13 +48,32 @@ type Entity struct {
 	alias     string
 }
 
-// Relation is a nested value added to each row: either an expression over the entity's own
-// joins (one value per row of the same query), or a query run once per batch of rows with the
-// batch's keys as $1 (bigint[]), answering (key, value) pairs, never one query per row.
+// Relation is a nested value added to each row, built here from plain columns (PostgreSQL's
+// json_build_object and json_agg cost more than the rest of the export: 12.4 s of a million
+// products' suppliers against 4.1 s for the same columns as text). It is either
+//   - a row relation: cols are expressions over the entity's own joins, selected with the
+//     row; value builds the cell from them, or
+//   - a stream relation: one more query, run once for the whole export beside the rows' own,
+//     answers (key, cols…) for the keys the entity's filters select, ordered by key; each of a
+//     key's rows gives one value, and list makes them a JSON array (empty otherwise, or the
+//     one value). The two cursors are read in step, merged by key: one round trip for the
+//     whole export, never one query per row or batch.
 type Relation struct {
 	Field
-	batch string // per-batch query; "" when Field.expr is used
-	empty []byte // the value for a key the batch query does not answer
+	cols  []string
+	value func(dst []byte, cols [][]byte) ([]byte, bool) // false: NULL
+
+	stream *relationStream
+}
+
+// relationStream is a stream relation's query: "SELECT key, cols… FROM from", restricted to
+// the selected keys when the export is filtered, then tail (GROUP BY, ORDER BY key, …).
+type relationStream struct {
+	sql   string // SELECT … FROM …
+	key   string // the key column, compared with the entity's key
+	tail  string // GROUP BY …, ORDER BY key …
+	list  bool   // a JSON array of the key's values
+	empty []byte // the value for a key without rows
 }
 
 // ErrUnknownField is wrapped by Resolve's error; the message names the field.
@@ -78,17 +97,27 @@ var Products = &Entity{
 		LEFT JOIN product_suppliers ps ON ps.product_id = p.id AND ps.is_primary
 		LEFT JOIN suppliers s ON s.id = ps.supplier_id`,
 	Relations: []Relation{
-		{Field: Field{"category", TypeJSON, "The product's category: id, parent_id, name, slug, path", false,
-			`CASE WHEN c.id IS NULL THEN NULL ELSE json_build_object('id', c.id, 'parent_id', c.parent_id,
-				'name', c.name, 'slug', c.slug, 'path', c.path)::text END`}},
+		{Field: Field{"category", TypeJSON, "The product's category: id, parent_id, name, slug, path", false, ""},
+			cols: []string{"c.id::text", "c.parent_id::text", "c.name", "c.slug", "c.path"},
+			value: func(dst []byte, c [][]byte) ([]byte, bool) {
+				if c[0] == nil {
+					return dst, false
+				}
+				return appendObject(dst, []string{"id", "parent_id", "name", "slug", "path"},
+					[]Type{TypeInteger, TypeInteger, TypeText, TypeText, TypeText}, c), true
+			}},
 		{Field: Field{"suppliers", TypeJSON, "Every supplier of the product, primary first", false, ""},
-			batch: `SELECT ps.product_id, json_agg(json_build_object('supplier_id', s.id, 'code', s.code,
-				'name', s.name, 'supplier_sku', ps.supplier_sku, 'cost_price', ps.cost_price,
-				'lead_time_days', ps.lead_time_days, 'is_primary', ps.is_primary)
-				ORDER BY ps.is_primary DESC, s.id)::text
-				FROM product_suppliers ps JOIN suppliers s ON s.id = ps.supplier_id
-				WHERE ps.product_id = ANY($1) GROUP BY ps.product_id`,
-			empty: []byte("[]")},
+			stream: &relationStream{
+				sql: `SELECT ps.product_id::text, s.id::text, s.code, s.name, ps.supplier_sku, ps.cost_price::text,
+					ps.lead_time_days::text, ps.is_primary::text FROM product_suppliers ps JOIN suppliers s ON s.id = ps.supplier_id`,
+				key:  "ps.product_id",
+				tail: " ORDER BY ps.product_id, ps.is_primary DESC, s.id",
+				list: true, empty: []byte("[]"),
+			},
+			value: func(dst []byte, c [][]byte) ([]byte, bool) {
+				return appendObject(dst, []string{"supplier_id", "code", "name", "supplier_sku", "cost_price", "lead_time_days", "is_primary"},
+					[]Type{TypeInteger, TypeText, TypeText, TypeText, TypeDecimal, TypeInteger, TypeBoolean}, c), true
+			}},
 	},
 	order: "p.id",
 	Fields: []Field{
@@ -134,9 +163,14 @@ var Suppliers = &Entity{
 	},
 	Relations: []Relation{
 		{Field: Field{"product_count", TypeInteger, "How many products the supplier supplies", false, ""},
-			batch: `SELECT supplier_id, count(*)::text FROM product_suppliers
-				WHERE supplier_id = ANY($1) GROUP BY supplier_id`,
-			empty: []byte("0")},
+			stream: &relationStream{
+				// Qualified: ORDER BY supplier_id would sort by the text output column of that name.
+				sql:   `SELECT ps.supplier_id::text, count(*)::text FROM product_suppliers ps`,
+				key:   "ps.supplier_id",
+				tail:  " GROUP BY ps.supplier_id ORDER BY ps.supplier_id",
+				empty: []byte("0"),
+			},
+			value: func(dst []byte, c [][]byte) ([]byte, bool) { return append(dst, c[0]...), true }},
 	},
 }
 

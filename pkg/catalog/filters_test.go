@@ -17,8 +17,8 @@ import (
 )
 
 // generated is a catalog of 2,500 products spread over every filter's values, a category tree
-// three levels deep, and products with zero, one or two suppliers, so that batches of
-// relations cross BatchSize boundaries.
+// three levels deep, and products with zero, one or two suppliers (some keys without relation
+// rows, between keys with some).
 var generated = struct {
 	once sync.Once
 	url  string

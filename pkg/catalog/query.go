@@ -10,15 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Querier is what a Query runs on (a *pgxpool.Pool, *pgx.Conn or pgx.Tx). A query with batch
-// relations runs a second query while its cursor is open, so it needs a pool.
+// Querier is what a Query runs on (a *pgxpool.Pool, *pgx.Conn or pgx.Tx). A query with stream
+// relations reads their cursors beside its own, one connection each, so it needs a pool.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
-
-// BatchSize is how many rows share one relation query.
-const BatchSize = 1000
 
 // Query is a validated export query: an entity, its columns and its filters.
 type Query struct {
@@ -82,21 +79,31 @@ func (q *Query) where() string {
 	return " WHERE " + strings.Join(q.conds, " AND ")
 }
 
-// SQL is the statement Rows runs (exposed for benchmarks and EXPLAIN): the fields, the
-// relations computed by expression, then the row key.
+// SQL is the statement Rows runs (exposed for benchmarks and EXPLAIN): the fields, the row
+// relations' columns, then the row key.
 func (q *Query) SQL() (string, []any) {
 	exprs := make([]string, 0, len(q.Fields)+len(q.Relations)+1)
 	for _, f := range q.Fields {
 		exprs = append(exprs, f.expr)
 	}
 	for _, r := range q.Relations {
-		if r.batch == "" {
-			exprs = append(exprs, r.expr)
-		}
+		exprs = append(exprs, r.cols...)
 	}
 	exprs = append(exprs, q.Entity.order+"::text")
 	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + q.Entity.from + q.where() +
 		" ORDER BY " + q.Entity.order, q.args
+}
+
+// RelationSQL is the statement of stream relation r (an index into Relations): its rows for
+// the keys the query selects, in key order. Unfiltered, it reads every row of the relation
+// (a semi-join with the whole entity would only cost a scan more).
+func (q *Query) RelationSQL(r int) (string, []any) {
+	st := q.Relations[r].stream
+	if len(q.conds) == 0 {
+		return st.sql + st.tail, nil
+	}
+	return st.sql + " WHERE " + st.key + " IN (SELECT " + q.Entity.order + " FROM " + q.Entity.Name + " " +
+		q.Entity.alias + q.where() + ")" + st.tail, q.args
 }
 
 // Count returns how many rows the query selects. Filters only reference the entity's own
@@ -112,8 +119,8 @@ func (q *Query) Count(ctx context.Context, db Querier) (int64, error) {
 
 // Rows streams the selected rows in key order to fn, one at a time: cells are the columns'
 // text (nil for NULL), valid only during the call. The result is read from the connection as
-// fn consumes it, never buffered whole (rows wait in batches of BatchSize only when a relation
-// is fetched per batch); cancelling ctx cancels the query.
+// fn consumes it, never buffered whole, and so are the stream relations' results beside it;
+// cancelling ctx cancels the queries.
 // every > 0 calls progress with the row count every that many rows.
 func (q *Query) Rows(ctx context.Context, db Querier, fn func(cells [][]byte) error, progress func(int64), every int64) (int64, error) {
 	return q.Stream(ctx, db, nil, fn, progress, every)
@@ -124,43 +131,52 @@ func (q *Query) Rows(ctx context.Context, db Querier, fn func(cells [][]byte) er
 // then, so an unreachable database or a refused query is still answered with an error
 // instead of a cut-off file, while a query slow to find its first row shows bytes at once.
 func (q *Query) Stream(ctx context.Context, db Querier, opened func() error, fn func(cells [][]byte) error, progress func(int64), every int64) (int64, error) {
-	sql, args := q.SQL()
 	ctx, cancel := context.WithCancel(ctx)
+	var cursors []pgx.Rows
+	// Cancelling first: a return before the last row ends the queries instead of letting Close
+	// read (and discard) the rest of a million-row result.
+	defer func() {
+		cancel()
+		for _, c := range cursors {
+			c.Close()
+		}
+	}()
+	sql, args := q.SQL()
 	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
-		cancel()
 		return 0, fmt.Errorf("querying %s: %w", q.Entity.Name, err)
 	}
-	defer rows.Close()
-	// Runs before Close: a return before the last row cancels the query instead of
-	// letting Close read (and discard) the rest of a million-row result.
-	defer cancel()
+	cursors = append(cursors, rows)
+	streams := make([]*relationCursor, len(q.Relations))
+	for i, r := range q.Relations {
+		if r.stream == nil {
+			continue
+		}
+		sql, args := q.RelationSQL(i)
+		rr, err := db.Query(ctx, sql, args...)
+		if err != nil {
+			return 0, fmt.Errorf("querying %s %s: %w", q.Entity.Name, r.Name, err)
+		}
+		cursors = append(cursors, rr)
+		streams[i] = &relationCursor{rows: rr, r: r, name: q.Entity.Name + " " + r.Name}
+		if err := streams[i].next(); err != nil {
+			return 0, err
+		}
+	}
 	if opened != nil {
 		if err := opened(); err != nil {
 			return 0, err
 		}
 	}
-	var n int64
-	emit := func(cells [][]byte) error {
-		if err := fn(cells); err != nil {
-			return err
-		}
-		n++
-		if every > 0 && n%every == 0 {
-			progress(n)
-		}
-		return nil
-	}
-	var b *batcher
-	for _, r := range q.Relations {
-		if r.batch != "" {
-			b = newBatcher(q, db, emit)
-			defer b.wait()
-			break
-		}
-	}
 	nf := len(q.Fields)
-	var prev []byte
+	out := make([][]byte, nf+len(q.Relations))
+	type span struct {
+		start, end int
+		ok         bool
+	}
+	spans := make([]span, len(q.Relations))
+	var buf, prev []byte // the relations' values of the row; the previous row's key
+	var n int64
 	for rows.Next() {
 		raw := rows.RawValues()
 		key := raw[len(raw)-1]
@@ -168,175 +184,108 @@ func (q *Query) Stream(ctx context.Context, db Querier, opened func() error, fn 
 			continue // a second primary supplier: the row is already out
 		}
 		prev = append(prev[:0], key...)
-		if b != nil {
-			err = b.add(ctx, raw)
-		} else if len(q.Relations) == 0 {
-			err = emit(raw[:nf])
-		} else {
-			err = emit(raw[:len(raw)-1])
+		copy(out, raw[:nf])
+		if len(q.Relations) > 0 {
+			k, err := strconv.ParseInt(string(key), 10, 64)
+			if err != nil {
+				return n, fmt.Errorf("reading %s key %q: %w", q.Entity.Name, key, err)
+			}
+			buf = buf[:0]
+			src := nf // the next row relation's first column
+			for i, r := range q.Relations {
+				start, ok := len(buf), true
+				if s := streams[i]; s != nil {
+					if buf, err = s.value(buf, k); err != nil {
+						return n, err
+					}
+				} else {
+					buf, ok = r.value(buf, raw[src:src+len(r.cols)])
+					src += len(r.cols)
+				}
+				spans[i] = span{start, len(buf), ok}
+			}
+			for i, sp := range spans { // buf may have moved while it grew: slice it now
+				out[nf+i] = nil
+				if sp.ok {
+					out[nf+i] = buf[sp.start:sp.end:sp.end]
+				}
+			}
 		}
-		if err != nil {
+		if err := fn(out); err != nil {
 			return n, err
+		}
+		n++
+		if every > 0 && n%every == 0 {
+			progress(n)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return n, fmt.Errorf("reading %s: %w", q.Entity.Name, err)
 	}
-	if b != nil {
-		if err := b.flush(ctx); err != nil {
-			return n, err
-		}
-	}
 	return n, nil
 }
 
-// batcher holds up to BatchSize rows (copied out of the cursor's buffer) until their batch
-// relations are fetched, one query per relation per batch. While one batch's relations are
-// fetched (on another connection) the cursor fills the next batch, so the two queries overlap;
-// at most two batches are held.
-type batcher struct {
-	q       *Query
-	db      Querier
-	emit    func([][]byte) error
-	filling *batch
-	spare   *batch
-	pending *batch // its relations are being fetched
-	out     [][]byte
+// relationCursor reads a stream relation's rows in step with the entity's: it is always at
+// the first row whose key the entity has not passed yet.
+type relationCursor struct {
+	rows    pgx.Rows
+	r       Relation
+	name    string
+	key     int64
+	cols    [][]byte // the current row's columns after the key; valid until next
+	started bool
+	done    bool
 }
 
-type batch struct {
-	rows   [][][]byte
-	keys   []int64
-	arena  []byte
-	values []map[int64][]byte // per relation, nil for an expression relation
-	done   chan error
-}
-
-func newBatcher(q *Query, db Querier, emit func([][]byte) error) *batcher {
-	return &batcher{q: q, db: db, emit: emit, filling: &batch{}, spare: &batch{},
-		out: make([][]byte, len(q.Fields)+len(q.Relations))}
-}
-
-func (b *batcher) add(ctx context.Context, raw [][]byte) error {
-	key, err := strconv.ParseInt(string(raw[len(raw)-1]), 10, 64)
-	if err != nil {
-		return fmt.Errorf("reading %s key %q: %w", b.q.Entity.Name, raw[len(raw)-1], err)
-	}
-	f := b.filling
-	row := make([][]byte, len(raw)-1)
-	for i, c := range raw[:len(raw)-1] {
-		if c != nil {
-			start := len(f.arena)
-			f.arena = append(f.arena, c...)
-			row[i] = f.arena[start:len(f.arena):len(f.arena)]
+func (c *relationCursor) next() error {
+	if !c.rows.Next() {
+		c.done = true
+		if err := c.rows.Err(); err != nil {
+			return fmt.Errorf("reading %s: %w", c.name, err)
 		}
-	}
-	f.rows = append(f.rows, row)
-	f.keys = append(f.keys, key)
-	if len(f.rows) >= BatchSize {
-		return b.dispatch(ctx)
-	}
-	return nil
-}
-
-// dispatch starts fetching the filled batch's relations, after writing out the batch whose
-// relations were being fetched.
-func (b *batcher) dispatch(ctx context.Context) error {
-	if err := b.drain(); err != nil {
-		return err
-	}
-	f := b.filling
-	if len(f.rows) == 0 {
 		return nil
 	}
-	b.filling, b.spare = b.spare, nil
-	f.done = make(chan error, 1)
-	if f.values == nil {
-		f.values = make([]map[int64][]byte, len(b.q.Relations))
-	}
-	go func() {
-		for i, r := range b.q.Relations {
-			if r.batch == "" {
-				continue
-			}
-			m, err := fetch(ctx, b.db, r, f.keys)
-			if err != nil {
-				f.done <- fmt.Errorf("fetching %s %s: %w", b.q.Entity.Name, r.Name, err)
-				return
-			}
-			f.values[i] = m
-		}
-		f.done <- nil
-	}()
-	b.pending = f
-	return nil
-}
-
-// drain waits for the pending batch's relations and writes its rows out.
-func (b *batcher) drain() error {
-	p := b.pending
-	if p == nil {
-		return nil
-	}
-	b.pending = nil
-	if err := <-p.done; err != nil {
-		return err
-	}
-	nf := len(b.q.Fields)
-	for j, row := range p.rows {
-		copy(b.out, row[:nf])
-		src := nf // the next expression relation in the row
-		for i, r := range b.q.Relations {
-			if r.batch == "" {
-				b.out[nf+i] = row[src]
-				src++
-				continue
-			}
-			v, ok := p.values[i][p.keys[j]]
-			if !ok {
-				v = r.empty
-			}
-			b.out[nf+i] = v
-		}
-		if err := b.emit(b.out); err != nil {
-			return err
-		}
-	}
-	p.rows, p.keys, p.arena = p.rows[:0], p.keys[:0], p.arena[:0]
-	b.spare = p
-	return nil
-}
-
-// flush writes out every row held: the pending batch, then the last, partial one.
-func (b *batcher) flush(ctx context.Context) error {
-	if err := b.dispatch(ctx); err != nil {
-		return err
-	}
-	return b.drain()
-}
-
-// wait lets a fetch still running end, so that nothing outlives Rows (on an early return).
-func (b *batcher) wait() {
-	if b.pending != nil {
-		<-b.pending.done
-		b.pending = nil
-	}
-}
-
-func fetch(ctx context.Context, db Querier, r Relation, keys []int64) (map[int64][]byte, error) {
-	rows, err := db.Query(ctx, r.batch, keys)
+	raw := c.rows.RawValues()
+	k, err := strconv.ParseInt(string(raw[0]), 10, 64)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("reading %s key %q: %w", c.name, raw[0], err)
 	}
-	defer rows.Close()
-	m := make(map[int64][]byte, len(keys))
-	for rows.Next() {
-		var k int64
-		var v []byte
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, err
+	if c.started && k < c.key {
+		// The merge needs key order: values would go to the wrong rows.
+		return fmt.Errorf("reading %s: key %d after %d, not in key order", c.name, k, c.key)
+	}
+	c.key, c.cols, c.started = k, raw[1:], true
+	return nil
+}
+
+// value appends the relation's value for key k: its rows', skipping rows of keys below k
+// (none, unless a row came or went between the two queries' snapshots).
+func (c *relationCursor) value(dst []byte, k int64) ([]byte, error) {
+	for !c.done && c.key < k {
+		if err := c.next(); err != nil {
+			return dst, err
 		}
-		m[k] = v
 	}
-	return m, rows.Err()
+	st := c.r.stream
+	if c.done || c.key > k {
+		return append(dst, st.empty...), nil
+	}
+	if st.list {
+		dst = append(dst, '[')
+	}
+	for first := true; !c.done && c.key == k; first = false {
+		if !first && st.list {
+			dst = append(dst, ',')
+		}
+		if first || st.list {
+			dst, _ = c.r.value(dst, c.cols)
+		}
+		if err := c.next(); err != nil {
+			return dst, err
+		}
+	}
+	if st.list {
+		dst = append(dst, ']')
+	}
+	return dst, nil
 }

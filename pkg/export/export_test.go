@@ -385,15 +385,15 @@ func TestRunJSONWithRelations(t *testing.T) {
 			req: export.Request{Entity: "products", Format: "json", Fields: []string{"id", "name", "price", "stock", "attributes", "updated_at"},
 				Options: map[string]any{"lines": true, "include_relations": true}},
 			want: `{"id":1,"name":"Câble \"Ultra\", 2m","price":12.50,"stock":3,"attributes":{"color": "red"},"updated_at":"2026-03-01T10:00:00Z",` +
-				`"category":{"id" : 2, "parent_id" : 1, "name" : "Audio", "slug" : "audio", "path" : "Home > Audio"},` +
-				`"suppliers":[{"supplier_id" : 1, "code" : "S1", "name" : "Acme \"Paris\"", "supplier_sku" : "A-1", "cost_price" : 5.00, "lead_time_days" : 3, "is_primary" : true}, ` +
-				`{"supplier_id" : 2, "code" : "S2", "name" : "Beta", "supplier_sku" : "B-1", "cost_price" : 6.00, "lead_time_days" : 9, "is_primary" : false}]}` + "\n" +
+				`"category":{"id":2,"parent_id":1,"name":"Audio","slug":"audio","path":"Home > Audio"},` +
+				`"suppliers":[{"supplier_id":1,"code":"S1","name":"Acme \"Paris\"","supplier_sku":"A-1","cost_price":5.00,"lead_time_days":3,"is_primary":true},` +
+				`{"supplier_id":2,"code":"S2","name":"Beta","supplier_sku":"B-1","cost_price":6.00,"lead_time_days":9,"is_primary":false}]}` + "\n" +
 				`{"id":2,"name":"=HYPERLINK(\"x\")","price":1000000.00,"stock":0,"attributes":{},"updated_at":"2025-03-01T00:00:00Z","category":null,"suppliers":[]}` + "\n" +
 				`{"id":3,"name":"Casque 🎧 sans fil","price":0.50,"stock":10,"attributes":{},"updated_at":"2025-03-01T00:00:00Z",` +
-				`"category":{"id" : 1, "parent_id" : null, "name" : "Home", "slug" : "home", "path" : "Home"},` +
-				`"suppliers":[{"supplier_id" : 2, "code" : "S2", "name" : "Beta", "supplier_sku" : "B-3", "cost_price" : 0.10, "lead_time_days" : 1, "is_primary" : true}]}` + "\n" +
+				`"category":{"id":1,"parent_id":null,"name":"Home","slug":"home","path":"Home"},` +
+				`"suppliers":[{"supplier_id":2,"code":"S2","name":"Beta","supplier_sku":"B-3","cost_price":0.10,"lead_time_days":1,"is_primary":true}]}` + "\n" +
 				`{"id":4,"name":"+33 Adapter; EU","price":7.00,"stock":1,"attributes":{"tags": ["a;b"]},"updated_at":"2025-03-01T00:00:00Z",` +
-				`"category":{"id" : 1, "parent_id" : null, "name" : "Home", "slug" : "home", "path" : "Home"},"suppliers":[]}` + "\n",
+				`"category":{"id":1,"parent_id":null,"name":"Home","slug":"home","path":"Home"},"suppliers":[]}` + "\n",
 		},
 		{
 			name: "suppliers as a JSON array with their product count",

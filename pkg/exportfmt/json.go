@@ -324,3 +324,27 @@ func appendJSONString(w jsonWriter, s []byte) {
 	w.Write(s[start:])
 	w.WriteByte('"')
 }
+
+// AppendJSONString appends s as a quoted JSON string, escaped as the JSON writer escapes its
+// cells, for values built as JSON outside it (the catalog's relations).
+func AppendJSONString(dst, s []byte) []byte {
+	a := byteAppender{dst}
+	appendJSONString(&a, s)
+	return a.b
+}
+
+// AppendJSONNumber appends s when it is a number by JSON's grammar, else s as a string, as the
+// JSON writer writes a numeric cell.
+func AppendJSONNumber(dst, s []byte) []byte {
+	if isJSONNumber(s) {
+		return append(dst, s...)
+	}
+	return AppendJSONString(dst, s)
+}
+
+// byteAppender is a jsonWriter onto a byte slice.
+type byteAppender struct{ b []byte }
+
+func (a *byteAppender) Write(p []byte) (int, error)       { a.b = append(a.b, p...); return len(p), nil }
+func (a *byteAppender) WriteByte(c byte) error            { a.b = append(a.b, c); return nil }
+func (a *byteAppender) WriteString(s string) (int, error) { a.b = append(a.b, s...); return len(s), nil }
