@@ -24,6 +24,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/logging"
+	"github.com/productsmanager/exportplatform/pkg/memlimit"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
 	"github.com/productsmanager/exportplatform/pkg/platformstore"
@@ -173,6 +174,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		// CSV 77 → 65 MiB at 1M rows). GOGC, when set, wins.
 		debug.SetGCPercent(50)
 	}
+	// Under a container memory limit the collector works harder near 90 % of it rather than
+	// the kernel killing the exporter past it (the part buffers of concurrent jobs are what
+	// grows). GOMEMLIMIT, when set, wins.
+	memlimit.Apply(getenv, log)
 	reg := server.NewRegistry()
 
 	exportsPool, err := pgdb.Open(ctx, cfg.ExportsDB, int32(cfg.Concurrency*2+cfg.DeliveryConcurrency*2+4))

@@ -16,6 +16,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/logging"
+	"github.com/productsmanager/exportplatform/pkg/memlimit"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
 	"github.com/productsmanager/exportplatform/pkg/platformstore"
@@ -162,6 +163,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stdout, cfg.LogLevel, "producer-api")
+	memlimit.Apply(getenv, log) // 90 % of the container's memory limit, unless GOMEMLIMIT is set
 	reg := server.NewRegistry()
 
 	pool, err := pgdb.Open(ctx, cfg.ExportsDB, 20)

@@ -22,6 +22,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/logging"
+	"github.com/productsmanager/exportplatform/pkg/memlimit"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
 	"github.com/productsmanager/exportplatform/pkg/refusals"
 	"github.com/productsmanager/exportplatform/pkg/server"
@@ -148,6 +149,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stdout, cfg.LogLevel, "progress-hub")
+	memlimit.Apply(getenv, log) // 90 % of the container's memory limit, unless GOMEMLIMIT is set
 	log.Info("starting", "config", cfg)
 	if soft, hard, err := raiseNoFile(); err != nil {
 		log.Warn("raising the open file limit", "err", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/logging"
+	"github.com/productsmanager/exportplatform/pkg/memlimit"
 	"github.com/productsmanager/exportplatform/pkg/pgdb"
 	"github.com/productsmanager/exportplatform/pkg/relay"
 	"github.com/productsmanager/exportplatform/pkg/schedstore"
@@ -124,6 +125,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stdout, cfg.LogLevel, "scheduler")
+	memlimit.Apply(getenv, log) // 90 % of the container's memory limit, unless GOMEMLIMIT is set
 	log.Info("starting", "config", cfg)
 	reg := server.NewRegistry()
 
