@@ -34,7 +34,7 @@ import (
 // benches lists every measurement in the order they run. csv_100k runs before csv so that the
 // 1M peak includes whatever the exporter retained from an earlier job; copy runs right before
 // csv so that both see the same cache and host load.
-var benches = []string{"csv_100k", "jsonl_100k", "xlsx_100k", "copy", "csv", "jsonl", "json_relations", "xlsx",
+var benches = []string{"csv_100k", "jsonl_100k", "xlsx_100k", "copy", "csv", "jsonl", "json_relations", "xlsx", "xlsx_split",
 	"csv_stream", "jsonl_stream",
 	"hub_latency", "hub_idle", "schedule_fire", "api_auth", "delivery"}
 
@@ -278,6 +278,8 @@ func (b *bench) runOnce(ctx context.Context) error {
 			b.benchExport(ctx, exportSpec{name: "json_relations", format: "json", body: map[string]any{"options": map[string]any{"include_relations": true}}})
 		case "xlsx":
 			b.benchExport(ctx, exportSpec{name: "xlsx", format: "excel"})
+		case "xlsx_split":
+			b.benchXLSXSplit(ctx)
 		case "csv_stream":
 			b.benchStream(ctx, "csv_stream", "/api/v1/exports/stream/csv/products", false)
 		case "jsonl_stream":
