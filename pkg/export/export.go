@@ -121,6 +121,9 @@ type Spec struct {
 	FileName    string // the stored file's name: the format's extension, then .gz or .zip
 	// Inner is the name of the file inside a zip (FileName without .zip); "" otherwise.
 	Inner string
+
+	// afterHeader, when set, is called once the header is written and flushed (RunRange).
+	afterHeader func()
 }
 
 // OptionNames lists every export option, of every format, sorted.
@@ -535,7 +538,13 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 			if err := fw.WriteHeader(columns(q, headers)); err != nil {
 				return fmt.Errorf("writing header: %w", err)
 			}
-			return flush()
+			if err := flush(); err != nil {
+				return err
+			}
+			if s.afterHeader != nil {
+				s.afterHeader()
+			}
+			return nil
 		}
 		p, every := func(int64) {}, int64(0)
 		if q == s.Query {
@@ -571,4 +580,52 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 	}
 	report(res.Rows)
 	return res, nil
+}
+
+// Splittable reports whether the spec's file is the concatenation of its key ranges' outputs
+// (RunRange), and why not when it is not.
+func (s *Spec) Splittable() (bool, string) {
+	switch {
+	case s.Format == FormatCSV, s.Format == FormatJSON && s.JSON.Lines:
+	default:
+		return false, "a JSON array or a workbook has one beginning and one end, not one per range"
+	}
+	switch {
+	case s.Compression != exportfmt.CompressNone:
+		return false, "a compressed file is one stream"
+	case len(s.Query.Relations) > 0:
+		return false, "relations are read on connections of their own, outside a range's snapshot"
+	}
+	return true, ""
+}
+
+// RunRange writes the rows whose keys lie in [lo, hi) as the part of the file they are: the
+// first range (lo nil) with the file's beginning (byte order mark, header), the others
+// without, so the ranges' outputs one after the other are the file Run writes, when every
+// range reads the same snapshot (catalog.SetSnapshot). Only splittable specs.
+func RunRange(ctx context.Context, db catalog.Querier, s *Spec, lo, hi *int64, w io.Writer, progress Progress) (Result, error) {
+	if ok, why := s.Splittable(); !ok {
+		return Result{}, fmt.Errorf("%s export of %s cannot be split: %s", s.Format, s.Entity, why)
+	}
+	r := *s
+	r.Query = s.Query.Range(lo, hi)
+	if lo == nil {
+		return Run(ctx, db, &r, w, progress)
+	}
+	gate := &headerGate{w: w}
+	r.afterHeader = func() { gate.open = true }
+	return Run(ctx, db, &r, gate, progress)
+}
+
+// headerGate drops what is written before it opens: the header of a range after the first.
+type headerGate struct {
+	w    io.Writer
+	open bool
+}
+
+func (g *headerGate) Write(p []byte) (int, error) {
+	if !g.open {
+		return len(p), nil
+	}
+	return g.w.Write(p)
 }
