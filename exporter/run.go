@@ -35,16 +35,19 @@ import (
 
 // Config is the exporter's settings, from the environment.
 type Config struct {
-	Addr             string
-	CatalogDB        string
-	ExportsDB        string
-	Brokers          []string
-	Group            string
-	S3               objectstore.MinioConfig
-	WorkerID         string
-	Concurrency      int
-	LeaseTTL         time.Duration
-	RescueInterval   time.Duration
+	Addr           string
+	CatalogDB      string
+	ExportsDB      string
+	Brokers        []string
+	Group          string
+	S3             objectstore.MinioConfig
+	WorkerID       string
+	Concurrency    int
+	LeaseTTL       time.Duration
+	RescueInterval time.Duration
+	// RangeRows: a CSV or JSON Lines export of more rows is written in ranges of this many
+	// rows by the whole exporter group (EXPORTER_CHUNK_ROWS; 0 never splits).
+	RangeRows        int64
 	ProgressInterval time.Duration
 	MaxAttempts      int
 	CancelPoll       time.Duration
@@ -87,6 +90,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxAttempts:      env.Int("EXPORTER_MAX_ATTEMPTS", 3),
 		LeaseTTL:         env.Duration("EXPORTER_LEASE_TTL", 15*time.Second),
 		RescueInterval:   env.Duration("EXPORTER_RESCUE_INTERVAL", time.Second),
+		RangeRows:        int64(env.Int("EXPORTER_CHUNK_ROWS", 2_000_000)),
 		ProgressInterval: env.Duration("EXPORTER_PROGRESS_INTERVAL", 250*time.Millisecond),
 		CancelPoll:       env.Duration("EXPORTER_CANCEL_POLL", 250*time.Millisecond),
 		Retention:        env.Duration("EXPORT_RETENTION", 30*24*time.Hour),
@@ -139,6 +143,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retention < time.Minute {
 		errs = append(errs, errors.New("EXPORT_RETENTION must be at least 1m (e.g. 720h for 30 days)"))
+	}
+	if c.RangeRows < 0 {
+		errs = append(errs, fmt.Errorf("EXPORTER_CHUNK_ROWS %d: must be 0 (never split) or positive", c.RangeRows))
 	}
 	if c.RescueInterval <= 0 || c.ProgressInterval <= 0 {
 		errs = append(errs, errors.New("EXPORTER_RESCUE_INTERVAL and EXPORTER_PROGRESS_INTERVAL must be positive"))
@@ -224,9 +231,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Worker: cfg.WorkerID, Bucket: cfg.S3.Bucket, LeaseTTL: cfg.LeaseTTL,
 		ProgressInterval: cfg.ProgressInterval, CancelPoll: cfg.CancelPoll, Retention: cfg.Retention,
 		UploadStall: cfg.UploadStall, Crash: failpoint(cfg.Failpoint, log),
-	}, catalogPool, objects, store, log.With("component", "runner"), runner.NewMetrics(reg))
+	}, catalogPool, objects, store, log.With("component", "runner"), runner.NewMetrics(reg)).
+		WithRanges(store, catalogPool, cfg.RangeRows, cfg.MaxAttempts)
 	in := intake.New(jobCtx, store, rn.Run, jobstore.ClaimOptions{Owner: cfg.WorkerID, TTL: cfg.LeaseTTL, MaxAttempts: cfg.MaxAttempts},
-		cfg.Concurrency, cfg.RescueInterval, log.With("component", "intake"))
+		cfg.Concurrency, cfg.RescueInterval, log.With("component", "intake")).
+		WithRanges(func(ctx context.Context) (func(context.Context), bool) {
+			rg, err := store.ClaimRange(ctx, "", cfg.WorkerID, cfg.LeaseTTL, cfg.MaxAttempts)
+			if err != nil {
+				if !errors.Is(err, jobstore.ErrNotClaimed) && ctx.Err() == nil {
+					log.Warn("claiming a range failed", "err", err)
+				}
+				return nil, false
+			}
+			return func(ctx context.Context) { rn.WriteRange(ctx, rg) }, true
+		})
 	// The jobs' events leave through the outbox; this relay (one of the platform's, one at a
 	// time) outlives the jobs, so their last events are relayed before the exporter exits.
 	rl := relay.New(store, eventbus.NewPublisher(producer, log), log.With("component", "relay"), reg)

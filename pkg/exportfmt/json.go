@@ -345,6 +345,9 @@ func AppendJSONNumber(dst, s []byte) []byte {
 // byteAppender is a jsonWriter onto a byte slice.
 type byteAppender struct{ b []byte }
 
-func (a *byteAppender) Write(p []byte) (int, error)       { a.b = append(a.b, p...); return len(p), nil }
-func (a *byteAppender) WriteByte(c byte) error            { a.b = append(a.b, c); return nil }
-func (a *byteAppender) WriteString(s string) (int, error) { a.b = append(a.b, s...); return len(s), nil }
+func (a *byteAppender) Write(p []byte) (int, error) { a.b = append(a.b, p...); return len(p), nil }
+func (a *byteAppender) WriteByte(c byte) error      { a.b = append(a.b, c); return nil }
+func (a *byteAppender) WriteString(s string) (int, error) {
+	a.b = append(a.b, s...)
+	return len(s), nil
+}

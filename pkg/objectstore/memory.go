@@ -96,3 +96,24 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Compose joins srcs into key, with S3's rules: every source exists, and all but the last hold
+// at least MinComposePart bytes.
+func (m *Memory) Compose(ctx context.Context, key string, srcs []string, contentType string) (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var buf bytes.Buffer
+	for i, s := range srcs {
+		o, ok := m.objects[s]
+		if !ok {
+			return Info{}, fmt.Errorf("composing %s: %s: %w", key, s, ErrNotFound)
+		}
+		if i < len(srcs)-1 && len(o.data) < MinComposePart {
+			return Info{}, fmt.Errorf("composing %s: part %s holds %d bytes, under the %d a part needs", key, s, len(o.data), MinComposePart)
+		}
+		buf.Write(o.data)
+	}
+	info := Info{Key: key, Size: int64(buf.Len()), ContentType: contentType, LastModified: time.Now()}
+	m.objects[key] = memObject{data: buf.Bytes(), info: info}
+	return info, ctx.Err()
+}

@@ -175,3 +175,17 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+// Compose joins srcs into key server-side (multipart upload of part copies).
+func (m *Minio) Compose(ctx context.Context, key string, srcs []string, contentType string) (Info, error) {
+	opts := make([]minio.CopySrcOptions, len(srcs))
+	for i, s := range srcs {
+		opts[i] = minio.CopySrcOptions{Bucket: m.bucket, Object: s}
+	}
+	ui, err := m.cl.ComposeObject(ctx, minio.CopyDestOptions{Bucket: m.bucket, Object: key, ContentType: contentType,
+		ReplaceMetadata: true}, opts...)
+	if err != nil {
+		return Info{}, fmt.Errorf("composing %s of %d parts: %w", key, len(srcs), mapErr(err))
+	}
+	return Info{Key: key, Size: ui.Size, ContentType: contentType, LastModified: ui.LastModified}, nil
+}

@@ -40,3 +40,15 @@ type Store interface {
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 }
+
+// Composer is implemented by stores that join objects server-side: Compose stores at key the
+// objects at srcs one after the other (the one file of an export written in ranges), without
+// the bytes passing through the caller. Every source but the last must hold at least
+// MinComposePart bytes (S3's smallest multipart part). Nothing is visible under key unless it
+// returns nil; the sources stay.
+type Composer interface {
+	Compose(ctx context.Context, key string, srcs []string, contentType string) (Info, error)
+}
+
+// MinComposePart is the least size of a Compose source but the last: S3's 5 MiB part minimum.
+const MinComposePart = 5 << 20

@@ -40,6 +40,8 @@ type Intake struct {
 	wg       sync.WaitGroup
 	// jobCtx is the parent of running jobs: cancelled only at shutdown, after intake stopped.
 	jobCtx context.Context
+	// claimRange, when set, claims a range of a split job for a free slot (WithRanges).
+	claimRange func(ctx context.Context) (func(context.Context), bool)
 }
 
 // New builds an intake with concurrency slots; poll is the poller's interval.
@@ -120,6 +122,17 @@ func (in *Intake) claimNext(ctx context.Context) bool {
 	default:
 		return false // every slot busy
 	}
+	if in.claimRange != nil {
+		if work, ok := in.claimRange(ctx); ok {
+			in.wg.Add(1)
+			go func() {
+				defer in.wg.Done()
+				defer in.free()
+				work(in.jobCtx)
+			}()
+			return true
+		}
+	}
 	job, lease, err := in.claims.ClaimNext(ctx, in.opts)
 	if err != nil {
 		<-in.slots // not free(): nothing to wake for
@@ -134,6 +147,13 @@ func (in *Intake) claimNext(ctx context.Context) bool {
 	}
 	in.start(job, lease)
 	return true
+}
+
+// WithRanges has free slots also write ranges of jobs split across the exporter group, before
+// waiting jobs: claim returns the work of one claimed range, or false when there is none.
+func (in *Intake) WithRanges(claim func(ctx context.Context) (func(context.Context), bool)) *Intake {
+	in.claimRange = claim
+	return in
 }
 
 // Wait blocks until every running job returned.

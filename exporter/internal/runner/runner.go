@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/productsmanager/exportplatform/pkg/backoff"
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/events"
@@ -55,6 +57,12 @@ type Config struct {
 
 // Runner runs jobs.
 type Runner struct {
+	// ranges, when set (WithRanges), splits exports over rangeRows rows across the group.
+	ranges     Ranges
+	pool       *pgxpool.Pool
+	rangeRows  int64
+	rangeTries int
+
 	cfg     Config
 	catalog catalog.Querier
 	objects objectstore.Store
@@ -288,14 +296,7 @@ func (r *Runner) export(ctx context.Context, j job.Job, lease jobstore.Lease, lo
 	}
 	log.Info("export started", "rows_total", total)
 
-	// One key per attempt: an attempt that lost its lease but still completes its upload never
-	// overwrites the file the next attempt announced (and removes its own, see Run).
-	key := fmt.Sprintf("%s/%s/%d/%s", j.Entity, j.ID, lease.Attempt, spec.FileName)
-	up := r.upload(ctx, key, spec.ContentType)
-
-	hash := sha256.New()
 	counter := &countingWriter{}
-	out := io.MultiWriter(up, hash, counter)
 	lastSent, lastDone := time.Now(), int64(0)
 	var rate rateMeter
 	report := func(done int64, phase string, now time.Time) {
@@ -312,6 +313,23 @@ func (r *Runner) export(ctx context.Context, j job.Job, lease jobstore.Lease, lo
 			log.Debug("recording progress failed", "err", err)
 		}
 	}
+	if r.split(spec, total, log) {
+		return r.exportInRanges(ctx, j, lease, spec, total, startedAt, func(done int64, phase string, now time.Time) {
+			if phase == events.PhaseWriting {
+				rate.observe(done-lastDone, now.Sub(lastSent))
+				lastSent, lastDone = now, done
+			}
+			report(done, phase, now)
+		}, log)
+	}
+
+	// One key per attempt: an attempt that lost its lease but still completes its upload never
+	// overwrites the file the next attempt announced (and removes its own, see Run).
+	key := fileKey(j, lease.Attempt, spec.FileName)
+	up := r.upload(ctx, key, spec.ContentType)
+
+	hash := sha256.New()
+	out := io.MultiWriter(up, hash, counter)
 	written, err := export.Run(ctx, r.catalog, spec, out, func(done int64) {
 		now := time.Now()
 		if now.Sub(lastSent) < r.cfg.ProgressInterval {

@@ -93,6 +93,39 @@ func Run(t *testing.T, s objectstore.Store, prefix string) {
 			t.Errorf("after a cancelled Put, Stat = %v, want ErrNotFound", err)
 		}
 	})
+	if c, ok := s.(objectstore.Composer); ok {
+		t.Run("compose", func(t *testing.T) {
+			a, b := make([]byte, objectstore.MinComposePart+11), []byte("tail")
+			_, _ = rand.Read(a)
+			for k, data := range map[string][]byte{"a": a, "b": b} {
+				if _, err := s.Put(ctx, prefix+"compose/"+k, bytes.NewReader(data), "text/csv"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			info, err := c.Compose(ctx, prefix+"compose/out", []string{prefix + "compose/a", prefix + "compose/b"}, "text/csv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, _, err := s.Get(ctx, prefix+"compose/out")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			_ = rc.Close()
+			if want := append(slices.Clone(a), b...); info.Size != int64(len(want)) || !bytes.Equal(got, want) {
+				t.Errorf("composed %d bytes (info %d), want %d", len(got), info.Size, len(want))
+			}
+			if _, err := c.Compose(ctx, prefix+"compose/bad", []string{prefix + "compose/b", prefix + "compose/a"}, "text/csv"); err == nil {
+				t.Error("a source under 5 MiB before the last was composed")
+			}
+			if _, err := c.Compose(ctx, prefix+"compose/none", []string{prefix + "compose/missing"}, "text/csv"); err == nil {
+				t.Error("a missing source was composed")
+			}
+			for _, k := range []string{"a", "b", "out"} {
+				_ = s.Delete(ctx, prefix+"compose/"+k)
+			}
+		})
+	}
 }
 
 type errReader struct{}
