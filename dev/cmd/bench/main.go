@@ -35,7 +35,7 @@ import (
 // 1M peak includes whatever the exporter retained from an earlier job; copy runs right before
 // csv so that both see the same cache and host load.
 var benches = []string{"csv_100k", "jsonl_100k", "xlsx_100k", "copy", "csv", "jsonl", "json_relations", "xlsx", "xlsx_split",
-	"csv_stream", "jsonl_stream",
+	"ranges", "csv_stream", "jsonl_stream",
 	"hub_latency", "hub_idle", "schedule_fire", "api_auth", "delivery"}
 
 // hubBenches need no catalog: selected alone, they run without counting or seeding it.
@@ -280,6 +280,8 @@ func (b *bench) runOnce(ctx context.Context) error {
 			b.benchExport(ctx, exportSpec{name: "xlsx", format: "excel"})
 		case "xlsx_split":
 			b.benchXLSXSplit(ctx)
+		case "ranges":
+			b.benchRanges(ctx)
 		case "csv_stream":
 			b.benchStream(ctx, "csv_stream", "/api/v1/exports/stream/csv/products", false)
 		case "jsonl_stream":

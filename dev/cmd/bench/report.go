@@ -29,6 +29,8 @@ func (b *bench) derived() {
 	}
 	ratio("xlsx_vs_csv_ratio", "xlsx_rows_per_s", "csv_rows_per_s")
 	ratio("xlsx_split_vs_xlsx_ratio", "xlsx_split_rows_per_s", "xlsx_rows_per_s")
+	ratio("ranges_2_vs_1_ratio", "ranges_2_exporters_rows_per_s", "ranges_1_exporters_rows_per_s")
+	ratio("ranges_2_vs_csv_ratio", "ranges_2_exporters_rows_per_s", "csv_rows_per_s")
 	ratio("json_relations_vs_jsonl_ratio", "json_relations_rows_per_s", "jsonl_rows_per_s")
 	if tmp, ok := f["xlsx_exporter_temp_disk_mib"]; ok {
 		if size, ok := f["xlsx_file_bytes"]; ok && size > 0 {
@@ -55,6 +57,7 @@ var targets = []target{
 	{label: "CSV export ≥ 1.0 × COPY (issue 13)", figure: "csv_vs_copy_ratio", want: 1.0},
 	{label: "XLSX ≥ 0.5 × CSV rows/s (issue 13)", figure: "xlsx_vs_csv_ratio", want: 0.5},
 	{label: "XLSX 1.1M (2 sheets) ≥ 0.9 × 1M rows/s (13)", figure: "xlsx_split_vs_xlsx_ratio", want: 0.9},
+	{label: "2 exporters ≥ 1.6 × 1, one split CSV (13)", figure: "ranges_2_vs_1_ratio", want: 1.6},
 	{label: "XLSX temp disk ≤ its file (issue 13)", figure: "xlsx_temp_disk_vs_file_ratio", atMost: true, want: 1},
 	{label: "JSON relations ≥ 0.5 × JSON Lines (13)", figure: "json_relations_vs_jsonl_ratio", want: 0.5},
 	{label: "JSON Lines peak RSS at 1M ≤ 96 MiB", figure: "jsonl_exporter_peak_rss_mib", atMost: true, want: 96},

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"slices"
@@ -106,6 +107,7 @@ func (r *Runner) exportInRanges(ctx context.Context, j job.Job, lease jobstore.L
 		parts    []jobstore.Range
 		lastSent time.Time
 	)
+	hasher := &rangeHasher{objects: r.objects, hash: sha256.New()}
 	tick := time.NewTicker(r.cfg.CancelPoll)
 	defer tick.Stop()
 	for {
@@ -132,6 +134,9 @@ func (r *Runner) exportInRanges(ctx context.Context, j job.Job, lease jobstore.L
 					fmt.Errorf("%d tries failed, the last: %s", rg.Tries, rg.LastError))
 			}
 		}
+		if err := hasher.advance(ctx, list); err != nil {
+			return job.Complete{}, stageErr("reading the ranges back from object storage", err)
+		}
 		if len(list) > 0 && done == len(list) {
 			parts = list
 			break
@@ -147,8 +152,11 @@ func (r *Runner) exportInRanges(ctx context.Context, j job.Job, lease jobstore.L
 		}
 	}
 	report(rows, events.PhaseUploading, time.Now())
+	if err := hasher.finish(ctx, parts); err != nil {
+		return job.Complete{}, stageErr("reading the ranges back from object storage", err)
+	}
 	key := fileKey(j, lease.Attempt, spec.FileName)
-	obj, err := r.join(ctx, key, spec.ContentType, parts)
+	obj, err := r.join(ctx, key, spec.ContentType, parts, hasher.size)
 	if err != nil {
 		return job.Complete{}, stageErr("storing the file in object storage", err)
 	}
@@ -171,14 +179,14 @@ func (r *Runner) exportInRanges(ctx context.Context, j job.Job, lease jobstore.L
 		}
 	}
 	r.metrics.rows.Add(float64(rows))
-	obj.Bucket, obj.FileName = r.cfg.Bucket, spec.FileName
+	obj.Bucket, obj.FileName, obj.SHA256 = r.cfg.Bucket, spec.FileName, hex.EncodeToString(hasher.hash.Sum(nil))
 	return job.Complete{Owner: lease.Owner, Attempt: lease.Attempt, Rows: rows, Object: obj, StartedAt: startedAt}, nil
 }
 
-// join stores the ranges' objects one after the other at key and hashes the result: joined
-// server-side when every range but the last is big enough to be a multipart part, streamed
-// through otherwise.
-func (r *Runner) join(ctx context.Context, key, contentType string, parts []jobstore.Range) (events.Object, error) {
+// join stores the ranges' objects one after the other at key: joined server-side when every
+// range but the last is big enough to be a multipart part, copied through otherwise. The
+// result must hold hashed bytes, what the ranges were read back as.
+func (r *Runner) join(ctx context.Context, key, contentType string, parts []jobstore.Range, hashed int64) (events.Object, error) {
 	var want int64
 	keys := make([]string, len(parts))
 	composable := true
@@ -188,21 +196,10 @@ func (r *Runner) join(ctx context.Context, key, contentType string, parts []jobs
 			composable = false
 		}
 	}
-	hash := sha256.New()
-	var size int64
+	var info objectstore.Info
+	var err error
 	if c, ok := r.objects.(objectstore.Composer); ok && composable {
-		if _, err := c.Compose(ctx, key, keys, contentType); err != nil {
-			return events.Object{}, err
-		}
-		rc, _, err := r.objects.Get(ctx, key)
-		if err != nil {
-			return events.Object{}, err
-		}
-		size, err = io.Copy(hash, rc)
-		_ = rc.Close()
-		if err != nil {
-			return events.Object{}, fmt.Errorf("hashing %s: %w", key, err)
-		}
+		info, err = c.Compose(ctx, key, keys, contentType)
 	} else {
 		pr, pw := io.Pipe()
 		go func() {
@@ -212,7 +209,7 @@ func (r *Runner) join(ctx context.Context, key, contentType string, parts []jobs
 					pw.CloseWithError(err)
 					return
 				}
-				_, err = io.Copy(io.MultiWriter(pw, hash), rc)
+				_, err = io.Copy(pw, rc)
 				_ = rc.Close()
 				if err != nil {
 					pw.CloseWithError(err)
@@ -221,17 +218,84 @@ func (r *Runner) join(ctx context.Context, key, contentType string, parts []jobs
 			}
 			pw.Close()
 		}()
-		info, err := r.objects.Put(ctx, key, pr, contentType)
-		if err != nil {
-			return events.Object{}, err
-		}
-		size = info.Size
+		info, err = r.objects.Put(ctx, key, pr, contentType)
 	}
-	if size != want {
+	if err != nil {
+		return events.Object{}, err
+	}
+	if info.Size != want || info.Size != hashed {
 		_ = r.objects.Delete(context.WithoutCancel(ctx), key)
-		return events.Object{}, fmt.Errorf("%s holds %d bytes, its ranges %d", key, size, want)
+		return events.Object{}, fmt.Errorf("%s holds %d bytes, its ranges %d, read back %d", key, info.Size, want, hashed)
 	}
-	return events.Object{Key: key, SizeBytes: size, SHA256: hex.EncodeToString(hash.Sum(nil)), ContentType: contentType}, nil
+	return events.Object{Key: key, SizeBytes: info.Size, ContentType: contentType}, nil
+}
+
+// rangeHasher reads the ranges' objects back in order as they are written, one at a time in
+// the background, into the file's SHA-256: when the last range ends, the hash of the file is
+// mostly known, and the joined file is never read back whole.
+type rangeHasher struct {
+	objects objectstore.Store
+	hash    hash.Hash
+	next    int        // the next range to hash
+	size    int64      // bytes hashed
+	busy    chan error // while a range is being read
+}
+
+// advance notes a read that ended and starts the next range's once it is written.
+func (h *rangeHasher) advance(ctx context.Context, list []jobstore.Range) error {
+	if h.busy != nil {
+		select {
+		case err := <-h.busy:
+			h.busy = nil
+			if err != nil {
+				return err
+			}
+			h.next++
+		default:
+			return nil
+		}
+	}
+	if h.next < len(list) && list[h.next].Status == jobstore.RangeDone {
+		key := list[h.next].ObjectKey
+		h.busy = make(chan error, 1)
+		go func() {
+			rc, _, err := h.objects.Get(ctx, key)
+			if err == nil {
+				var n int64
+				n, err = io.Copy(h.hash, rc)
+				h.size += n
+				_ = rc.Close()
+			}
+			h.busy <- err
+		}()
+	}
+	return nil
+}
+
+// finish hashes what is left of the written ranges, in order.
+func (h *rangeHasher) finish(ctx context.Context, list []jobstore.Range) error {
+	for h.next < len(list) {
+		if h.busy != nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case err := <-h.busy:
+				h.busy = nil
+				if err != nil {
+					return err
+				}
+				h.next++
+			}
+			continue
+		}
+		if err := h.advance(ctx, list); err != nil {
+			return err
+		}
+		if h.busy == nil {
+			return fmt.Errorf("range %d is not written", h.next)
+		}
+	}
+	return nil
 }
 
 // WriteRange writes one claimed range: reads it through its attempt's snapshot, stores it as
