@@ -43,7 +43,11 @@ type Entity struct {
 	Fields []Field
 	// Relations are the nested values include_relations adds after the fields.
 	Relations []Relation
-	from      string // FROM clause with its joins
+	// from is the FROM clause with its joins. A "{{range COL}}" in a join's ON clause, where
+	// COL equals the key, bounds COL as a range bounds the key: PostgreSQL does not carry an
+	// inequality across a join, and a merge join would read the joined index from its start
+	// for every range.
+	from string
 	order     string // the row order and key: a unique bigint column
 	alias     string
 }
@@ -94,7 +98,7 @@ var Products = &Entity{
 	// row of each key and drops the repeat.
 	from: `products p
 		LEFT JOIN categories c ON c.id = p.category_id
-		LEFT JOIN product_suppliers ps ON ps.product_id = p.id AND ps.is_primary
+		LEFT JOIN product_suppliers ps ON ps.product_id = p.id AND ps.is_primary{{range ps.product_id}}
 		LEFT JOIN suppliers s ON s.id = ps.supplier_id`,
 	Relations: []Relation{
 		{Field: Field{"category", TypeJSON, "The product's category: id, parent_id, name, slug, path", false, ""},

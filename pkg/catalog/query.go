@@ -28,6 +28,8 @@ type Query struct {
 	Filters map[string]any
 	conds   []string
 	args    []any
+	// rangeLo and rangeHi are the positions ($n) of a range's bounds among args; 0 for none.
+	rangeLo, rangeHi int
 }
 
 // NewQuery validates a request's fields and filters against the allow-lists.
@@ -72,6 +74,27 @@ func (q *Query) Columns() []Field {
 	return out
 }
 
+// from is the entity's FROM clause, its joins bounded like a range's key.
+func (q *Query) from() string {
+	from := q.Entity.from
+	for {
+		i := strings.Index(from, "{{range ")
+		if i < 0 {
+			return from
+		}
+		j := strings.Index(from[i:], "}}")
+		col := from[i+len("{{range ") : i+j]
+		var cond string
+		if q.rangeLo > 0 {
+			cond += " AND " + col + " >= $" + strconv.Itoa(q.rangeLo)
+		}
+		if q.rangeHi > 0 {
+			cond += " AND " + col + " < $" + strconv.Itoa(q.rangeHi)
+		}
+		from = from[:i] + cond + from[i+j+2:]
+	}
+}
+
 func (q *Query) where() string {
 	if len(q.conds) == 0 {
 		return ""
@@ -90,7 +113,7 @@ func (q *Query) SQL() (string, []any) {
 		exprs = append(exprs, r.cols...)
 	}
 	exprs = append(exprs, q.Entity.order+"::text")
-	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + q.Entity.from + q.where() +
+	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + q.from() + q.where() +
 		" ORDER BY " + q.Entity.order, q.args
 }
 

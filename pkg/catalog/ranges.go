@@ -44,13 +44,16 @@ func (q *Query) Bounds(ctx context.Context, db Querier, rowsPerRange int64) ([]i
 func (q *Query) Range(lo, hi *int64) *Query {
 	r := *q
 	r.conds, r.args = slices.Clone(q.conds), slices.Clone(q.args)
+	r.rangeLo, r.rangeHi = 0, 0
 	if lo != nil {
 		r.args = append(r.args, *lo)
-		r.conds = append(r.conds, q.Entity.order+" >= $"+strconv.Itoa(len(r.args)))
+		r.rangeLo = len(r.args)
+		r.conds = append(r.conds, q.Entity.order+" >= $"+strconv.Itoa(r.rangeLo))
 	}
 	if hi != nil {
 		r.args = append(r.args, *hi)
-		r.conds = append(r.conds, q.Entity.order+" < $"+strconv.Itoa(len(r.args)))
+		r.rangeHi = len(r.args)
+		r.conds = append(r.conds, q.Entity.order+" < $"+strconv.Itoa(r.rangeHi))
 	}
 	return &r
 }
