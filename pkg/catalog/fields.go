@@ -47,9 +47,9 @@ type Entity struct {
 	// COL equals the key, bounds COL as a range bounds the key: PostgreSQL does not carry an
 	// inequality across a join, and a merge join would read the joined index from its start
 	// for every range.
-	from string
-	order     string // the row order and key: a unique bigint column
-	alias     string
+	from  string
+	order string // the row order and key: a unique bigint column
+	alias string
 }
 
 // Relation is a nested value added to each row, built here from plain columns (PostgreSQL's
