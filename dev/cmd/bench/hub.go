@@ -415,6 +415,23 @@ func procCPU(pid int) time.Duration {
 // spawnHubs starts n more hub replicas of the stack's binary on 127.0.0.1:18181.., adds them to
 // the addresses clients are spread over, and returns once each answers /readyz; stop ends them.
 func (b *bench) spawnHubs(ctx context.Context, n int) (stop func(), err error) {
+	stop, addrs, err := b.spawn(ctx, "progress-hub", n, 18181, func(_ int, addr string) []string {
+		return []string{"HUB_ADDR=" + addr, "LOG_LEVEL=warn"}
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.cfg.hubReplicas = append(b.cfg.hubReplicas, addrs...)
+	for _, addr := range addrs {
+		b.logf("hub_latency: started a hub replica on %s", addr)
+	}
+	return stop, nil
+}
+
+// spawn starts n processes of a stack service (.stack/bin/NAME) on 127.0.0.1:port, port+1…,
+// each with the stack's settings and env(i, addr), and returns once each answers /readyz;
+// stop ends them (SIGTERM).
+func (b *bench) spawn(ctx context.Context, name string, n, port int, env func(i int, addr string) []string) (stop func(), addrs []string, err error) {
 	var cmds []*exec.Cmd
 	stop = func() {
 		for _, c := range cmds {
@@ -423,22 +440,21 @@ func (b *bench) spawnHubs(ctx context.Context, n int) (stop func(), err error) {
 		}
 	}
 	for i := range n {
-		addr := fmt.Sprintf("127.0.0.1:%d", 18181+i)
-		cmd := exec.CommandContext(ctx, filepath.Join(b.cfg.stackDir, "bin", "progress-hub"))
-		cmd.Env = append(os.Environ(), "HUB_ADDR="+addr, "LOG_LEVEL=warn")
+		addr := fmt.Sprintf("127.0.0.1:%d", port+i)
+		cmd := exec.CommandContext(ctx, filepath.Join(b.cfg.stackDir, "bin", name))
+		cmd.Env = append(os.Environ(), env(i, addr)...)
 		if err := cmd.Start(); err != nil {
 			stop()
-			return nil, fmt.Errorf("starting hub replica %s: %w", addr, err)
+			return nil, nil, fmt.Errorf("starting %s on %s: %w", name, addr, err)
 		}
 		cmds = append(cmds, cmd)
 		if !waitReady(addr, 30*time.Second) {
 			stop()
-			return nil, fmt.Errorf("hub replica %s not ready", addr)
+			return nil, nil, fmt.Errorf("%s on %s not ready", name, addr)
 		}
-		b.cfg.hubReplicas = append(b.cfg.hubReplicas, addr)
-		b.logf("hub_latency: started a hub replica on %s", addr)
+		addrs = append(addrs, addr)
 	}
-	return stop, nil
+	return stop, addrs, nil
 }
 
 // waitReady polls addr's /readyz until it answers 200, or timeout passes.

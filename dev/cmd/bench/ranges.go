@@ -3,11 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
-	"time"
 )
 
 // ranges (issue 13): one CSV export of the whole catalog cut into rangesCount key ranges and
@@ -47,31 +43,13 @@ func (b *bench) benchRanges(ctx context.Context) {
 	}
 }
 
-// spawnExporters starts n exporters (.stack/bin/exporter, one slot each) that split exports
-// into ranges of rangeRows rows.
+// spawnExporters starts n exporters (one slot each) that split exports into ranges of
+// rangeRows rows.
 func (b *bench) spawnExporters(ctx context.Context, n int, rangeRows int64) (stop func(), err error) {
-	var cmds []*exec.Cmd
-	stop = func() {
-		for _, c := range cmds {
-			_ = c.Process.Signal(syscall.SIGTERM)
-			_ = c.Wait()
-		}
-	}
-	for i := range n {
-		addr := fmt.Sprintf("127.0.0.1:%d", 18291+i)
-		cmd := exec.CommandContext(ctx, filepath.Join(b.cfg.stackDir, "bin", "exporter"))
-		cmd.Env = append(os.Environ(), "EXPORTER_ADDR="+addr, fmt.Sprintf("EXPORTER_ID=bench-ranges-%d", i+1),
+	stop, _, err = b.spawn(ctx, "exporter", n, 18291, func(i int, addr string) []string {
+		return []string{"EXPORTER_ADDR=" + addr, fmt.Sprintf("EXPORTER_ID=bench-ranges-%d", i+1),
 			fmt.Sprintf("EXPORTER_CHUNK_ROWS=%d", rangeRows), "EXPORTER_CONCURRENCY=1", "EXPORTER_RESCUE_INTERVAL=100ms",
-			"LOG_LEVEL=warn")
-		if err := cmd.Start(); err != nil {
-			stop()
-			return nil, fmt.Errorf("starting exporter %s: %w", addr, err)
-		}
-		cmds = append(cmds, cmd)
-		if !waitReady(addr, 30*time.Second) {
-			stop()
-			return nil, fmt.Errorf("exporter %s not ready", addr)
-		}
-	}
-	return stop, nil
+			"LOG_LEVEL=warn"}
+	})
+	return stop, err
 }
