@@ -258,3 +258,23 @@ func (c *client) getJob(ctx context.Context, id string) (job, error) {
 	err := c.do(ctx, http.MethodGet, basePath+"/"+url.PathEscape(id), nil, &j)
 	return j, err
 }
+
+// listItems GETs a page of a list endpoint (`{"items": […]}`). With asJSON it prints the
+// answer as it came and returns no items (printed true); what names the list in errors.
+func listItems[T any](ctx context.Context, a *app, c *client, path, what string, asJSON bool) (items []T, printed bool, err error) {
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", what, err)
+	}
+	if asJSON {
+		_, err := fmt.Fprintf(a.stdout, "%s\n", raw)
+		return nil, true, err
+	}
+	var page struct {
+		Items []T `json:"items"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return nil, false, fmt.Errorf("%s: decoding the answer: %w", what, err)
+	}
+	return page.Items, false, nil
+}

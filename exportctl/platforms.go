@@ -84,23 +84,13 @@ func (a *app) platformsList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, platformsPath+"?limit=500", nil, &raw); err != nil {
-		return fmt.Errorf("listing platforms: %w", err)
-	}
-	if *asJSON {
-		_, err := fmt.Fprintf(a.stdout, "%s\n", raw)
+	items, printed, err := listItems[platformRow](ctx, a, c, platformsPath+"?limit=500", "listing platforms", *asJSON)
+	if err != nil || printed {
 		return err
-	}
-	var page struct {
-		Items []platformRow `json:"items"`
-	}
-	if err := json.Unmarshal(raw, &page); err != nil {
-		return fmt.Errorf("listing platforms: decoding the answer: %w", err)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tEXPORT\tDESTINATION\tWEBHOOK\tSCHEDULES")
-	for _, p := range page.Items {
+	for _, p := range items {
 		exp := strings.TrimSpace(p.DefaultConfig.Format + " " + p.DefaultConfig.Entity + " " + p.DefaultConfig.Compression)
 		hook := "-"
 		if p.Webhook != nil {

@@ -114,23 +114,13 @@ func (a *app) schedulesList(ctx context.Context, args []string) error {
 	if *enabled != "" {
 		q.Set("enabled", *enabled)
 	}
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, schedulesPath+"?"+q.Encode(), nil, &raw); err != nil {
-		return fmt.Errorf("listing schedules: %w", err)
-	}
-	if *asJSON {
-		_, err := fmt.Fprintf(a.stdout, "%s\n", raw)
+	items, printed, err := listItems[schedule](ctx, a, c, schedulesPath+"?"+q.Encode(), "listing schedules", *asJSON)
+	if err != nil || printed {
 		return err
-	}
-	var page struct {
-		Items []schedule `json:"items"`
-	}
-	if err := json.Unmarshal(raw, &page); err != nil {
-		return fmt.Errorf("listing schedules: decoding the answer: %w", err)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTIMETABLE\tZONE\tON\tNEXT RUN\tLAST\tRUNS\tOK\tFAILED\tEXPORT")
-	for _, s := range page.Items {
+	for _, s := range items {
 		next, last := "-", "-"
 		if s.NextRunAt != nil {
 			next = zoned(*s.NextRunAt, s.Timezone)

@@ -265,53 +265,34 @@ var ErrBadCursor = errors.New("invalid cursor")
 // List returns jobs newest first, and the cursor of the next page ("" at the end). The cursor
 // is the (created_at, id) of the last job returned, so pages stay stable while jobs are created.
 func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 50
+	p, err := NewPage(f.Limit, f.Cursor)
+	if err != nil {
+		return nil, "", err
 	}
-	args := []any{limit + 1}
-	where := []string{"deleted_at IS NULL"}
+	p.Fixed("deleted_at IS NULL")
 	for _, eq := range []struct {
 		column, value string
 	}{{"status", string(f.Status)}, {"entity", f.Entity}, {"format", f.Format},
 		{"requested_by", f.RequestedBy}, {"schedule_id", f.ScheduleID}} {
 		if eq.value != "" {
-			args = append(args, eq.value)
-			where = append(where, fmt.Sprintf("%s = $%d", eq.column, len(args)))
+			p.Where(eq.column+" = %s", eq.value)
 		}
 	}
 	if !f.ScheduledFor.IsZero() {
-		args = append(args, f.ScheduledFor)
-		where = append(where, fmt.Sprintf("scheduled_for = $%d", len(args)))
+		p.Where("scheduled_for = %s", f.ScheduledFor)
 	}
 	if !f.CreatedAfter.IsZero() {
-		args = append(args, f.CreatedAfter)
-		where = append(where, fmt.Sprintf("created_at >= $%d", len(args)))
+		p.Where("created_at >= %s", f.CreatedAfter)
 	}
 	if !f.CreatedBefore.IsZero() {
-		args = append(args, f.CreatedBefore)
-		where = append(where, fmt.Sprintf("created_at < $%d", len(args)))
+		p.Where("created_at < %s", f.CreatedBefore)
 	}
-	if f.Cursor != "" {
-		t, id, err := DecodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		args = append(args, t, id)
-		where = append(where, fmt.Sprintf("(created_at, id) < ($%d, $%d)", len(args)-1, len(args)))
-	}
-	// where holds only the fixed fragments above; values travel as arguments.
-	jobs, err := s.queryJobs(ctx, "listing jobs", `SELECT `+jobColumns+` FROM jobs WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY created_at DESC, id DESC LIMIT $1`, args...)
+	sql, args := p.Query(`SELECT ` + jobColumns + ` FROM jobs`)
+	jobs, err := s.queryJobs(ctx, "listing jobs", sql, args...)
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(jobs) > limit {
-		jobs = jobs[:limit]
-		last := jobs[len(jobs)-1]
-		next = EncodeCursor(last.CreatedAt, last.ID)
-	}
+	jobs, next := PageOf(p, jobs, func(j Job) (time.Time, string) { return j.CreatedAt, j.ID })
 	return jobs, next, nil
 }
 

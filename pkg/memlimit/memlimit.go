@@ -19,13 +19,9 @@ import (
 // unlimitedV1 is past any real limit: cgroup v1 writes a page-rounded int64 maximum for none.
 const unlimitedV1 = 1 << 60
 
-// Set sets the runtime's memory limit to fraction of the cgroup's memory limit, unless
-// GOMEMLIMIT is set (the runtime has read it: it wins) or the process has no limit. It returns
-// the limit set in bytes (0 when it set none) and why.
-func Set(getenv func(string) string, fraction float64) (int64, string, error) {
-	return set(getenv, "/sys/fs/cgroup", fraction)
-}
-
+// set sets the runtime's memory limit to fraction of the memory limit of the cgroup under
+// root, unless GOMEMLIMIT is set (the runtime has read it: it wins) or the process has no
+// limit. It returns the limit set in bytes (0 when it set none) and why.
 func set(getenv func(string) string, root string, fraction float64) (int64, string, error) {
 	if v := getenv("GOMEMLIMIT"); v != "" {
 		return 0, "GOMEMLIMIT=" + v, nil
@@ -70,9 +66,10 @@ func cgroupLimit(root string) (int64, string, error) {
 	return 0, "no cgroup memory limit file", nil
 }
 
-// Apply is Set with 90 % of the container's limit, logged: what each service calls at start.
+// Apply sets the runtime's soft memory limit to 90 % of the container's, unless GOMEMLIMIT is
+// set, and logs it: what each service calls at start.
 func Apply(getenv func(string) string, log *slog.Logger) {
-	limit, from, err := Set(getenv, 0.9)
+	limit, from, err := set(getenv, "/sys/fs/cgroup", 0.9)
 	switch {
 	case err != nil:
 		log.Warn("no soft memory limit set from the container's", "err", err)

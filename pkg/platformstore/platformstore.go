@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -142,31 +143,18 @@ type ListFilter struct {
 
 // List returns platforms newest first and the cursor of the next page ("" at the end).
 func (st *Store) List(ctx context.Context, f ListFilter) ([]platform.Platform, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 50
+	p, err := jobstore.NewPage(f.Limit, f.Cursor)
+	if err != nil {
+		return nil, "", err
 	}
-	args := []any{limit + 1}
-	where := []string{"true"}
 	if f.Owner != "" {
-		args = append(args, f.Owner)
-		where = append(where, fmt.Sprintf("owner = $%d", len(args)))
+		p.Where("owner = %s", f.Owner)
 	}
 	if f.Type != "" {
-		args = append(args, f.Type)
-		where = append(where, fmt.Sprintf("type = $%d", len(args)))
+		p.Where("type = %s", f.Type)
 	}
-	if f.Cursor != "" {
-		t, id, err := jobstore.DecodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		args = append(args, t, id)
-		where = append(where, fmt.Sprintf("(created_at, id) < ($%d, $%d)", len(args)-1, len(args)))
-	}
-	// where holds only the fixed fragments above; values travel as arguments.
-	rows, err := st.pool.Query(ctx, `SELECT `+columns+` FROM platforms WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY created_at DESC, id DESC LIMIT $1`, args...)
+	sql, args := p.Query(`SELECT ` + columns + ` FROM platforms`)
+	rows, err := st.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing platforms: %w", err)
 	}
@@ -174,12 +162,7 @@ func (st *Store) List(ctx context.Context, f ListFilter) ([]platform.Platform, s
 	if err != nil {
 		return nil, "", fmt.Errorf("listing platforms: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = jobstore.EncodeCursor(last.CreatedAt, last.ID)
-	}
+	out, next := jobstore.PageOf(p, out, func(x platform.Platform) (time.Time, string) { return x.CreatedAt, x.ID })
 	return out, next, nil
 }
 

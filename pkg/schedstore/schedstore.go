@@ -16,7 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -125,35 +125,21 @@ type ListFilter struct {
 
 // List returns schedules newest first and the cursor of the next page ("" at the end).
 func (st *Store) List(ctx context.Context, f ListFilter) ([]schedule.Schedule, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 50
+	p, err := jobstore.NewPage(f.Limit, f.Cursor)
+	if err != nil {
+		return nil, "", err
 	}
-	args := []any{limit + 1}
-	where := []string{"true"}
 	if f.Enabled != nil {
-		args = append(args, *f.Enabled)
-		where = append(where, fmt.Sprintf("enabled = $%d", len(args)))
+		p.Where("enabled = %s", *f.Enabled)
 	}
 	if f.PlatformID != "" {
-		args = append(args, f.PlatformID)
-		where = append(where, fmt.Sprintf("platform_id::text = $%d", len(args)))
+		p.Where("platform_id::text = %s", f.PlatformID)
 	}
 	if f.Owner != "" {
-		args = append(args, f.Owner)
-		where = append(where, fmt.Sprintf("owner = $%d", len(args)))
+		p.Where("owner = %s", f.Owner)
 	}
-	if f.Cursor != "" {
-		t, id, err := jobstore.DecodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		args = append(args, t, id)
-		where = append(where, fmt.Sprintf("(created_at, id) < ($%d, $%d)", len(args)-1, len(args)))
-	}
-	// where holds only the fixed fragments above; values travel as arguments.
-	rows, err := st.pool.Query(ctx, `SELECT `+scheduleColumns+` FROM schedules WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY created_at DESC, id DESC LIMIT $1`, args...)
+	sql, args := p.Query(`SELECT ` + scheduleColumns + ` FROM schedules`)
+	rows, err := st.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing schedules: %w", err)
 	}
@@ -161,12 +147,7 @@ func (st *Store) List(ctx context.Context, f ListFilter) ([]schedule.Schedule, s
 	if err != nil {
 		return nil, "", fmt.Errorf("listing schedules: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		next = jobstore.EncodeCursor(last.CreatedAt, last.ID)
-	}
+	out, next := jobstore.PageOf(p, out, func(x schedule.Schedule) (time.Time, string) { return x.CreatedAt, x.ID })
 	return out, next, nil
 }
 

@@ -229,18 +229,13 @@ func (s *Store) Enable(ctx context.Context, platformID string, now time.Time) er
 
 // List is a platform's notifications, newest first, with the next page's cursor.
 func (s *Store) List(ctx context.Context, platformID string, limit int, cursor string) ([]Delivery, string, error) {
-	args := []any{platformID, limit + 1}
-	where := "platform_id = $1"
-	if cursor != "" {
-		t, id, err := jobstore.DecodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		args = append(args, t, id)
-		where += " AND (created_at, id) < ($3, $4)"
+	p, err := jobstore.NewPage(limit, cursor)
+	if err != nil {
+		return nil, "", err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM webhook_deliveries WHERE `+where+`
-		ORDER BY created_at DESC, id DESC LIMIT $2`, args...)
+	p.Where("platform_id = %s", platformID)
+	sql, args := p.Query(`SELECT ` + columns + ` FROM webhook_deliveries`)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing webhook deliveries: %w", err)
 	}
@@ -248,10 +243,6 @@ func (s *Store) List(ctx context.Context, platformID string, limit int, cursor s
 	if err != nil {
 		return nil, "", fmt.Errorf("listing webhook deliveries: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = jobstore.EncodeCursor(out[limit-1].CreatedAt, out[limit-1].ID)
-	}
+	out, next := jobstore.PageOf(p, out, func(d Delivery) (time.Time, string) { return d.CreatedAt, d.ID })
 	return out, next, nil
 }

@@ -11,11 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/productsmanager/exportplatform/exporter/internal/claimloop"
 	"github.com/productsmanager/exportplatform/pkg/destination"
 	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
@@ -102,49 +102,16 @@ func (w *Worker) Wake() {
 // Run delivers until ctx ends, then waits for the deliveries under way (cancelled with ctx:
 // their leases lapse and another worker takes them up).
 func (w *Worker) Run(ctx context.Context) error {
-	slots := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		j, err := w.jobs.ClaimDelivery(ctx, w.cfg.Owner, w.cfg.LeaseTTL)
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !errors.Is(err, jobstore.ErrNotClaimed) {
+	return claimloop.Loop[jobstore.Job]{
+		Slots: w.cfg.Concurrency, Poll: w.cfg.Poll, Wake: w.wake, Next: w.jobs.NextDelivery, Work: w.deliver,
+		Claim: func(ctx context.Context) (jobstore.Job, bool) {
+			j, err := w.jobs.ClaimDelivery(ctx, w.cfg.Owner, w.cfg.LeaseTTL)
+			if err != nil && !errors.Is(err, jobstore.ErrNotClaimed) && ctx.Err() == nil {
 				w.log.Warn("claiming a delivery failed", "err", err)
 			}
-			w.sleep(ctx)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			w.deliver(ctx, j)
-		}()
-	}
-}
-
-// sleep waits for the next due delivery, a wake-up, or Poll, whichever comes first.
-func (w *Worker) sleep(ctx context.Context) {
-	d := w.cfg.Poll
-	if next, err := w.jobs.NextDelivery(ctx); err == nil && next != nil {
-		d = min(d, max(time.Until(*next), 10*time.Millisecond))
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-w.wake:
-	case <-t.C:
-	}
+			return j, err == nil
+		},
+	}.Run(ctx)
 }
 
 // errPermanent marks a failure no retry can mend.

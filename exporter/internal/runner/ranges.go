@@ -313,7 +313,9 @@ func (r *Runner) WriteRange(ctx context.Context, rg jobstore.Range) {
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		r.rangeHeartbeat(hbctx, cancel, rg, &rowsDone, log)
+		r.keepLease(hbctx, cancel, rg.JobID, func(ctx context.Context) error {
+			return r.ranges.RenewRange(ctx, rg, r.cfg.LeaseTTL, rowsDone.Load())
+		}, log)
 	}()
 	defer func() { stopHB(); <-hbDone }()
 
@@ -383,33 +385,4 @@ func (r *Runner) writeRange(ctx context.Context, rg jobstore.Range, rowsDone *at
 		return 0, 0, "", fmt.Errorf("uploaded %d bytes of %s, wrote %d", info.Size, key, counter.n.Load())
 	}
 	return res.Rows, info.Size, key, nil
-}
-
-// rangeHeartbeat renews the range's lease every TTL/3 with its rows so far, and looks for the
-// job's cancel: either ends the range's work.
-func (r *Runner) rangeHeartbeat(ctx context.Context, cancel context.CancelCauseFunc, rg jobstore.Range, rowsDone *atomic.Int64, log *slog.Logger) {
-	renew := time.NewTicker(r.cfg.LeaseTTL / 3)
-	defer renew.Stop()
-	poll := time.NewTicker(r.cfg.CancelPoll)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-poll.C:
-			if stop, _ := r.jobs.Cancelled(ctx, rg.JobID); stop {
-				cancel(ErrCancelled)
-				return
-			}
-		case <-renew.C:
-			err := r.ranges.RenewRange(ctx, rg, r.cfg.LeaseTTL, rowsDone.Load())
-			switch {
-			case errors.Is(err, job.ErrLeaseLost):
-				cancel(ErrLeaseLost)
-				return
-			case err != nil && ctx.Err() == nil && !strings.Contains(err.Error(), "context canceled"):
-				log.Warn("renewing a range's lease failed; retrying", "err", err)
-			}
-		}
-	}
 }

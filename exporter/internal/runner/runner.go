@@ -229,13 +229,22 @@ func refused(err error) bool {
 	return false
 }
 
-// heartbeat renews the lease from the claim to the last record, and looks for a cancel several
-// times a second: either ends the job's work by cancelling it with ErrLeaseLost or
-// ErrCancelled as the cause. A renewal that fails (the database away) is retried every second.
+// heartbeat renews the job's lease from the claim to the last record (keepLease).
 func (r *Runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, lease jobstore.Lease, log *slog.Logger) {
+	r.keepLease(ctx, cancel, lease.JobID, func(ctx context.Context) error {
+		_, err := r.jobs.Do(ctx, lease.JobID, job.Renew{Owner: lease.Owner, Attempt: lease.Attempt, TTL: r.cfg.LeaseTTL, At: r.now()})
+		return err
+	}, log)
+}
+
+// keepLease renews a lease with renew every TTL/3 and looks for the job's cancel several times
+// a second: either ends the work by cancelling it with ErrLeaseLost or ErrCancelled as the
+// cause. A renewal that fails (the database away) is retried every second; one refused as
+// finished or not found ends the renewals (the work ended: nothing left to hold).
+func (r *Runner) keepLease(ctx context.Context, cancel context.CancelCauseFunc, jobID string, renew func(context.Context) error, log *slog.Logger) {
 	renewEvery := r.cfg.LeaseTTL / 3
-	renew := time.NewTimer(renewEvery)
-	defer renew.Stop()
+	timer := time.NewTimer(renewEvery)
+	defer timer.Stop()
 	poll := time.NewTicker(r.cfg.CancelPoll)
 	defer poll.Stop()
 	for {
@@ -243,30 +252,30 @@ func (r *Runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 		case <-ctx.Done():
 			return
 		case <-poll.C:
-			stop, err := r.jobs.Cancelled(ctx, lease.JobID)
+			stop, err := r.jobs.Cancelled(ctx, jobID)
 			if stop {
 				cancel(ErrCancelled)
 			}
 			if err != nil && ctx.Err() == nil {
 				log.Warn("looking for a cancel failed", "err", err)
 			}
-		case <-renew.C:
+		case <-timer.C:
 			rctx, rcancel := context.WithTimeout(ctx, renewEvery)
-			_, err := r.jobs.Do(rctx, lease.JobID, job.Renew{Owner: lease.Owner, Attempt: lease.Attempt, TTL: r.cfg.LeaseTTL, At: r.now()})
+			err := renew(rctx)
 			rcancel()
 			switch {
 			case err == nil:
-				renew.Reset(renewEvery)
+				timer.Reset(renewEvery)
 			case errors.Is(err, job.ErrLeaseLost):
 				cancel(ErrLeaseLost)
 				return
 			case errors.Is(err, job.ErrFinished), errors.Is(err, job.ErrNotFound):
-				return // ended (completed by this worker, or cancelled): nothing left to hold
+				return
 			default:
 				if ctx.Err() == nil {
 					log.Warn("renewing lease failed; retrying", "err", err)
 				}
-				renew.Reset(time.Second)
+				timer.Reset(time.Second)
 			}
 		}
 	}

@@ -15,9 +15,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/productsmanager/exportplatform/exporter/internal/claimloop"
 	"github.com/productsmanager/exportplatform/pkg/destination"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
@@ -142,47 +142,16 @@ func (w *Worker) Handle(ctx context.Context, env events.Envelope) error {
 
 // Run sends due notifications until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
-	slots := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		d, err := w.store.Claim(ctx, w.cfg.Owner, w.cfg.Timeout+30*time.Second, time.Now().UTC())
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !errors.Is(err, webhook.ErrNone) {
+	return claimloop.Loop[webhook.Delivery]{
+		Slots: w.cfg.Concurrency, Poll: w.cfg.Poll, Next: w.store.Next, Work: w.send,
+		Claim: func(ctx context.Context) (webhook.Delivery, bool) {
+			d, err := w.store.Claim(ctx, w.cfg.Owner, w.cfg.Timeout+30*time.Second, time.Now().UTC())
+			if err != nil && !errors.Is(err, webhook.ErrNone) && ctx.Err() == nil {
 				w.log.Warn("claiming a webhook failed", "err", err)
 			}
-			w.sleep(ctx)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			w.send(ctx, d)
-		}()
-	}
-}
-
-func (w *Worker) sleep(ctx context.Context) {
-	d := w.cfg.Poll
-	if next, err := w.store.Next(ctx); err == nil && next != nil {
-		d = min(d, max(time.Until(*next), 10*time.Millisecond))
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+			return d, err == nil
+		},
+	}.Run(ctx)
 }
 
 // send makes one attempt and records it.
