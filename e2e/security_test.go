@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -378,6 +379,23 @@ func TestAuthMatrix(t *testing.T) {
 		{"another user", mint(other, time.Hour, aud, all...)},
 	}
 	id := job.JobID
+	// A second finished job, which the manager deletes (the owner deletes the first).
+	job2 := api.requestExport(t, ownerTok, "csv", "products", smallJob)
+	api.waitEnded(t, ownerTok, job2.JobID)
+	// The owner's schedule and platform.
+	schedBody := map[string]any{"name": unique("matrix"), "cron_expression": "0 3 * * *", "enabled": false,
+		"export_config": map[string]any{"entity": "products", "format": "csv", "fields": []string{"sku"}}}
+	code, b := api.do(t, http.MethodPost, "/api/v1/exports/schedules", ownerTok, schedBody)
+	var sched struct{ ID string }
+	if code != http.StatusCreated || json.Unmarshal(b, &sched) != nil {
+		t.Fatalf("the owner's schedule: %d %s", code, b)
+	}
+	platBody := map[string]any{"name": unique("matrix"), "type": "custom", "default_config": map[string]any{"entity": "products", "format": "csv"}}
+	code, b = api.do(t, http.MethodPost, "/api/v1/exports/platforms", ownerTok, platBody)
+	var plat struct{ ID string }
+	if code != http.StatusCreated || json.Unmarshal(b, &plat) != nil {
+		t.Fatalf("the owner's platform: %d %s", code, b)
+	}
 
 	// The WebSocket, through the API replica and straight on a hub replica that checks the
 	// audience too: bad tokens 401, WRITE alone 403; a reader's subscription to the owner's job
@@ -430,6 +448,7 @@ func TestAuthMatrix(t *testing.T) {
 	row := func(read, write, manage, another int) []int {
 		return append(append([]int{}, bad...), read, write, manage, another)
 	}
+	sc, pl := "/api/v1/exports/schedules/"+sched.ID, "/api/v1/exports/platforms/"+plat.ID
 	endpoints := []endpoint{
 		// The UI is a static page holding no data, served to anyone; what it shows comes from
 		// the rows below, with the token the user gives it.
@@ -443,18 +462,63 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/api/v1/exports/schedules", row(200, 403, 200, 200)},
 		{"GET", "/api/v1/exports/audit", row(403, 403, 200, 403)},
 		{"POST", "/api/v1/exports/" + id + "/cancel", row(403, 409, 409, 404)},
-		{"POST", "/api/v1/exports/csv/products?dry=1", row(403, 202, 202, 202)},
-		{"DELETE", "/api/v1/exports/" + id, row(403, 204, 404, 404)}, // the owner's WRITE deletes it; gone for the next
+		{"POST", "/api/v1/exports/" + id + "/deliver", row(403, 409, 409, 404)}, // a storage-only job: nothing to deliver
+		{"POST", "/api/v1/exports/csv/products", row(403, 202, 202, 202)},
+		{"POST", "/api/v1/exports/create", row(403, 202, 202, 202)},
+		// Schedules: the owner's; another's is a 404, lists hold one's own.
+		{"POST", "/api/v1/exports/schedules", row(403, 201, 201, 201)},
+		{"POST", "/api/v1/exports/schedules/preview", row(200, 403, 200, 200)},
+		{"GET", sc, row(200, 403, 200, 404)},
+		{"GET", sc + "/next?count=3", row(200, 403, 200, 404)},
+		{"GET", sc + "/runs", row(200, 403, 200, 404)},
+		{"PUT", sc, row(403, 200, 200, 404)},
+		{"POST", sc + "/toggle", row(403, 200, 200, 404)},
+		{"POST", sc + "/run", row(403, 202, 202, 404)},
+		// Platforms, the same rules.
+		{"GET", "/api/v1/exports/platforms", row(200, 403, 200, 200)},
+		{"POST", "/api/v1/exports/platforms", row(403, 201, 201, 201)},
+		{"GET", pl, row(200, 403, 200, 404)},
+		{"GET", pl + "/webhook-deliveries", row(200, 403, 200, 404)},
+		{"PUT", pl, row(403, 200, 200, 404)},
+		{"POST", pl + "/test", row(403, 200, 200, 404)},
+		// Deletes last. The owner's WRITE deletes the first job (gone for the next callers);
+		// the manager deletes the second (0: not asked).
+		{"DELETE", "/api/v1/exports/" + id, row(403, 204, 404, 404)},
+		{"DELETE", "/api/v1/exports/" + job2.JobID, row(403, 0, 204, 404)},
+		{"DELETE", sc, row(403, 0, 204, 404)},
+		{"DELETE", pl, row(403, 0, 204, 404)},
+	}
+	bodies := map[string]any{
+		"POST /api/v1/exports/csv/products":      smallJob,
+		"POST /api/v1/exports/create":            map[string]any{"entity": "products", "format": "csv", "fields": []string{"sku"}, "filters": map[string]any{"search": "-0001"}},
+		"POST /api/v1/exports/schedules":         schedBody,
+		"POST /api/v1/exports/schedules/preview": map[string]any{"cron_expression": "0 3 * * *", "timezone": "Europe/Paris"},
+		"PUT " + sc:                              schedBody,
+		"POST " + sc + "/toggle":                 map[string]any{"enabled": false},
+		"POST /api/v1/exports/platforms":         platBody,
+		"PUT " + pl:                              platBody,
 	}
 	var table strings.Builder
 	for _, ep := range endpoints {
 		for i, c := range callers {
-			path := strings.TrimSuffix(ep.path, "?dry=1")
-			var body any
-			if ep.method == "POST" && strings.HasSuffix(ep.path, "?dry=1") {
-				body = smallJob
+			if ep.want[i] == 0 {
+				fmt.Fprint(&table, "- ")
+				continue
 			}
-			code, _ := api.do(t, ep.method, path, c.tok, body)
+			body := bodies[ep.method+" "+ep.path]
+			if m, ok := body.(map[string]any); ok && m["name"] != nil && ep.method == "POST" {
+				m = maps.Clone(m) // each creation needs a name of its own
+				m["name"] = unique("matrix")
+				body = m
+			}
+			code, b := api.do(t, ep.method, ep.path, c.tok, body)
+			if code == http.StatusCreated {
+				var made struct{ ID string }
+				if json.Unmarshal(b, &made) == nil && made.ID != "" {
+					tok := c.tok
+					t.Cleanup(func() { api.do(t, http.MethodDelete, ep.path+"/"+made.ID, tok, nil) })
+				}
+			}
 			if code != ep.want[i] {
 				t.Errorf("%s %s as %s: %d, want %d", ep.method, ep.path, c.name, code, ep.want[i])
 			}
