@@ -3,7 +3,9 @@ package schedstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -418,5 +420,58 @@ func TestRunsMergeTheirPlatform(t *testing.T) {
 	job, err = st.RunNow(ctx, s.ID, now.Add(time.Minute), mustID(t), nil)
 	if err != nil || job.Compression != "" {
 		t.Errorf("job of the second run: compression %q %v", job.Compression, err)
+	}
+}
+
+// TestListPages: pages of 2 walk every enabled schedule of its owner once, newest first, with
+// ties on created_at broken by id; the filters hold on every page; a forged cursor is refused.
+func TestListPages(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var want []string
+	for i := range 7 {
+		at := now.Add(time.Duration(i/2) * time.Minute) // pairs share a created_at
+		s := create(t, st, schedule.Spec{Name: fmt.Sprintf("s%d", i), CronExpression: "0 3 * * *"}, at)
+		if i%3 == 2 { // off: filtered out
+			if _, err := st.Change(ctx, s.ID, nil, func(s *schedule.Schedule) ([]schedule.Fire, error) {
+				return s.SetEnabled(false, at, time.Hour)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want = append(want, s.ID)
+	}
+	slices.SortFunc(want, func(a, b string) int { return strings.Compare(b, a) }) // UUIDv7: id order is creation order
+	on := true
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		page, next, err := st.List(ctx, schedstore.ListFilter{Enabled: &on, Owner: "alice", Limit: 2, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 2 || pages > 10 {
+			t.Fatalf("page %d holds %d schedules", pages, len(page))
+		}
+		for _, s := range page {
+			if !s.Enabled || s.Owner != "alice" {
+				t.Errorf("%s on the list: enabled %v, owner %q", s.ID, s.Enabled, s.Owner)
+			}
+			got = append(got, s.ID)
+		}
+		if cursor = next; cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("paged %v, want %v", got, want)
+	}
+	if page, _, err := st.List(ctx, schedstore.ListFilter{Owner: "bob"}); err != nil || len(page) != 0 {
+		t.Errorf("bob's list %v %v, want none", page, err)
+	}
+	if _, _, err := st.List(ctx, schedstore.ListFilter{Cursor: "not-a-cursor"}); !errors.Is(err, jobstore.ErrBadCursor) {
+		t.Errorf("forged cursor: %v, want ErrBadCursor", err)
 	}
 }
