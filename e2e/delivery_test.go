@@ -6,20 +6,25 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
 )
 
@@ -207,6 +212,11 @@ func TestDeliveryRetriedAndFailed(t *testing.T) {
 	if rows := s.auditWhere(t, "resource_id = $1 AND action = 'export.delivered'", a.JobID, 1); len(rows) != 1 {
 		t.Errorf("%d export.delivered rows, want 1", len(rows))
 	}
+	// Delivery events are keyed delivery:<job id> (the job's own key ends with its terminal event).
+	s.findEvent(t, "delivery:"+a.JobID, events.TypeDelivered, time.Minute)
+	if n := s.countEvents(t, "delivery:"+a.JobID, events.TypeDelivered, 3*time.Second); n != 1 {
+		t.Errorf("%d ExportDelivered on %s, want 1", n, events.TopicEvents)
+	}
 
 	// A key the server does not know.
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -230,11 +240,78 @@ func TestDeliveryRetriedAndFailed(t *testing.T) {
 		!strings.Contains(j.Delivery.LastError.Message, "unable to authenticate") {
 		t.Errorf("failed delivery: job %s, delivery %+v", j.Status, j.Delivery)
 	}
+	if e := s.findEvent(t, "delivery:"+f.JobID, events.TypeDeliveryFailed, time.Minute); !strings.Contains(string(e.Data), "unable to authenticate") {
+		t.Errorf("ExportDeliveryFailed does not name the cause: %s", e.Data)
+	}
 	code, body := s.do(t, http.MethodPost, "/api/v1/exports/"+f.JobID+"/deliver", s.writer(t), nil)
 	if code != http.StatusAccepted || !bytes.Contains(body, []byte(`"status":"pending"`)) {
 		t.Errorf("retry of a failed delivery: %d %s", code, body)
 	}
 	if code, _ := s.do(t, http.MethodPost, "/api/v1/exports/"+a.JobID+"/deliver", s.writer(t), nil); code != http.StatusConflict {
 		t.Errorf("retry of a delivered file: %d, want 409", code)
+	}
+}
+
+// TestDeliveryOverHTTP: a platform with an http destination PUTs the file to a receiver (a
+// real HTTP server in the test) with its name, type and the authorization read from a mounted
+// secret; a 503 is retried; the bytes received have the announced sha256; the platform's
+// test sends a probe the same way.
+func TestDeliveryOverHTTP(t *testing.T) {
+	s := getStack(t)
+	s.seedOnce(t, 100000)
+	secret := filepath.Join(t.TempDir(), "authorization")
+	if err := os.WriteFile(secret, []byte("Bearer e2e-partner-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type received struct {
+		method, path, auth, disposition, contentType string
+		length                                       int64
+		sha                                          string
+	}
+	var mu sync.Mutex
+	var got []received
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		_, err := io.Copy(h, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		got = append(got, received{r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Disposition"),
+			r.Header.Get("Content-Type"), r.ContentLength, hex.EncodeToString(h.Sum(nil))})
+		if err != nil || (calls == 2) { // the first export's delivery: refused once
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	p := s.createPlatform(t, map[string]any{"name": unique("ERP over HTTP"), "type": "custom",
+		"default_config": map[string]any{"entity": "products", "format": "json"},
+		"destination":    map[string]any{"type": "http", "url": srv.URL + "/import/{name}", "authorization_ref": "file:" + secret}})
+	if ok, body := s.testPlatform(t, p.ID); !ok {
+		t.Fatalf("test of the http platform failed: %s", body)
+	}
+	a := s.requestExport(t, s.writer(t), "json", "products", map[string]any{"platform_id": p.ID})
+	j := s.waitDelivery(t, a.JobID, 2*time.Minute, "delivered")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 {
+		t.Fatalf("the receiver got %d requests (%+v), want the probe, a refused delivery and its retry", len(got), got)
+	}
+	if probe := got[0]; probe.method != http.MethodPut || !strings.HasPrefix(probe.path, "/import/.export-platform-probe-") || probe.auth != "Bearer e2e-partner-token" {
+		t.Errorf("probe %+v", probe)
+	}
+	for _, r := range got[1:] {
+		if r.method != http.MethodPut || r.path != "/import/products.json" || r.auth != "Bearer e2e-partner-token" ||
+			r.disposition != `attachment; filename="products.json"` || !strings.HasPrefix(r.contentType, "application/json") || r.length != j.File.SizeBytes {
+			t.Errorf("delivery request %+v", r)
+		}
+	}
+	if got[2].sha != j.File.SHA256 {
+		t.Errorf("received sha256 %s, announced %s", got[2].sha, j.File.SHA256)
+	}
+	if j.Delivery.Attempts != 2 || j.Delivery.Target != srv.URL+"/import/products.json" {
+		t.Errorf("delivery %+v, want delivered on the 2nd attempt to the file's URL", j.Delivery)
 	}
 }

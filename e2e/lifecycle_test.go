@@ -184,6 +184,44 @@ func (s stack) findEvent(t *testing.T, job string, typ events.Type, timeout time
 	}
 }
 
+// countEvents reads exports.events from the start (read_committed) until no record came for
+// settle, and counts the events of type typ keyed by job: after findEvent saw the first, it
+// tells whether there was a second.
+func (s stack) countEvents(t *testing.T, job string, typ events.Type, settle time.Duration) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(s.brokers, ",")...), kgo.ConsumeTopics(events.TopicEvents),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	n, total := 0, 0
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), settle)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		got := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			if string(r.Key) != job {
+				return
+			}
+			hs := make([]events.Header, len(r.Headers))
+			for i, h := range r.Headers {
+				hs[i] = events.Header{Key: h.Key, Value: h.Value}
+			}
+			if env, err := events.Parse(r.Key, hs, r.Value); err == nil && env.Type == typ {
+				n++
+			}
+		})
+		if total += got; got == 0 && total > 0 {
+			return n
+		}
+	}
+	t.Fatalf("%s did not go quiet within 2 minutes", events.TopicEvents)
+	return 0
+}
+
 // TestCancelAtEachPhase: a cancelled job ends cancelled whatever it was doing: queued (it never
 // starts), counting (its count query is cancelled), writing (its query and its upload are
 // stopped), uploading (the upload is aborted); it leaves nothing in the bucket, and a second
