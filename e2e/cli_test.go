@@ -334,6 +334,9 @@ func TestCLIPlatforms(t *testing.T) {
 	if r := s.runCLI(t, bin, "platforms", "list"); r.code != 0 || !strings.Contains(r.stdout, name) || !strings.Contains(r.stdout, "sftp") {
 		t.Errorf("platforms list: %d %s", r.code, r.stdout)
 	}
+	if r := s.runCLI(t, bin, "platforms", "get", id); r.code != 0 || !strings.Contains(r.stdout, `"name": "`+name+`"`) && !strings.Contains(r.stdout, `"name":"`+name+`"`) {
+		t.Errorf("platforms get: %d %s %s", r.code, r.stdout, r.stderr)
+	}
 	// A destination nobody listens on: the test fails at connect, exit 1.
 	var d map[string]any
 	_ = json.Unmarshal(dest, &d)
@@ -344,5 +347,89 @@ func TestCLIPlatforms(t *testing.T) {
 	defer s.runCLI(t, bin, "platforms", "delete", badID)
 	if r := s.runCLI(t, bin, "platforms", "test", badID); r.code != 1 || !strings.Contains(r.stdout, "connect") || !strings.Contains(r.stdout, "FAILED") {
 		t.Errorf("test of an unreachable destination: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestCLISchedules: exportctl creates a nightly schedule in Paris time (off), shows it, lists
+// the next fire times at 02:00 Paris, switches it on, runs it now (a job that completes, in the
+// run log), and deletes it; a bad expression exits 2 naming the field, and the deleted schedule
+// is gone.
+func TestCLISchedules(t *testing.T) {
+	s := getStack(t)
+	s.seedOnce(t, formatsCatalog)
+	bin := s.buildCLI(t)
+	name := unique("CLI nightly")
+	r := s.runCLI(t, bin, "schedules", "create", name, "--cron", "0 2 * * *", "--tz", "Europe/Paris",
+		"--fields", "sku,name", "--filter", "status=active", "--disabled")
+	if r.code != 0 {
+		t.Fatalf("schedules create: %d %s", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	deleted := false
+	defer func() {
+		if !deleted {
+			s.runCLI(t, bin, "schedules", "delete", id)
+		}
+	}()
+	var got struct {
+		Name         string `json:"name"`
+		Timezone     string `json:"timezone"`
+		Enabled      bool   `json:"enabled"`
+		ExportConfig struct {
+			Fields  []string       `json:"fields"`
+			Filters map[string]any `json:"filters"`
+		} `json:"export_config"`
+	}
+	if r := s.runCLI(t, bin, "schedules", "get", id); r.code != 0 || json.Unmarshal([]byte(r.stdout), &got) != nil ||
+		got.Name != name || got.Timezone != "Europe/Paris" || got.Enabled ||
+		strings.Join(got.ExportConfig.Fields, ",") != "sku,name" || got.ExportConfig.Filters["status"] != "active" {
+		t.Errorf("schedules get: %d %+v %s", r.code, got, r.stderr)
+	}
+	r = s.runCLI(t, bin, "schedules", "next", id, "--count", "3")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 3 {
+		t.Fatalf("schedules next: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		local, err1 := time.Parse(time.RFC3339, f[0])
+		at, err2 := time.Parse(time.RFC3339, f[len(f)-1])
+		paris, _ := time.LoadLocation("Europe/Paris")
+		if err1 != nil || err2 != nil || !local.Equal(at) || at.In(paris).Hour() != 2 || at.In(paris).Minute() != 0 {
+			t.Errorf("next fire time %q: not 02:00 in Paris", l)
+		}
+	}
+	if r := s.runCLI(t, bin, "schedules", "toggle", id, "--on"); r.code != 0 || !strings.Contains(r.stdout, "on") {
+		t.Errorf("schedules toggle --on: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := s.runCLI(t, bin, "schedules", "list"); r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "0 2 * * *") {
+		t.Errorf("schedules list: %d %s", r.code, r.stdout)
+	}
+	r = s.runCLI(t, bin, "schedules", "run", id)
+	jobID := strings.TrimSpace(r.stdout)
+	if r.code != 0 || jobID == "" {
+		t.Fatalf("schedules run: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	s.waitStatus(t, jobID, "completed", time.Minute)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r = s.runCLI(t, bin, "schedules", "runs", id)
+		if r.code == 0 && strings.Contains(r.stdout, jobID[:8]) && strings.Contains(r.stdout, "manual") && strings.Contains(r.stdout, "completed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("schedules runs: %d %s %s; want the manual run of %s, completed", r.code, r.stdout, r.stderr, jobID)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if r := s.runCLI(t, bin, "schedules", "create", unique("CLI bad"), "--cron", "0 0 30 2 *"); r.code == 0 || !strings.Contains(r.stderr, "cron_expression") {
+		t.Errorf("a cron that never fires: %d %s", r.code, r.stderr)
+	}
+	if r := s.runCLI(t, bin, "schedules", "delete", id); r.code != 0 {
+		t.Errorf("schedules delete: %d %s", r.code, r.stderr)
+	}
+	deleted = true
+	if r := s.runCLI(t, bin, "schedules", "get", id); r.code == 0 {
+		t.Errorf("a deleted schedule: %d %s", r.code, r.stdout)
 	}
 }
