@@ -315,3 +315,69 @@ func TestDeliveryOverHTTP(t *testing.T) {
 		t.Errorf("delivery %+v, want delivered on the 2nd attempt to the file's URL", j.Delivery)
 	}
 }
+
+// TestDemoPlatformsDeliver: the two platforms make up creates for the demo user deliver as
+// they are: "Partner SFTP" to the SFTP server's partner/ directory and "Partner bucket",
+// gzipped, to the partner bucket, each with the announced sha256.
+func TestDemoPlatformsDeliver(t *testing.T) {
+	s := getStack(t)
+	s.seedOnce(t, formatsCatalog)
+	tok := s.token(t, "demo", "READ_EXPORTS", "WRITE_EXPORTS")
+	code, b := s.do(t, http.MethodGet, "/api/v1/exports/platforms?limit=500", tok, nil)
+	var list struct {
+		Items []platformView `json:"items"`
+	}
+	if code != http.StatusOK || json.Unmarshal(b, &list) != nil {
+		t.Fatalf("the demo user's platforms: %d %s", code, b)
+	}
+	ids := map[string]string{}
+	for _, p := range list.Items {
+		ids[p.Name] = p.ID
+	}
+	partner, err := objectstore.NewMinio(objectstore.MinioConfig{Endpoint: env("S3_ENDPOINT", "127.0.0.1:9000"),
+		AccessKey: env("S3_ACCESS_KEY", "minioadmin"), SecretKey: env("S3_SECRET_KEY", "minioadmin"), Bucket: "partner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, read := range map[string]func() []byte{
+		"Partner SFTP": func() []byte { return s.sftpGet(t, "partner/partner-products.csv") },
+		"Partner bucket": func() []byte {
+			rc, _, err := partner.Get(context.Background(), "feeds/partner-products.csv.gz")
+			if err != nil {
+				t.Fatalf("the partner bucket: %v", err)
+			}
+			defer rc.Close()
+			b, _ := io.ReadAll(rc)
+			return b
+		},
+	} {
+		id, ok := ids[name]
+		if !ok {
+			t.Errorf("no platform %q for the demo user (make up creates it): %v", name, ids)
+			continue
+		}
+		if ok, body := s.do(t, http.MethodPost, "/api/v1/exports/platforms/"+id+"/test", tok, nil); ok != http.StatusOK || !strings.Contains(string(body), `"ok":true`) {
+			t.Errorf("test of %s: %d %s", name, ok, body)
+		}
+		code, b := s.do(t, http.MethodPost, "/api/v1/exports/create", tok, map[string]any{"platform_id": id})
+		var acc acceptedJob
+		if code != http.StatusAccepted || json.Unmarshal(b, &acc) != nil {
+			t.Fatalf("export with %s: %d %s", name, code, b)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		var j deliveryView
+		for j.Delivery == nil || j.Delivery.Status != "delivered" {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: delivery %+v after 2 minutes", name, j.Delivery)
+			}
+			time.Sleep(200 * time.Millisecond)
+			code, b := s.do(t, http.MethodGet, "/api/v1/exports/"+acc.JobID, tok, nil)
+			if code != http.StatusOK || json.Unmarshal(b, &j) != nil {
+				t.Fatalf("GET %s: %d %s", acc.JobID, code, b)
+			}
+		}
+		if got := read(); sha(got) != j.File.SHA256 || len(got) == 0 {
+			t.Errorf("%s: the delivered copy (%d bytes) has sha256 %s, announced %s", name, len(got), sha(got), j.File.SHA256)
+		}
+	}
+}
