@@ -147,6 +147,24 @@ func TestAuditEveryAccess(t *testing.T) {
 	if del := count["export.deleted"]; len(del) == 1 && (del[0].resource != job.JobID || del[0].risk != "low") {
 		t.Errorf("delete row %+v", del[0])
 	}
+	// Nothing more arrives: the count holds for 3 s after the five rows came.
+	for settle := time.Now().Add(3 * time.Second); time.Now().Before(settle); time.Sleep(250 * time.Millisecond) {
+		if again := s.auditRows(t, user, 5); len(again) != 5 {
+			t.Fatalf("%d audit rows for %s after the five came: %+v", len(again), user, again)
+		}
+	}
+	if st := count["export.streamed"]; len(st) == 1 {
+		var complete bool
+		conn, err := pgx.Connect(context.Background(), env("ANALYTICS_DATABASE_URL", "postgres://postgres@127.0.0.1:55432/db_analytics?sslmode=disable"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if err := conn.QueryRow(context.Background(),
+			`SELECT (details->>'complete')::boolean FROM audit_logs WHERE actor_id = $1 AND action = 'export.streamed'`, user).Scan(&complete); err != nil || !complete {
+			t.Errorf("the stream's row says complete=%v (%v), want true", complete, err)
+		}
+	}
 	denied := s.auditRows(t, intruder, 1)
 	if len(denied) != 1 || denied[0].action != "access.denied" || denied[0].resource != job.JobID {
 		t.Errorf("the intruder's rows: %+v", denied)
