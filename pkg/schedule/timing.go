@@ -51,9 +51,10 @@ type Timing struct {
 	loc      *time.Location
 }
 
-// parser reads the standard five fields and the descriptors; @every is refused separately
-// (intervals are their own kind).
-var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// parse reads the standard five fields and the descriptors; @every is refused separately
+// (intervals are their own kind). A variable: a test makes it panic, as robfig/cron does on
+// the TZ= prefixes ParseCron refuses before calling it, to prove the recover.
+var parse = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor).Parse
 
 // ParseCron reads a five-field cron expression or a descriptor (@hourly, @daily, @midnight,
 // @weekly, @monthly, @yearly, @annually). Time-zone prefixes are refused: the zone is the
@@ -84,7 +85,7 @@ func ParseCron(expr string) (spec *cron.SpecSchedule, err error) {
 			spec, err = nil, fmt.Errorf("is not a valid cron expression (%v)", r)
 		}
 	}()
-	s, err := parser.Parse(expr)
+	s, err := parse(expr)
 	if err != nil {
 		return nil, fmt.Errorf("is not a valid cron expression: %v (five fields: minute hour day-of-month month day-of-week, or @hourly, @daily, @weekly, @monthly, @yearly)", err)
 	}
