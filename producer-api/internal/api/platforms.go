@@ -14,9 +14,11 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/destination"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/export"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/platform"
 	"github.com/productsmanager/exportplatform/pkg/platformstore"
+	"github.com/productsmanager/exportplatform/pkg/schedstore"
 	"github.com/productsmanager/exportplatform/pkg/server"
 	"github.com/productsmanager/exportplatform/pkg/webhook"
 )
@@ -248,6 +250,9 @@ func (a *api) updatePlatform(w http.ResponseWriter, r *http.Request) {
 		if err := a.reachPlatform(r, *p); err != nil {
 			return err
 		}
+		if err := a.schedulesStillRun(r, p.ScheduleIDs, spec); err != nil {
+			return err
+		}
 		p.Spec, p.UpdatedAt = spec, a.Now().UTC()
 		return nil
 	})
@@ -306,9 +311,14 @@ func (a *api) reachPlatform(r *http.Request, p platform.Platform) error {
 
 // platformFound answers a platform store error: 404, 409, 500, or nothing (true) when nil.
 func (a *api) platformFound(w http.ResponseWriter, r *http.Request, id string, err error) bool {
+	var broken *breaksSchedule
 	switch {
 	case err == nil:
 		return true
+	case errors.As(err, &broken):
+		server.WriteError(w, http.StatusConflict, "breaks_schedule",
+			fmt.Sprintf("schedule %s runs with this platform's defaults, and would no longer be a valid export: %s",
+				broken.scheduleID, broken.why.message), "default_config."+strings.TrimPrefix(broken.why.field, "export_config."))
 	case errors.Is(err, platformstore.ErrNotFound):
 		server.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no platform %q", id), "")
 	case errors.Is(err, platformstore.ErrNameTaken):
@@ -369,4 +379,47 @@ func (a *api) testPlatform(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Log.Info("platform tested", "platform_id", p.ID, "ok", okAll)
 	server.WriteJSON(w, http.StatusOK, map[string]any{"ok": okAll, "destination": p.Destination.Type, "target": target, "steps": steps})
+}
+
+// breaksSchedule refuses a platform change after which a schedule tied to the platform would
+// export a configuration Prepare refuses: its runs would fail one after the other.
+type breaksSchedule struct {
+	scheduleID string
+	why        *badRequest
+}
+
+func (e *breaksSchedule) Error() string {
+	return "breaks schedule " + e.scheduleID + ": " + e.why.Error()
+}
+
+// schedulesStillRun checks each schedule tied to a platform against the platform's new
+// defaults, merged as a run merges them (the check createSchedule makes).
+func (a *api) schedulesStillRun(r *http.Request, ids []string, spec platform.Spec) error {
+	if a.Schedules == nil {
+		return nil
+	}
+	for _, id := range ids {
+		s, err := a.Schedules.Get(r.Context(), id)
+		if errors.Is(err, schedstore.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("reading schedule %s: %w", id, err)
+		}
+		c := export.Merge(spec.Defaults(), s.ExportConfig)
+		for k, v := range map[string]string{"entity": c.Entity, "format": c.Format} {
+			if v == "" {
+				return &breaksSchedule{id, invalid(k, "is required: neither the schedule nor the platform sets it")}
+			}
+		}
+		_, err = prepare(c)
+		var br *badRequest
+		if errors.As(err, &br) {
+			return &breaksSchedule{id, br}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

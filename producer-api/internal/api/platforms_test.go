@@ -100,6 +100,29 @@ func TestPlatformsAPI(t *testing.T) {
 	if !strings.Contains(string(r.body), s.ID) {
 		t.Errorf("the 409 does not name the schedule: %s", r.body)
 	}
+	// A second schedule names product fields; a change to the suppliers would make its runs
+	// refused: a 409 naming it, and the platform stays as it was.
+	sched2 := `{"name": "prices", "cron_expression": "0 3 * * *", "platform_id": "` + p.ID + `", "export_config": {"fields": ["sku", "price"]}}`
+	var s2 struct{ ID string }
+	if r := e.do(t, http.MethodPost, "/api/v1/exports/schedules", alice, []byte(sched2)); r.status != http.StatusCreated || json.Unmarshal(r.body, &s2) != nil {
+		t.Fatalf("second schedule: %d %s", r.status, r.body)
+	}
+	suppliers := map[string]any{"name": "Google Shopping BE", "type": "custom", "default_config": map[string]any{"entity": "suppliers", "format": "csv"}}
+	r = e.do(t, http.MethodPut, "/api/v1/exports/platforms/"+p.ID, alice, mustJSON(t, suppliers))
+	r.checkError(t, http.StatusConflict, "breaks_schedule", "default_config.fields")
+	if !strings.Contains(string(r.body), s2.ID) || strings.Contains(string(r.body), s.ID) {
+		t.Errorf("the 409 does not name the second schedule alone: %s", r.body)
+	}
+	if got := e.do(t, http.MethodGet, "/api/v1/exports/platforms/"+p.ID, alice, nil).platform(t, http.StatusOK); got.Type != "google_shopping" || got.Version != 2 {
+		t.Errorf("a refused change was saved: %+v", got)
+	}
+	if r := e.do(t, http.MethodDelete, "/api/v1/exports/schedules/"+s2.ID, alice, nil); r.status != http.StatusNoContent {
+		t.Fatalf("schedule delete %d", r.status)
+	}
+	// The first schedule exports the suppliers happily: the change is taken.
+	if got := e.do(t, http.MethodPut, "/api/v1/exports/platforms/"+p.ID, alice, mustJSON(t, suppliers)).platform(t, http.StatusOK); got.Version != 3 {
+		t.Errorf("the change once nothing breaks: %+v", got)
+	}
 	if r := e.do(t, http.MethodDelete, "/api/v1/exports/schedules/"+s.ID, alice, nil); r.status != http.StatusNoContent {
 		t.Fatalf("schedule delete %d", r.status)
 	}
