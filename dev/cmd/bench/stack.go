@@ -33,6 +33,7 @@ type bench struct {
 	samples map[string][]float64 // name → its value in each run so far
 	formats map[string]figureFormat
 	order   []string // figure names in the order first emitted
+	warmPID int      // the exporter process warmed up by an unmeasured export (bench100k)
 }
 
 // figureFormat is how a figure prints.
