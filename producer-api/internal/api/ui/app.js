@@ -98,6 +98,7 @@
     loadPage(true);
     resetScheduleForm();
     loadSchedules();
+    resetPlatformForm();
     loadPlatforms();
     connect(true);
     return true;
@@ -119,6 +120,9 @@
     $("platforms").hidden = true;
     schedules.clear();
     renderSchedules();
+    platforms.clear();
+    resetPlatformForm();
+    renderPlatforms();
     showLogin("");
     notice("Signed out.");
   }
@@ -1083,6 +1087,7 @@
 
   // ---------- platforms ----------
   const platforms = new Map(); // id -> platform
+  let editingPlatform = null; // the platform being edited, or null for a new one
 
   async function loadPlatforms() {
     try {
@@ -1119,14 +1124,17 @@
         onclick: () => testPlatform(p.id, test) }, "Test connection");
       const run = el("button", { type: "button", class: "small", "data-action": "export", "aria-label": "Export now with " + p.name,
         onclick: () => exportWith(p.id, run) }, "Export now");
+      const edit = el("button", { type: "button", class: "small secondary", "data-action": "edit", "aria-label": "Edit " + p.name,
+        onclick: () => editPlatform(p.id, edit) }, "Edit");
       const del = el("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": "Delete " + p.name,
         onclick: () => deletePlatform(p.id, del) }, "Delete");
-      body.append(el("tr", { "data-platform-id": p.id },
+      const current = editingPlatform && editingPlatform.id === p.id;
+      body.append(el("tr", { "data-platform-id": p.id, "aria-current": current ? "true" : false, class: current ? "editing" : "" },
         cell("Name", el("div", {}, el("span", { text: p.name }), el("span", { class: "id", text: p.id.slice(0, 8) }))),
         cell("Type", el("span", { text: p.type })), cell("Export", el("span", { text: exp })),
         cell("Destination", el("span", { text: destText(p.destination || {}) })), cell("Webhook", hook),
         cell("Schedules", el("span", { text: nf.format((p.schedule_ids || []).length) })),
-        el("td", { "data-label": "Actions", class: "acts-cell" }, el("div", { class: "acts" }, run, test, del))));
+        el("td", { "data-label": "Actions", class: "acts-cell" }, el("div", { class: "acts" }, run, test, edit, del))));
     }
     $("no-platforms").hidden = platforms.size > 0;
   }
@@ -1183,6 +1191,7 @@
     try {
       await api("DELETE", API + "/platforms/" + id);
       platforms.delete(id);
+      if (editingPlatform && editingPlatform.id === id) resetPlatformForm();
       renderPlatforms();
       notice("Deleted the platform " + p.name + ".");
       $("platforms-heading").focus();
@@ -1210,38 +1219,118 @@
     return "";
   }
 
-  $("p-dest").addEventListener("change", syncDestination);
-  $("platforms-refresh").addEventListener("click", loadPlatforms);
-  $("platform-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
+  function clearPlatformErrors() {
     for (const e of document.querySelectorAll("#platform-form .err")) e.textContent = "";
     for (const e of document.querySelectorAll("#platform-form [aria-invalid]")) e.removeAttribute("aria-invalid");
-    const cfg = {};
+  }
+
+  // resetPlatformForm empties the form back to "New platform".
+  function resetPlatformForm() {
+    const was = editingPlatform;
+    editingPlatform = null;
+    $("platform-form").reset();
+    clearPlatformErrors();
+    $("platform-form-heading").textContent = "New platform";
+    $("p-save").textContent = "Create platform";
+    $("p-cancel-edit").hidden = true;
+    $("p-edit-help").hidden = true;
+    syncDestination();
+    if (was) renderPlatforms(); // unmark the row
+  }
+
+  // editPlatform fills the form with the platform as stored now (the list may be older: PUT
+  // replaces the platform whole); saving then replaces it. Secrets are references (env:NAME,
+  // file:/path), so they show as they are.
+  async function editPlatform(id, btn) {
+    btn.disabled = true;
+    let p;
+    try {
+      p = await (await api("GET", API + "/platforms/" + encodeURIComponent(id))).json();
+    } catch (e) {
+      btn.disabled = false;
+      if (e.status === 404) {
+        platforms.delete(id);
+        renderPlatforms();
+        alertMsg("This platform no longer exists.");
+      } else if (e.status !== 401 && e.status !== 403) {
+        alertMsg("Could not load the platform: " + e.message);
+      }
+      return;
+    }
+    btn.disabled = false;
+    platforms.set(p.id, p);
+    resetPlatformForm();
+    editingPlatform = p;
+    const c = p.default_config || {};
+    const d = p.destination || {};
+    $("p-name").value = p.name;
+    $("p-type").value = p.type || "custom";
+    $("p-entity").value = c.entity || "";
+    $("p-format").value = c.format || "";
+    $("p-compression").value = c.compression || "";
+    $("p-dest").value = d.type || "storage";
+    for (const x of document.querySelectorAll("#platform-form [data-dest=\"" + $("p-dest").value + "\"] [data-d]")) {
+      const v = d[x.dataset.d];
+      if (x.dataset.kind === "bool") x.checked = !!v; // the API writes use_tls always, path_style when true
+      else x.value = v === undefined || v === null ? "" : String(v);
+    }
+    $("p-hook-url").value = p.webhook ? p.webhook.url || "" : "";
+    $("p-hook-secret").value = p.webhook ? p.webhook.secret_ref || "" : "";
+    $("platform-form-heading").textContent = "Edit platform " + p.name;
+    $("p-save").textContent = "Save changes";
+    $("p-cancel-edit").hidden = false;
+    $("p-edit-help").hidden = false;
+    syncDestination();
+    renderPlatforms();
+    $("platform-form-heading").focus();
+  }
+
+  // platformBody is the platform the form describes. When editing, what the form does not show
+  // (the default columns, filters, options and titles; an S3 region; the webhook's events) is
+  // kept from the platform, since PUT replaces it whole.
+  function platformBody() {
+    const base = editingPlatform || {};
+    const cfg = Object.assign({}, base.default_config || {});
     for (const [k, id] of [["entity", "p-entity"], ["format", "p-format"], ["compression", "p-compression"]]) {
       if ($(id).value) cfg[k] = $(id).value;
+      else delete cfg[k];
     }
-    const dest = { type: $("p-dest").value };
-    if (dest.type !== "storage") {
-      for (const x of document.querySelectorAll("#platform-form [data-dest=\"" + dest.type + "\"] [data-d]")) {
+    const type = $("p-dest").value;
+    const dest = { type };
+    if (type !== "storage") {
+      if (base.destination && base.destination.type === type) Object.assign(dest, base.destination);
+      for (const x of document.querySelectorAll("#platform-form [data-dest=\"" + type + "\"] [data-d]")) {
         if (x.dataset.kind === "bool") dest[x.dataset.d] = x.checked;
         else if (x.value.trim() !== "") dest[x.dataset.d] = x.dataset.kind === "number" ? Number(x.value) : x.value.trim();
+        else delete dest[x.dataset.d];
       }
     }
     const body = { name: $("p-name").value.trim(), type: $("p-type").value, default_config: cfg, destination: dest };
     if ($("p-hook-url").value.trim() || $("p-hook-secret").value.trim()) {
-      body.webhook = { url: $("p-hook-url").value.trim(), secret_ref: $("p-hook-secret").value.trim() };
+      body.webhook = Object.assign({}, base.webhook || {}, { url: $("p-hook-url").value.trim(), secret_ref: $("p-hook-secret").value.trim() });
     }
+    return body;
+  }
+
+  $("p-dest").addEventListener("change", syncDestination);
+  $("platforms-refresh").addEventListener("click", loadPlatforms);
+  $("p-cancel-edit").addEventListener("click", () => { resetPlatformForm(); $("platforms-heading").focus(); });
+  $("platform-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearPlatformErrors();
+    const was = editingPlatform;
+    const body = platformBody();
     const btn = $("p-save");
     btn.disabled = true;
     $("p-status").textContent = "Saving…";
     try {
-      const p = await (await api("POST", API + "/platforms", body)).json();
+      const path = was ? API + "/platforms/" + encodeURIComponent(was.id) : API + "/platforms";
+      const p = await (await api(was ? "PUT" : "POST", path, body)).json();
       platforms.set(p.id, p);
       loadPlatforms();
       $("p-status").textContent = "";
-      notice("Platform " + p.name + " created.");
-      $("platform-form").reset();
-      syncDestination();
+      notice("Platform " + p.name + (was ? " saved." : " created."));
+      if (editingPlatform === was) resetPlatformForm();
     } catch (e) {
       $("p-status").textContent = "";
       if (e.status === 401 || e.status === 403) return;
@@ -1251,7 +1340,7 @@
         $(slot).setAttribute("aria-invalid", "true");
         $(slot).focus();
       } else {
-        alertMsg("Could not create the platform: " + e.message);
+        alertMsg("Could not " + (was ? "save" : "create") + " the platform: " + e.message);
       }
     } finally {
       btn.disabled = false;
