@@ -304,8 +304,7 @@ func (h *rangeHasher) finish(ctx context.Context, list []jobstore.Range) error {
 // far; a lost lease or a cancelled job stops it.
 func (r *Runner) WriteRange(ctx context.Context, rg jobstore.Range) {
 	log := r.log.With("job_id", rg.JobID, "attempt", rg.Attempt, "range", rg.Seq)
-	r.metrics.running.Inc()
-	defer r.metrics.running.Dec()
+	defer r.working()()
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var rowsDone atomic.Int64

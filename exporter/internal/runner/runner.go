@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,24 @@ type Runner struct {
 	log     *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
+
+	// busy counts the exports and ranges this process is writing (working).
+	busy atomic.Int64
+}
+
+// working counts a job or range as running until the func it returns is called. When the last
+// ends, the memory the work grew is handed back to the OS (a forced GC and scavenge, a few
+// milliseconds): between jobs the exporter sits at its floor, and each export's peak RSS is
+// its own, not what earlier jobs of another format or size left behind.
+func (r *Runner) working() func() {
+	r.metrics.running.Inc()
+	r.busy.Add(1)
+	return func() {
+		r.metrics.running.Dec()
+		if r.busy.Add(-1) == 0 {
+			debug.FreeOSMemory()
+		}
+	}
 }
 
 // New builds a runner.
@@ -105,8 +124,7 @@ var ErrUploadStalled = errors.New("object storage accepted no bytes")
 // the last record, whatever the step.
 func (r *Runner) Run(ctx context.Context, j job.Job, lease jobstore.Lease) {
 	log := r.log.With("job_id", j.ID, "attempt", lease.Attempt)
-	r.metrics.running.Inc()
-	defer r.metrics.running.Dec()
+	defer r.working()()
 
 	jctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
