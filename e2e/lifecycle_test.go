@@ -149,14 +149,31 @@ func (s stack) mustCancel(t *testing.T, id string) time.Time {
 	return time.Now()
 }
 
-// findEvent reads exports.events from the start until it finds an event of type typ for job.
-func (s stack) findEvent(t *testing.T, job string, typ events.Type, timeout time.Duration) events.Envelope {
+// eventsFromStart is a client reading exports.events from the start, read_committed, as a
+// downstream system does.
+func (s stack) eventsFromStart(t *testing.T) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(s.brokers, ",")...), kgo.ConsumeTopics(events.TopicEvents),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cl
+}
+
+// parseRecord reads a record of exports.events as its CloudEvents envelope.
+func parseRecord(r *kgo.Record) (events.Envelope, error) {
+	hs := make([]events.Header, len(r.Headers))
+	for i, h := range r.Headers {
+		hs[i] = events.Header{Key: h.Key, Value: h.Value}
+	}
+	return events.Parse(r.Key, hs, r.Value)
+}
+
+// findEvent reads exports.events from the start until it finds an event of type typ for job.
+func (s stack) findEvent(t *testing.T, job string, typ events.Type, timeout time.Duration) events.Envelope {
+	t.Helper()
+	cl := s.eventsFromStart(t)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -170,11 +187,7 @@ func (s stack) findEvent(t *testing.T, job string, typ events.Type, timeout time
 			if string(r.Key) != job || found != nil {
 				return
 			}
-			hs := make([]events.Header, len(r.Headers))
-			for i, h := range r.Headers {
-				hs[i] = events.Header{Key: h.Key, Value: h.Value}
-			}
-			if env, err := events.Parse(r.Key, hs, r.Value); err == nil && env.Type == typ {
+			if env, err := parseRecord(r); err == nil && env.Type == typ {
 				found = &env
 			}
 		})
@@ -189,11 +202,7 @@ func (s stack) findEvent(t *testing.T, job string, typ events.Type, timeout time
 // tells whether there was a second.
 func (s stack) countEvents(t *testing.T, job string, typ events.Type, settle time.Duration) int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(s.brokers, ",")...), kgo.ConsumeTopics(events.TopicEvents),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := s.eventsFromStart(t)
 	defer cl.Close()
 	n, total := 0, 0
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
@@ -206,11 +215,7 @@ func (s stack) countEvents(t *testing.T, job string, typ events.Type, settle tim
 			if string(r.Key) != job {
 				return
 			}
-			hs := make([]events.Header, len(r.Headers))
-			for i, h := range r.Headers {
-				hs[i] = events.Header{Key: h.Key, Value: h.Value}
-			}
-			if env, err := events.Parse(r.Key, hs, r.Value); err == nil && env.Type == typ {
+			if env, err := parseRecord(r); err == nil && env.Type == typ {
 				n++
 			}
 		})

@@ -346,12 +346,7 @@ func (r *Runner) writeRange(ctx context.Context, rg jobstore.Range, rowsDone *at
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("reading the job: %w", err)
 	}
-	req := j.Request()
-	spec, err := export.Prepare(export.Request{
-		Entity: req.Entity, Format: req.Format, Fields: req.Fields, ExcludeFields: req.ExcludeFields,
-		Filters: req.Filters, Options: req.Options, FileName: req.FileName, Headers: req.Headers,
-		Compression: req.Compression,
-	})
+	spec, err := prepare(j)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("invalid request: %w", err)
 	}

@@ -299,13 +299,18 @@ func (r *Runner) keepLease(ctx context.Context, cancel context.CancelCauseFunc, 
 	}
 }
 
-func (r *Runner) export(ctx context.Context, j job.Job, lease jobstore.Lease, log *slog.Logger) (job.Complete, error) {
+// prepare checks the job's recorded request as any export is checked, into what runs.
+func prepare(j job.Job) (*export.Spec, error) {
 	req := j.Request()
-	spec, err := export.Prepare(export.Request{
+	return export.Prepare(export.Request{
 		Entity: req.Entity, Format: req.Format, Fields: req.Fields, ExcludeFields: req.ExcludeFields,
 		Filters: req.Filters, Options: req.Options, FileName: req.FileName, Headers: req.Headers,
 		Compression: req.Compression,
 	})
+}
+
+func (r *Runner) export(ctx context.Context, j job.Job, lease jobstore.Lease, log *slog.Logger) (job.Complete, error) {
+	spec, err := prepare(j)
 	if err != nil {
 		return job.Complete{}, fmt.Errorf("%w: invalid request: %w", errPermanent, err)
 	}
