@@ -1,0 +1,3 @@
+package events
+
+import _ "github.com/santhosh-tekuri/jsonschema/v6"
