@@ -15,6 +15,11 @@ const (
 	HeaderType        = "ce_type"
 	HeaderTime        = "ce_time"
 	HeaderContentType = "content-type"
+	// The CloudEvents distributed-tracing extension: the W3C trace context of the change that
+	// produced the event, present only when that change was traced. It names where the event
+	// was made, not the hop that carried it (Kafka's own traceparent header does that).
+	HeaderTraceParent = "ce_traceparent"
+	HeaderTraceState  = "ce_tracestate"
 
 	SpecVersion = "1.0"
 	ContentType = "application/json"
@@ -37,6 +42,10 @@ type Envelope struct {
 	Time   time.Time
 	Key    string
 	Data   json.RawMessage
+	// TraceParent and TraceState are the distributed-tracing extension (W3C traceparent and
+	// tracestate), "" when the event was made outside a trace.
+	TraceParent string
+	TraceState  string
 }
 
 // Wrap builds the envelope of an event.
@@ -55,9 +64,10 @@ func Wrap(e Event) (Envelope, error) {
 	}, nil
 }
 
-// Headers are the record headers of the envelope, in a fixed order.
+// Headers are the record headers of the envelope, in a fixed order; the tracing extension's
+// come last, when set.
 func (env Envelope) Headers() []Header {
-	return []Header{
+	hs := []Header{
 		{HeaderSpecVersion, []byte(SpecVersion)},
 		{HeaderID, []byte(env.ID)},
 		{HeaderSource, []byte(env.Source)},
@@ -65,6 +75,13 @@ func (env Envelope) Headers() []Header {
 		{HeaderTime, []byte(env.Time.UTC().Format(time.RFC3339Nano))},
 		{HeaderContentType, []byte(ContentType)},
 	}
+	if env.TraceParent != "" {
+		hs = append(hs, Header{HeaderTraceParent, []byte(env.TraceParent)})
+		if env.TraceState != "" {
+			hs = append(hs, Header{HeaderTraceState, []byte(env.TraceState)})
+		}
+	}
+	return hs
 }
 
 // Parse reads an envelope from a record's key, headers and value.
@@ -87,6 +104,10 @@ func Parse(key []byte, headers []Header, value []byte) (Envelope, error) {
 				return Envelope{}, fmt.Errorf("%w: bad ce_time %q", ErrNotCloudEvent, h.Value)
 			}
 			env.Time = t
+		case HeaderTraceParent:
+			env.TraceParent = string(h.Value)
+		case HeaderTraceState:
+			env.TraceState = string(h.Value)
 		}
 	}
 	if spec != SpecVersion || env.ID == "" || env.Type == "" || env.Source == "" {
