@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -178,6 +179,55 @@ func TestCLIExportListDownloadDelete(t *testing.T) {
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &page) != nil || len(page.Items) == 0 {
 			t.Errorf("jobs --json: exit %d, stdout not a page of jobs", r.code)
 		}
+	})
+
+	t.Run("jobs -o json", func(t *testing.T) {
+		// One JSON document, the API's own page and job, field names as CONTRACT §4 gives them.
+		type fileJSON struct {
+			FileName string `json:"file_name"`
+			SHA256   string `json:"sha256"`
+		}
+		type jobJSON struct {
+			ID        string    `json:"id"`
+			TaskID    string    `json:"task_id"`
+			Entity    string    `json:"entity"`
+			Format    string    `json:"format"`
+			Status    string    `json:"status"`
+			Progress  *float64  `json:"progress"`
+			RowsDone  *int64    `json:"rows_done"`
+			CreatedAt string    `json:"created_at"`
+			File      *fileJSON `json:"file"`
+		}
+		check := func(what string, j jobJSON) {
+			t.Helper()
+			if j.ID != id || j.TaskID != id || j.Entity != "products" || j.Format != "csv" || j.Status != "completed" ||
+				j.Progress == nil || *j.Progress != 100 || j.RowsDone == nil || j.CreatedAt == "" ||
+				j.File == nil || j.File.SHA256 != sha(data) || j.File.FileName == "" {
+				t.Errorf("%s: job %+v (file %+v), want the completed job %s with its file", what, j, j.File, id)
+			}
+		}
+		r := s.runCLI(t, bin, "jobs", "-o", "json", "--entity", "products", "--format", "csv", "--status", "completed", "--limit", "500")
+		var page struct {
+			Items      []jobJSON `json:"items"`
+			NextCursor *string   `json:"next_cursor"`
+		}
+		dec := json.NewDecoder(strings.NewReader(r.stdout))
+		if err := dec.Decode(&page); err != nil || dec.More() || r.code != 0 {
+			t.Fatalf("jobs -o json: exit %d, not one JSON document: %v", r.code, err)
+		}
+		i := slices.IndexFunc(page.Items, func(j jobJSON) bool { return j.ID == id })
+		if i < 0 {
+			t.Fatalf("jobs -o json: %d jobs, none is %s", len(page.Items), id)
+		}
+		check("jobs -o json", page.Items[i])
+
+		r = s.runCLI(t, bin, "jobs", "get", id, "--output", "json")
+		var one jobJSON
+		dec = json.NewDecoder(strings.NewReader(r.stdout))
+		if err := dec.Decode(&one); err != nil || dec.More() || r.code != 0 {
+			t.Fatalf("jobs get -o json: exit %d, not one JSON document: %v", r.code, err)
+		}
+		check("jobs get --output json", one)
 	})
 
 	t.Run("download again, then delete", func(t *testing.T) {

@@ -31,7 +31,50 @@ func (a *app) flagSet(name string, usage func()) *flag.FlagSet {
 	fs.StringVar(&a.api, "api", a.api, "the API `URL` (default $EXPORT_API_URL, else "+defaultAPI+")")
 	fs.StringVar(&a.token, "token", a.token, "the bearer token (default $EXPORT_TOKEN, else one minted from $JWT_SECRET)")
 	fs.BoolVar(&a.noColor, "no-color", a.noColor, "no colour (also when $NO_COLOR is set)")
+	if a.flagSets != nil {
+		*a.flagSets = append(*a.flagSets, fs)
+	}
 	return fs
+}
+
+// Output formats of --output (-o): a table for people, or the API's own JSON.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+var outputs = []string{outputTable, outputJSON}
+
+// outputFlags adds --output (-o) table|json and --json, the same as -o json (the older
+// spelling, kept), to fs. The result is true when JSON is asked for.
+func outputFlags(fs *flag.FlagSet) *bool {
+	asJSON := new(bool)
+	fs.Var(outputValue{asJSON}, "output", "`format` of the result: table or json (the API's own JSON)")
+	fs.Var(outputValue{asJSON}, "o", "short for --output")
+	fs.BoolVar(asJSON, "json", false, "the same as --output json")
+	return asJSON
+}
+
+// outputValue is --output: it sets *json.
+type outputValue struct{ json *bool }
+
+func (o outputValue) String() string {
+	if o.json != nil && *o.json {
+		return outputJSON
+	}
+	return outputTable
+}
+
+func (o outputValue) Set(v string) error {
+	switch v {
+	case outputTable:
+		*o.json = false
+	case outputJSON:
+		*o.json = true
+	default:
+		return fmt.Errorf("want %s", strings.Join(outputs, " or "))
+	}
+	return nil
 }
 
 // commandUsage is the usage function of a command's FlagSet.

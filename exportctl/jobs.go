@@ -16,18 +16,59 @@ import (
 )
 
 const jobsDoc = `
-Lists export jobs, newest first, as a table (--json: the API's JSON). --all follows the pages
-to the end.`
+Lists export jobs, newest first, as a table; -o json prints the API's own answer, one JSON
+document: {"items": [job...], "next_cursor": ...}. --all follows the pages to the end.`
+
+const jobsGetDoc = `
+Shows one export job as a table row; -o json prints the job as the API gives it.`
+
+// jobsSubs are the subcommands of jobs; without one, jobs lists.
+var jobsSubs = []string{"list", "get"}
 
 func (a *app) cmdJobs(ctx context.Context, args []string) error {
-	fs := a.flagSet("jobs", nil)
-	fs.Usage = commandUsage(fs, "jobs [flags]", jobsDoc)
+	if len(args) > 0 {
+		switch args[0] {
+		case "list":
+			return a.jobsList(ctx, "jobs list", args[1:])
+		case "get":
+			return a.jobsGet(ctx, args[1:])
+		}
+	}
+	return a.jobsList(ctx, "jobs", args)
+}
+
+func (a *app) jobsGet(ctx context.Context, args []string) error {
+	fs := a.flagSet("jobs get", nil)
+	fs.Usage = commandUsage(fs, "jobs get ID [flags]", jobsGetDoc)
+	asJSON := outputFlags(fs)
+	c, id, err := a.jobCommand(fs, args)
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, basePath+"/"+url.PathEscape(id), nil, &raw); err != nil {
+		return fmt.Errorf("reading export %s: %w", id, err)
+	}
+	if *asJSON {
+		_, err := fmt.Fprintf(a.stdout, "%s\n", raw) // the answer, as it came
+		return err
+	}
+	var j job
+	if err := json.Unmarshal(raw, &j); err != nil {
+		return fmt.Errorf("reading export %s: decoding the answer: %w", id, err)
+	}
+	return writeTable(a, []job{j})
+}
+
+func (a *app) jobsList(ctx context.Context, name string, args []string) error {
+	fs := a.flagSet(name, nil)
+	fs.Usage = commandUsage(fs, name+" [flags]", jobsDoc)
 	status := fs.String("status", "", "only jobs in this status: queued, running, completed, failed, cancelled, expired")
 	entity := fs.String("entity", "", "only jobs of this entity: products or suppliers")
 	format := fs.String("format", "", "only jobs of this format: csv, excel or json")
 	limit := fs.Int("limit", 0, "jobs per page, 1 to 500 (default: the server's, 50)")
 	all := fs.Bool("all", false, "follow next_cursor to list every job")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	asJSON := outputFlags(fs)
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}

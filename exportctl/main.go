@@ -52,6 +52,10 @@ type app struct {
 
 	api, token string // --api, --token; resolved by client()
 	noColor    bool   // --no-color
+
+	// flagSets, when set, collects every FlagSet a command makes: completion reads a
+	// command's flags by running it with -h.
+	flagSets *[]*flag.FlagSet
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -79,9 +83,14 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// command is one entry of the one table of commands: usage, dispatch and shell completion
+// (completion.go) all read it, and each command's flags come from its own FlagSet.
 type command struct {
 	name, args, summary string
 	run                 func(a *app, ctx context.Context, args []string) error
+	// subs are the subcommands, each with its own flags ("schedules list"); words what the
+	// first argument may be (export's entity). Completion offers them.
+	subs, words []string
 }
 
 var commands []command
@@ -89,14 +98,19 @@ var commands []command
 func init() {
 	// Set here rather than in the declaration: the commands refer to usage, which reads commands.
 	commands = []command{
-		{"export", "ENTITY [flags]", "request an export, show its progress, download the file", (*app).cmdExport},
-		{"jobs", "[flags]", "list export jobs", (*app).cmdJobs},
-		{"download", "ID [flags]", "wait for a job to finish and download its file", (*app).cmdDownload},
-		{"cancel", "ID", "cancel a queued or running job", (*app).cmdCancel},
-		{"delete", "ID", "delete a job and its file (cancelling it if it runs)", (*app).cmdDelete},
-		{"schedules", "SUB [ID] [flags]", "list, create, get, toggle, run, next, runs, delete schedules", (*app).cmdSchedules},
-		{"platforms", "SUB [ID] [flags]", "list, create, get, test, delete export platforms", (*app).cmdPlatforms},
-		{"token", "[flags]", "print a token signed with $JWT_SECRET for the local stack", (*app).cmdToken},
+		{name: "export", args: "ENTITY [flags]", summary: "request an export, show its progress, download the file",
+			run: (*app).cmdExport, words: entities},
+		{name: "jobs", args: "[list|get ID] [flags]", summary: "list export jobs, or show one (-o json: the API's JSON)",
+			run: (*app).cmdJobs, subs: jobsSubs},
+		{name: "download", args: "ID [flags]", summary: "wait for a job to finish and download its file", run: (*app).cmdDownload},
+		{name: "cancel", args: "ID", summary: "cancel a queued or running job", run: (*app).cmdCancel},
+		{name: "delete", args: "ID", summary: "delete a job and its file (cancelling it if it runs)", run: (*app).cmdDelete},
+		{name: "schedules", args: "SUB [ID] [flags]", summary: "list, create, get, toggle, run, next, runs, delete schedules",
+			run: (*app).cmdSchedules, subs: schedulesSubs},
+		{name: "platforms", args: "SUB [ID] [flags]", summary: "list, create, get, test, delete export platforms",
+			run: (*app).cmdPlatforms, subs: platformsSubs},
+		{name: "token", args: "[flags]", summary: "print a token signed with $JWT_SECRET for the local stack", run: (*app).cmdToken},
+		{name: "completion", args: "bash|zsh|fish", summary: "print the shell completion script", run: (*app).cmdCompletion, words: shells},
 	}
 }
 

@@ -17,7 +17,7 @@ const platformsDoc = `
 Manages export platforms: preconfigured exports (a channel template or custom) and where their
 files go (storage, s3, sftp, http), with an optional signed webhook.
 
-  platforms list [--json]
+  platforms list [-o table|json]
   platforms create NAME [--type custom|google_shopping|amazon|shopify|woocommerce|prestashop]
                    [--entity products] [--format csv] [--fields a,b] [--filter k=v] [--option k=v]
                    [--header field=title] [--compression gzip|zip]
@@ -70,13 +70,16 @@ func (a *app) cmdPlatforms(ctx context.Context, args []string) error {
 	case "get", "test", "delete":
 		return a.platformOne(ctx, sub, rest)
 	}
-	return usagef("platforms: unknown subcommand %q (list, create, get, test, delete)", sub)
+	return usagef("platforms: unknown subcommand %q (%s)", sub, strings.Join(platformsSubs, ", "))
 }
+
+// platformsSubs are the subcommands of platforms, as cmdPlatforms dispatches them.
+var platformsSubs = []string{"list", "create", "get", "test", "delete"}
 
 func (a *app) platformsList(ctx context.Context, args []string) error {
 	fs := a.flagSet("platforms list", nil)
 	fs.Usage = commandUsage(fs, "platforms list [flags]", "\nLists platforms, newest first.")
-	asJSON := fs.Bool("json", false, "print the API's JSON")
+	asJSON := outputFlags(fs)
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}

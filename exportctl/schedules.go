@@ -17,7 +17,7 @@ const schedulesPath = basePath + "/schedules"
 const schedulesDoc = `
 Manages scheduled exports.
 
-  schedules list [--enabled true|false] [--json]
+  schedules list [--enabled true|false] [-o table|json]
   schedules create NAME (--cron EXPR | --every MINUTES) [--tz ZONE] [--entity products] [--format csv]
                    [--fields a,b] [--filter k=v] [--option k=v] [--misfire run_once|skip]
                    [--overlap skip|queue] [--retries N] [--retry-delay SECONDS] [--disabled]
@@ -25,7 +25,7 @@ Manages scheduled exports.
   schedules toggle ID [--on | --off]
   schedules run ID            one run now, outside the timetable; prints the job id
   schedules next ID [--count N]
-  schedules runs ID [--limit N] [--json]
+  schedules runs ID [--limit N] [-o table|json]
   schedules delete ID
 
 Times print in the schedule's zone with UTC beside them. A wall-clock time that does not exist
@@ -95,14 +95,17 @@ func (a *app) cmdSchedules(ctx context.Context, args []string) error {
 	case "get", "toggle", "run", "next", "runs", "delete":
 		return a.scheduleOne(ctx, sub, rest)
 	}
-	return usagef("schedules: unknown subcommand %q (list, create, get, toggle, run, next, runs, delete)", sub)
+	return usagef("schedules: unknown subcommand %q (%s)", sub, strings.Join(schedulesSubs, ", "))
 }
+
+// schedulesSubs are the subcommands of schedules, as cmdSchedules dispatches them.
+var schedulesSubs = []string{"list", "create", "get", "toggle", "run", "next", "runs", "delete"}
 
 func (a *app) schedulesList(ctx context.Context, args []string) error {
 	fs := a.flagSet("schedules list", nil)
 	fs.Usage = commandUsage(fs, "schedules list [flags]", "\nLists schedules, newest first.")
 	enabled := fs.String("enabled", "", "only enabled (true) or disabled (false) schedules")
-	asJSON := fs.Bool("json", false, "print the API's JSON")
+	asJSON := outputFlags(fs)
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -215,7 +218,7 @@ func (a *app) scheduleOne(ctx context.Context, sub string, args []string) error 
 	off := fs.Bool("off", false, "toggle: switch it off (whatever it is now)")
 	count := fs.Int("count", 5, "next: how many fire times, 1 to 1000")
 	limit := fs.Int("limit", 50, "runs: how many log entries, 1 to 500")
-	asJSON := fs.Bool("json", false, "runs: print the API's JSON")
+	asJSON := outputFlags(fs) // runs
 	c, id, err := a.jobCommand(fs, args)
 	if err != nil {
 		return err
