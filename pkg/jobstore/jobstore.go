@@ -31,6 +31,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/job"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 //go:embed migrations/*.sql
@@ -208,17 +209,18 @@ func (s *Store) CreateWithin(ctx context.Context, req events.ExportRequested, ma
 }
 
 // CreateTx is Create within the caller's transaction: a schedule's run and its job are
-// written together (pkg/schedstore).
+// written together (pkg/schedstore). The job keeps the trace context of ctx (TraceContext).
 func CreateTx(ctx context.Context, tx pgx.Tx, req events.ExportRequested) (Job, error) {
 	j, evs := job.New(req)
+	traceparent, tracestate := telemetry.TraceParent(ctx)
 	created, err := scanJob(tx.QueryRow(ctx, `INSERT INTO jobs (id, entity, format, fields, exclude_fields,
 		filters, options, file_name, requested_by, requester_name, schedule_id, platform_id, created_at, updated_at,
-		scheduled_for, status, phase, version, headers, compression, deliver, webhook)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+		scheduled_for, status, phase, version, headers, compression, deliver, webhook, traceparent, tracestate)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
 		RETURNING `+jobColumns,
 		j.ID, j.Entity, j.Format, j.Fields, j.ExcludeFields, j.Filters, j.Options, j.FileName, j.RequestedBy,
 		j.RequesterName, j.ScheduleID, j.PlatformID, j.CreatedAt, j.UpdatedAt, j.ScheduledFor, j.Status, j.Phase, j.Version,
-		j.Headers, j.Compression, j.Deliver, j.Webhook))
+		j.Headers, j.Compression, j.Deliver, j.Webhook, nullable(traceparent), nullable(tracestate)))
 	if err != nil {
 		return Job{}, fmt.Errorf("inserting job %s: %w", req.JobID, err)
 	}

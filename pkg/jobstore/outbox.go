@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // OutboxChannel is the PostgreSQL notification channel told of every outbox write, so relays
@@ -35,11 +36,14 @@ const MaxEventBytes = 256 << 10
 // ErrEventTooLarge is returned when a change would announce an event over MaxEventBytes.
 var ErrEventTooLarge = errors.New("event too large")
 
-// appendOutbox writes evs to the outbox within tx, in order, and notifies the relays.
+// appendOutbox writes evs to the outbox within tx, in order, and notifies the relays. Each row
+// keeps the trace context of ctx (the change's span, when traced): the record the relay
+// produces later continues that trace and carries it as ce_traceparent.
 func appendOutbox(ctx context.Context, tx pgx.Tx, evs []events.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	traceparent, tracestate := telemetry.TraceParent(ctx)
 	for _, ev := range evs {
 		env, err := events.Wrap(ev)
 		if err != nil {
@@ -48,9 +52,9 @@ func appendOutbox(ctx context.Context, tx pgx.Tx, evs []events.Event) error {
 		if len(env.Data) > MaxEventBytes {
 			return fmt.Errorf("%w: %s of job %s would be %d bytes, more than %d", ErrEventTooLarge, env.Type, env.Key, len(env.Data), MaxEventBytes)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, ce_id, ce_type, ce_source, ce_time, data)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, TopicOf(ev), env.Key, env.ID, string(env.Type), env.Source, env.Time,
-			[]byte(env.Data)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (topic, key, ce_id, ce_type, ce_source, ce_time, data, traceparent, tracestate)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, TopicOf(ev), env.Key, env.ID, string(env.Type), env.Source, env.Time,
+			[]byte(env.Data), nullable(traceparent), nullable(tracestate)); err != nil {
 			return fmt.Errorf("writing %s to the outbox: %w", env.Type, err)
 		}
 	}
@@ -139,8 +143,8 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 			}
 		}
 		if len(dead) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO outbox_dead (id, topic, key, ce_id, ce_type, ce_source, ce_time, data, created_at, reason)
-				SELECT o.id, o.topic, o.key, o.ce_id, o.ce_type, o.ce_source, o.ce_time, o.data, o.created_at, r.reason
+			if _, err := tx.Exec(ctx, `INSERT INTO outbox_dead (id, topic, key, ce_id, ce_type, ce_source, ce_time, data, created_at, reason, traceparent, tracestate)
+				SELECT o.id, o.topic, o.key, o.ce_id, o.ce_type, o.ce_source, o.ce_time, o.data, o.created_at, r.reason, o.traceparent, o.tracestate
 				FROM outbox o JOIN unnest($1::bigint[], $2::text[]) AS r(id, reason) ON r.id = o.id
 				ON CONFLICT (id) DO NOTHING`, dead, reasons); err != nil {
 				return fmt.Errorf("moving undeliverable outbox rows aside: %w", err)
@@ -160,8 +164,8 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(context
 }
 
 func readOutbox(ctx context.Context, tx pgx.Tx, limit int) ([]int64, []OutboxMessage, error) {
-	rows, err := tx.Query(ctx, `SELECT id, topic, key, ce_id, ce_type, ce_source, ce_time, data FROM outbox
-		ORDER BY id LIMIT $1`, limit)
+	rows, err := tx.Query(ctx, `SELECT id, topic, key, ce_id, ce_type, ce_source, ce_time, data,
+		coalesce(traceparent, ''), coalesce(tracestate, '') FROM outbox ORDER BY id LIMIT $1`, limit)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading outbox: %w", err)
 	}
@@ -173,7 +177,7 @@ func readOutbox(ctx context.Context, tx pgx.Tx, limit int) ([]int64, []OutboxMes
 		var m OutboxMessage
 		var typ string
 		if err := rows.Scan(&id, &m.Topic, &m.Envelope.Key, &m.Envelope.ID, &typ, &m.Envelope.Source,
-			&m.Envelope.Time, &m.Envelope.Data); err != nil {
+			&m.Envelope.Time, &m.Envelope.Data, &m.Envelope.TraceParent, &m.Envelope.TraceState); err != nil {
 			return nil, nil, fmt.Errorf("reading outbox: %w", err)
 		}
 		m.Envelope.Type = events.Type(typ)
@@ -242,15 +246,16 @@ func (s *Store) Listen(ctx context.Context, wake func()) error {
 // Pending returns the events waiting in the outbox for key (every key when ""), oldest first,
 // without relaying them: for tests and diagnostics.
 func (s *Store) Pending(ctx context.Context, key string) ([]OutboxMessage, error) {
-	rows, err := s.pool.Query(ctx, `SELECT topic, key, ce_id, ce_type, ce_source, ce_time, data FROM outbox
-		WHERE $1 = '' OR key = $1 ORDER BY id`, key)
+	rows, err := s.pool.Query(ctx, `SELECT topic, key, ce_id, ce_type, ce_source, ce_time, data,
+		coalesce(traceparent, ''), coalesce(tracestate, '') FROM outbox WHERE $1 = '' OR key = $1 ORDER BY id`, key)
 	if err != nil {
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMessage, error) {
 		var m OutboxMessage
 		var typ string
-		err := r.Scan(&m.Topic, &m.Envelope.Key, &m.Envelope.ID, &typ, &m.Envelope.Source, &m.Envelope.Time, &m.Envelope.Data)
+		err := r.Scan(&m.Topic, &m.Envelope.Key, &m.Envelope.ID, &typ, &m.Envelope.Source, &m.Envelope.Time, &m.Envelope.Data,
+			&m.Envelope.TraceParent, &m.Envelope.TraceState)
 		m.Envelope.Type = events.Type(typ)
 		return m, err
 	})
