@@ -10,9 +10,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/productsmanager/exportplatform/pkg/backoff"
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // Handler handles one event. It returns nil once the work is safe, a Permanent error to skip a
@@ -106,11 +112,22 @@ func (c *Consumer) process(ctx context.Context, r *kgo.Record) (err error) {
 		return c.deadLetter(ctx, r, "not a CloudEvent: "+perr.Error(), log)
 	}
 	log = log.With("ce_id", env.ID, "ce_type", env.Type, "job_id", env.Key)
+	if telemetry.Enabled() {
+		var span trace.Span
+		ctx, span = startProcess(ctx, r, env, c.Group)
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+	}
 	for attempt := 1; ; attempt++ {
 		herr := c.safeHandle(ctx, env)
 		if herr == nil {
 			return nil
 		}
+		trace.SpanFromContext(ctx).RecordError(herr)
 		if errors.Is(herr, ErrPermanent) {
 			log.Error("event cannot be handled; dead-lettered", "err", herr)
 			return c.deadLetter(ctx, r, herr.Error(), log)
@@ -161,6 +178,42 @@ func (c *Consumer) deadLetter(ctx context.Context, r *kgo.Record, why string, lo
 		case <-time.After(d):
 		}
 	}
+}
+
+// startProcess starts the span under which a record is handled: a consumer span continuing
+// the record's trace. Its parent is kotel's receive span when the client has the hooks, else
+// the producer's traceparent header, else the event's own ce_traceparent (a record relayed by
+// a process without tracing still names the trace of the change that made it).
+func startProcess(ctx context.Context, r *kgo.Record, env events.Envelope, group string) (context.Context, trace.Span) {
+	parent := trace.SpanContext{}
+	if r.Context != nil {
+		parent = trace.SpanContextFromContext(r.Context)
+	}
+	if !parent.IsValid() {
+		parent = trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, kotel.NewRecordCarrier(r)))
+	}
+	if !parent.IsValid() {
+		parent = trace.SpanContextFromContext(telemetry.ContextWithTraceParent(ctx, env.TraceParent, env.TraceState))
+	}
+	if parent.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, parent)
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("messaging.operation", "process"),
+		attribute.String("messaging.destination.name", r.Topic),
+		attribute.Int("messaging.kafka.destination.partition", int(r.Partition)),
+		attribute.Int64("messaging.kafka.message.offset", r.Offset),
+		attribute.String("messaging.message.id", env.ID),
+		attribute.String("cloudevents.event_id", env.ID),
+		attribute.String("cloudevents.event_type", string(env.Type)),
+		attribute.String("job_id", env.Key),
+	}
+	if group != "" {
+		attrs = append(attrs, attribute.String("messaging.consumer.group.name", group))
+	}
+	return telemetry.Tracer("eventbus").Start(ctx, r.Topic+" process",
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
 }
 
 // safeHandle turns a handler panic into a retryable error, so one bad event cannot kill the

@@ -5,6 +5,12 @@
 // Delivery is at least once: a record's offset is marked for commit only after its handler
 // returned nil (or the record was poison and logged), so a crash repeats work, never loses it.
 // Handlers must therefore be idempotent; events carry a stable ce_id for that.
+//
+// Tracing (when pkg/telemetry enabled it): clients carry franz-go's kotel hooks, so a produced
+// record has a "publish" span and the W3C traceparent header, and a consumed one a "receive"
+// span; the consumer runs each handler under a "process" span continuing the record's trace
+// (from kotel, else the traceparent header, else the event's ce_traceparent), so work a handler
+// starts belongs to the trace of the request that caused the event.
 package eventbus
 
 import (
@@ -17,10 +23,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // Config is what every Kafka client needs.
@@ -46,6 +55,11 @@ func NewClient(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...
 	if reg != nil {
 		m := kprom.NewMetrics("kafka", kprom.Registerer(reg), kprom.WithClientLabel())
 		base = append(base, kgo.WithHooks(m))
+	}
+	if telemetry.Enabled() {
+		// Off, no hook at all: a record costs nothing more than before.
+		tr := kotel.NewTracer(kotel.ClientID(cfg.ClientID))
+		base = append(base, kgo.WithHooks(kotel.NewKotel(kotel.WithTracer(tr)).Hooks()...))
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
@@ -121,6 +135,7 @@ func (p *Publisher) Send(ctx context.Context, topic string, ev events.Event) {
 		p.log.Warn("encoding event", "ce_type", ev.EventType(), "err", err)
 		return
 	}
+	env = traced(ctx, env)
 	p.cl.Produce(ctx, Record(topic, env), func(r *kgo.Record, err error) {
 		switch {
 		case err == nil:
@@ -150,7 +165,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, evs ...events.Eve
 func (p *Publisher) PublishEnvelopes(ctx context.Context, topic string, envs ...events.Envelope) error {
 	recs := make([]*kgo.Record, len(envs))
 	for i, env := range envs {
-		recs[i] = Record(topic, env)
+		recs[i] = Record(topic, traced(ctx, env))
 	}
 	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("producing %d record(s) to %s: %w", len(recs), topic, err)
@@ -167,10 +182,22 @@ func Ping(cl *kgo.Client) func(context.Context) error {
 // large, invalid, or for a topic that cannot exist. Retrying it cannot succeed.
 var ErrRejected = errors.New("record rejected")
 
+// traced gives an event produced directly (not relayed) the trace context of ctx as its
+// ce_traceparent, unless it has one.
+func traced(ctx context.Context, env events.Envelope) events.Envelope {
+	if env.TraceParent == "" && telemetry.Enabled() {
+		env.TraceParent, env.TraceState = telemetry.TraceParent(ctx)
+	}
+	return env
+}
+
 // Addressed is an envelope with its topic.
 type Addressed struct {
 	Topic    string
 	Envelope events.Envelope
+	// Span, when valid, is the span the record is produced under (the relay's publish span of
+	// this event): kotel's publish span is its child and its traceparent header names that.
+	Span trace.SpanContext
 }
 
 // ProduceEach produces every envelope (in order, each to its topic) and returns one error per
@@ -179,6 +206,9 @@ func (p *Publisher) ProduceEach(ctx context.Context, msgs []Addressed) []error {
 	recs := make([]*kgo.Record, len(msgs))
 	for i, m := range msgs {
 		recs[i] = Record(m.Topic, m.Envelope)
+		if m.Span.IsValid() {
+			recs[i].Context = trace.ContextWithSpanContext(ctx, m.Span)
+		}
 	}
 	// ProduceSync lists results in the order they complete, not the order given: partitions
 	// finish independently and an oversized record fails at once. Map each back to its record.

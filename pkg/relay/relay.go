@@ -14,10 +14,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/productsmanager/exportplatform/pkg/backoff"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // retries is the relay's backoff while Kafka or the database fail.
@@ -146,10 +150,22 @@ func (r *Relay) publish(ctx context.Context, msgs []jobstore.OutboxMessage) []er
 	pctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	out := make([]eventbus.Addressed, len(msgs))
+	spans := r.startSpans(ctx, msgs)
 	for i, m := range msgs {
 		out[i] = eventbus.Addressed{Topic: m.Topic, Envelope: m.Envelope}
+		if spans != nil {
+			out[i].Span = spans[i].SpanContext()
+		}
 	}
 	errs := r.pub.ProduceEach(pctx, out)
+	defer func() {
+		for i, span := range spans {
+			if i < len(errs) && errs[i] != nil {
+				span.SetStatus(codes.Error, errs[i].Error())
+			}
+			span.End()
+		}
+	}()
 	for i, err := range errs {
 		switch {
 		case err == nil:
@@ -162,6 +178,29 @@ func (r *Relay) publish(ctx context.Context, msgs []jobstore.OutboxMessage) []er
 		}
 	}
 	return errs
+}
+
+// startSpans starts one span per event (when tracing is on), each a child of the trace
+// context its outbox row stored: the relay's publish continues the trace of the change that
+// wrote the event (a POST, a job's progress), whichever process relays it and however late.
+func (r *Relay) startSpans(ctx context.Context, msgs []jobstore.OutboxMessage) []trace.Span {
+	if !telemetry.Enabled() {
+		return nil
+	}
+	tr := telemetry.Tracer("relay")
+	spans := make([]trace.Span, len(msgs))
+	for i, m := range msgs {
+		parent := telemetry.ContextWithTraceParent(ctx, m.Envelope.TraceParent, m.Envelope.TraceState)
+		_, spans[i] = tr.Start(parent, "outbox relay "+string(m.Envelope.Type), trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithAttributes(
+				attribute.String("messaging.destination.name", m.Topic),
+				attribute.String("cloudevents.event_id", m.Envelope.ID),
+				attribute.String("cloudevents.event_type", string(m.Envelope.Type)),
+				attribute.String("job_id", m.Envelope.Key),
+				attribute.Int("outbox.batch_size", len(msgs)),
+			))
+	}
+	return spans
 }
 
 // health exports the outbox's backlog, the age of its oldest row and the rows moved aside,
