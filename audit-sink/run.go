@@ -120,6 +120,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	closeKafka := sync.OnceFunc(func() { eventbus.CloseGroup(cl, 3*time.Second) })
 	defer closeKafka()
+	reg.MustRegister(eventbus.NewLagCollector(cl, cfg.Group)) // asked of Kafka at each scrape
 	pctx, cancel := context.WithTimeout(ctx, startTimeout)
 	err = cl.Ping(pctx)
 	cancel()

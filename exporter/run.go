@@ -211,6 +211,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer producer.Close()
+	// How far this service's two consumer groups are behind, asked of Kafka at each scrape.
+	reg.MustRegister(eventbus.NewLagCollector(producer, cfg.Group, "webhooks"))
 	consumerCl, err := eventbus.NewClient(eventbus.Config{Brokers: cfg.Brokers, ClientID: "exporter"}, log, nil,
 		eventbus.ConsumerOpts(cfg.Group, events.TopicRequested)...)
 	if err != nil {

@@ -158,6 +158,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	closeKafka := sync.OnceFunc(func() { eventbus.CloseGroup(kafka, 3*time.Second) })
 	defer closeKafka()
+	reg.MustRegister(eventbus.NewLagCollector(producer, cfg.Group)) // asked of Kafka at each scrape
 	pctx, cancel := context.WithTimeout(ctx, startTimeout)
 	err = kafka.Ping(pctx)
 	cancel()
