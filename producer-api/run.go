@@ -27,6 +27,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/webhook"
 	"github.com/productsmanager/exportplatform/producer-api/internal/api"
 	"github.com/productsmanager/exportplatform/producer-api/internal/auditlog"
+	"github.com/productsmanager/exportplatform/producer-api/internal/jobmetrics"
 	"github.com/productsmanager/exportplatform/producer-api/internal/ratelimit"
 	"github.com/productsmanager/exportplatform/producer-api/internal/retention"
 )
@@ -175,6 +176,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	store := jobstore.New(pool)
+	// The queue's state (jobs by status, oldest, lapsed leases): producer-api owns the jobs.
+	reg.MustRegister(jobmetrics.New(store))
 	// The catalog serves only the streams: jobs are created without it, so it is opened lazily
 	// and left out of readiness (a stream answers 503 catalog_unavailable while it is down).
 	// Two connections per stream (its rows, and its relations fetched a batch ahead).

@@ -119,6 +119,7 @@ func (m *Memory) do(id string, c job.Command) (Job, error) {
 func (m *Memory) Claim(_ context.Context, id string, o ClaimOptions) (Job, Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	before := m.jobs[id]
 	j, err := m.do(id, o.command(m.now()))
 	if errors.Is(err, job.ErrNotClaimable) || errors.Is(err, ErrNotFound) {
 		return Job{}, Lease{}, ErrNotClaimed
@@ -129,7 +130,7 @@ func (m *Memory) Claim(_ context.Context, id string, o ClaimOptions) (Job, Lease
 	if !j.Holds(o.Owner, j.Attempt) {
 		return Job{}, Lease{}, ErrNotClaimed
 	}
-	return j, Lease{JobID: j.ID, Owner: o.Owner, Attempt: j.Attempt}, nil
+	return j, Lease{JobID: j.ID, Owner: o.Owner, Attempt: j.Attempt, Rescued: rescues(before)}, nil
 }
 
 // ClaimNext claims the oldest job waiting for a worker, like Store.ClaimNext.
@@ -155,7 +156,7 @@ func (m *Memory) ClaimNext(_ context.Context, o ClaimOptions) (Job, Lease, error
 			return Job{}, Lease{}, err
 		}
 		if j.Holds(o.Owner, j.Attempt) {
-			return j, Lease{JobID: j.ID, Owner: o.Owner, Attempt: j.Attempt}, nil
+			return j, Lease{JobID: j.ID, Owner: o.Owner, Attempt: j.Attempt, Rescued: rescues(w)}, nil
 		}
 	}
 	return Job{}, Lease{}, ErrNotClaimed

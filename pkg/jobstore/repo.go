@@ -19,13 +19,20 @@ import (
 // returns the job as saved, or, for a refusal, the job as it is with job's error (ErrFinished,
 // ErrLeaseLost, ...).
 func (s *Store) Do(ctx context.Context, id string, c job.Command) (Job, error) {
+	_, j, err := s.do(ctx, id, c)
+	return j, err
+}
+
+// do is Do, also returning the job as it was before the command.
+func (s *Store) do(ctx context.Context, id string, c job.Command) (before, after Job, _ error) {
 	if !ValidID(id) {
-		return Job{}, ErrNotFound
+		return Job{}, Job{}, ErrNotFound
 	}
-	var out Job
+	var out, cur Job
 	var refusal error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		cur, err := scanJob(tx.QueryRow(ctx, jobSQL+` FOR UPDATE`, id))
+		var err error
+		cur, err = scanJob(tx.QueryRow(ctx, jobSQL+` FOR UPDATE`, id))
 		if err != nil {
 			return err
 		}
@@ -39,11 +46,11 @@ func (s *Store) Do(ctx context.Context, id string, c job.Command) (Job, error) {
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return Job{}, err
+			return Job{}, Job{}, err
 		}
-		return Job{}, fmt.Errorf("%s job %s: %w", job.Name(c), id, err)
+		return Job{}, Job{}, fmt.Errorf("%s job %s: %w", job.Name(c), id, err)
 	}
-	return out, refusal
+	return cur, out, refusal
 }
 
 // errConflict: the job changed between its load and its save (it cannot while the row is
@@ -98,7 +105,14 @@ type Lease struct {
 	JobID   string
 	Owner   string
 	Attempt int
+	// Rescued says the claim took the job over from a worker whose lease lapsed (it stopped
+	// renewing: killed, hung, cut off), rather than from the queue.
+	Rescued bool
 }
+
+// rescues says whether claiming cur takes over a lapsed lease: a claim only succeeds on a
+// running job once its holder's lease ran out.
+func rescues(cur Job) bool { return cur.Status == StatusRunning && cur.LeaseOwner != nil }
 
 // ClaimOptions are a worker's terms for claiming: who it is, how long its lease lasts, and how
 // many charged attempts a job may have before it fails instead.
@@ -115,7 +129,7 @@ func (o ClaimOptions) command(at time.Time) job.Claim {
 // Claim takes the lease of one job (its ExportRequested arrived). It returns ErrNotClaimed when
 // the job ended, is leased to a live worker, or was out of attempts (it is then failed).
 func (s *Store) Claim(ctx context.Context, id string, o ClaimOptions) (Job, Lease, error) {
-	j, err := s.Do(ctx, id, o.command(s.now().UTC()))
+	before, j, err := s.do(ctx, id, o.command(s.now().UTC()))
 	if errors.Is(err, job.ErrNotClaimable) || errors.Is(err, ErrNotFound) {
 		return Job{}, Lease{}, ErrNotClaimed
 	}
@@ -125,7 +139,7 @@ func (s *Store) Claim(ctx context.Context, id string, o ClaimOptions) (Job, Leas
 	if !j.Holds(o.Owner, j.Attempt) {
 		return Job{}, Lease{}, ErrNotClaimed // it gave up
 	}
-	return j, Lease{JobID: j.ID, Owner: o.Owner, Attempt: j.Attempt}, nil
+	return j, Lease{JobID: j.ID, Owner: o.Owner, Attempt: j.Attempt, Rescued: rescues(before)}, nil
 }
 
 // nextSQL picks the oldest job waiting for a worker: queued, or running under a lapsed lease;
@@ -140,10 +154,11 @@ const nextSQL = `SELECT ` + jobColumns + ` FROM jobs
 // returns ErrNotClaimed when there is none. A job out of attempts found on the way is failed.
 func (s *Store) ClaimNext(ctx context.Context, o ClaimOptions) (Job, Lease, error) {
 	for range 16 {
-		var claimed Job
+		var claimed, cur Job
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			now := s.now().UTC()
-			cur, err := scanJob(tx.QueryRow(ctx, nextSQL, now))
+			var err error
+			cur, err = scanJob(tx.QueryRow(ctx, nextSQL, now))
 			if err != nil {
 				return err
 			}
@@ -160,7 +175,7 @@ func (s *Store) ClaimNext(ctx context.Context, o ClaimOptions) (Job, Lease, erro
 		case err != nil:
 			return Job{}, Lease{}, fmt.Errorf("claiming the next job: %w", err)
 		case claimed.Holds(o.Owner, claimed.Attempt):
-			return claimed, Lease{JobID: claimed.ID, Owner: o.Owner, Attempt: claimed.Attempt}, nil
+			return claimed, Lease{JobID: claimed.ID, Owner: o.Owner, Attempt: claimed.Attempt, Rescued: rescues(cur)}, nil
 		}
 		// That one gave up: look at the next.
 	}

@@ -8,6 +8,7 @@ type Metrics struct {
 	jobs     *prometheus.CounterVec
 	rows     prometheus.Counter
 	duration prometheus.Histogram
+	rescued  prometheus.Counter
 }
 
 // NewMetrics registers the runner's metrics on reg (nil: unregistered).
@@ -22,9 +23,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "exporter_job_duration_seconds", Help: "Duration of completed exports.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
 		}),
+		rescued: prometheus.NewCounter(prometheus.CounterOpts{Name: "exporter_jobs_rescued_total",
+			Help: "Jobs this instance took over from a worker whose lease lapsed (killed, hung or cut off)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.running, m.jobs, m.rows, m.duration)
+		reg.MustRegister(m.running, m.jobs, m.rows, m.duration, m.rescued)
 	}
 	return m
 }

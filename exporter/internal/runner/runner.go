@@ -125,6 +125,9 @@ var ErrUploadStalled = errors.New("object storage accepted no bytes")
 func (r *Runner) Run(ctx context.Context, j job.Job, lease jobstore.Lease) {
 	log := r.log.With("job_id", j.ID, "attempt", lease.Attempt)
 	defer r.working()()
+	if lease.Rescued {
+		r.metrics.rescued.Inc()
+	}
 
 	jctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

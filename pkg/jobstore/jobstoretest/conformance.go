@@ -267,8 +267,8 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 		}
 		short := jobstore.ClaimOptions{Owner: "w1", TTL: time.Minute, MaxAttempts: 2}
 		j, l, err := r.ClaimNext(ctx, short)
-		if err != nil || j.ID != a.JobID {
-			t.Fatalf("first ClaimNext got %s (%v), want the oldest %s", j.ID, err, a.JobID)
+		if err != nil || j.ID != a.JobID || l.Rescued {
+			t.Fatalf("first ClaimNext got %s rescued %v (%v), want the oldest %s from the queue", j.ID, l.Rescued, err, a.JobID)
 		}
 		if j2, _, err := r.ClaimNext(ctx, short); err != nil || j2.ID != b.JobID {
 			t.Fatalf("second ClaimNext got %s (%v), want %s", j2.ID, err, b.JobID)
@@ -281,8 +281,8 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 			t.Fatal(err)
 		}
 		j, l, err = r.ClaimNext(ctx, short)
-		if err != nil || j.ID != a.JobID || l.Attempt != 2 || j.Charged != 1 {
-			t.Fatalf("after a hand-over: %s attempt %d charged %d (%v)", j.ID, l.Attempt, j.Charged, err)
+		if err != nil || j.ID != a.JobID || l.Attempt != 2 || j.Charged != 1 || l.Rescued {
+			t.Fatalf("after a hand-over: %s attempt %d charged %d rescued %v (%v)", j.ID, l.Attempt, j.Charged, l.Rescued, err)
 		}
 		// Its worker vanishes: once the lease lapsed, another claims it, and the old holder
 		// can no longer write.
@@ -291,8 +291,8 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 			t.Fatal(err) // b's holder is alive: renewing a lapsed lease nobody took is fine
 		}
 		rescued, l2, err := r.ClaimNext(ctx, jobstore.ClaimOptions{Owner: "w2", TTL: time.Minute, MaxAttempts: 2})
-		if err != nil || rescued.ID != a.JobID || l2.Attempt != 3 || rescued.Charged != 2 {
-			t.Fatalf("rescue: %s attempt %d charged %d (%v)", rescued.ID, l2.Attempt, rescued.Charged, err)
+		if err != nil || rescued.ID != a.JobID || l2.Attempt != 3 || rescued.Charged != 2 || !l2.Rescued {
+			t.Fatalf("rescue: %s attempt %d charged %d rescued %v (%v)", rescued.ID, l2.Attempt, rescued.Charged, l2.Rescued, err)
 		}
 		if _, err := r.Do(ctx, a.JobID, job.Report{Owner: "w1", Attempt: 2, RowsDone: 1, Phase: events.PhaseWriting, At: clock}); !errors.Is(err, job.ErrLeaseLost) {
 			t.Errorf("the vanished holder's report: %v", err)
@@ -313,6 +313,28 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 		msgs, _ := r.Pending(ctx, a.JobID)
 		if last := msgs[len(msgs)-1]; last.Envelope.Type != events.TypeFailed {
 			t.Errorf("the exhausted job's last event is %s", last.Envelope.Type)
+		}
+	})
+
+	t.Run("a claim by id takes over a lapsed lease and says it rescued the job", func(t *testing.T) {
+		r := fresh(t)
+		clock := time.Now().UTC()
+		var mu sync.Mutex
+		r.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return clock })
+		req := Request(t, clock)
+		if _, err := r.Create(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		o := jobstore.ClaimOptions{Owner: "w1", TTL: time.Minute, MaxAttempts: 3}
+		if _, l, err := r.Claim(ctx, req.JobID, o); err != nil || l.Rescued {
+			t.Fatalf("first claim: rescued %v (%v)", l.Rescued, err)
+		}
+		mu.Lock()
+		clock = clock.Add(2 * time.Minute)
+		mu.Unlock()
+		o.Owner = "w2"
+		if _, l, err := r.Claim(ctx, req.JobID, o); err != nil || !l.Rescued || l.Attempt != 2 {
+			t.Fatalf("claim over a lapsed lease: attempt %d rescued %v (%v)", l.Attempt, l.Rescued, err)
 		}
 	})
 
