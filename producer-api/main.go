@@ -10,12 +10,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/productsmanager/exportplatform/pkg/logging"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
+	// Tracing (OTEL_*, off without an endpoint) is the process's: set up around run, and its
+	// spans flushed once run has shut everything down.
+	log := logging.New(os.Stdout, os.Getenv("LOG_LEVEL"), "producer-api")
+	if err := telemetry.Main(ctx, "producer-api", log, func() error { return run(ctx, os.Getenv, os.Stdout) }); err != nil {
 		fmt.Fprintln(os.Stderr, "producer-api:", err)
 		os.Exit(1)
 	}

@@ -227,7 +227,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			// it is away and relayed when it is back.
 		},
 	})
-	srv := server.New(cfg.Addr, handler)
+	srv := server.New(cfg.Addr, server.Traced("producer-api", handler))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Run(gctx, srv, log, 15*time.Second) })

@@ -191,10 +191,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	handler := fold.New(store, hub, log.With("component", "fold"), reg)
 	broadcast := eventbus.NewConsumer(bcl, log.With("component", "consumer", "consumer", "broadcast"), handler.Handle)
 
-	srv := server.New(cfg.Addr, routes(wsSrv, reg, cfg.Pprof, map[string]server.Check{
+	srv := server.New(cfg.Addr, server.Traced("progress-hub", routes(wsSrv, reg, cfg.Pprof, map[string]server.Check{
 		"postgres": pgdb.Check(pool),
 		"kafka":    eventbus.Ping(bcl),
-	}, log))
+	}, log)))
 	// Server.Shutdown does not close hijacked connections: the hub does.
 	srv.RegisterOnShutdown(hub.Shutdown)
 

@@ -17,8 +17,13 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/exportfmt"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // Formats the platform knows.
@@ -473,7 +478,21 @@ type Result struct {
 // Run streams the spec's rows from db through its format writer onto w. It stops at the first
 // error, including ctx's cancellation. Only the requested entity's rows count in progress and
 // Result.Rows; a workbook's other sheets are written in the order asked.
+//
+// Traced (when tracing is on) as "export write <format>", the encoding from the first byte to
+// the finished file, with a "catalog query <entity>" child per table read: from sending the
+// query to its last row.
 func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (res Result, err error) {
+	if telemetry.Enabled() {
+		var span trace.Span
+		ctx, span = telemetry.Tracer("export").Start(ctx, "export write "+s.Format, trace.WithAttributes(
+			attribute.String("export.entity", s.Entity), attribute.String("export.format", s.Format),
+			attribute.String("export.compression", string(s.Compression))))
+		defer func() {
+			span.SetAttributes(attribute.Int64("export.rows", res.Rows))
+			endSpan(span, err)
+		}()
+	}
 	// A compressed file: the format writes into the compressor, which writes into w.
 	dst := w
 	var compressor io.WriteCloser
@@ -550,7 +569,8 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 		if q == s.Query {
 			p, every = report, ProgressEvery
 		}
-		n, err := q.Stream(ctx, db, header, func(cells [][]byte) error {
+		qctx, qspan := startQuery(ctx, q)
+		n, err := q.Stream(qctx, db, header, func(cells [][]byte) error {
 			if err := fw.WriteRow(cells); err != nil {
 				return err
 			}
@@ -559,6 +579,8 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 			}
 			return nil
 		}, p, every)
+		qspan.SetAttributes(attribute.Int64("db.response.returned_rows", n))
+		endSpan(qspan, err)
 		if err != nil {
 			return res, err
 		}
@@ -580,6 +602,24 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 	}
 	report(res.Rows)
 	return res, nil
+}
+
+// startQuery starts the span of one table's catalog query (a no-op span with tracing off).
+func startQuery(ctx context.Context, q *catalog.Query) (context.Context, trace.Span) {
+	if !telemetry.Enabled() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	return telemetry.Tracer("export").Start(ctx, "catalog query "+q.Entity.Name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system", "postgresql"), attribute.String("db.collection.name", q.Entity.Name),
+			attribute.Int("export.relations", len(q.Relations))))
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // Splittable reports whether the spec's file is the concatenation of its key ranges' outputs

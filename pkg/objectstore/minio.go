@@ -10,6 +10,11 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // MinioConfig locates an S3-compatible bucket.
@@ -59,8 +64,11 @@ func NewMinio(cfg MinioConfig) (*Minio, error) {
 
 // Put streams r as a multipart upload of PartSize parts. minio-go (v7.4+) aborts the upload
 // when it fails, with a context of its own when ctx was the cause (a cancelled job), and
-// nothing is visible before CompleteMultipartUpload.
-func (m *Minio) Put(ctx context.Context, key string, r io.Reader, contentType string) (Info, error) {
+// nothing is visible before CompleteMultipartUpload. Traced as "s3 upload": from the first
+// byte asked of r to the completed upload.
+func (m *Minio) Put(ctx context.Context, key string, r io.Reader, contentType string) (_ Info, err error) {
+	ctx, span := m.span(ctx, "s3 upload", key)
+	defer func() { endSpan(span, err) }()
 	ui, err := m.cl.PutObject(ctx, m.bucket, key, r, -1, minio.PutObjectOptions{
 		ContentType:    contentType,
 		PartSize:       m.partSize,
@@ -74,7 +82,26 @@ func (m *Minio) Put(ctx context.Context, key string, r io.Reader, contentType st
 	if err != nil {
 		return Info{}, fmt.Errorf("uploading %s: %w", key, err)
 	}
+	span.SetAttributes(attribute.Int64("s3.object.size", ui.Size))
 	return Info{Key: key, Size: ui.Size, ContentType: contentType, LastModified: ui.LastModified}, nil
+}
+
+// span starts a client span of an S3 call on key, when tracing is on.
+func (m *Minio) span(ctx context.Context, name, key string) (context.Context, trace.Span) {
+	if !telemetry.Enabled() {
+		return ctx, trace.SpanFromContext(context.Background()) // a no-op span
+	}
+	return telemetry.Tracer("objectstore").Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("rpc.system", "aws-api"), attribute.String("rpc.service", "S3"),
+			attribute.String("aws.s3.bucket", m.bucket), attribute.String("aws.s3.key", key)))
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // Get opens key.
@@ -177,7 +204,9 @@ func mapErr(err error) error {
 }
 
 // Compose joins srcs into key server-side (multipart upload of part copies).
-func (m *Minio) Compose(ctx context.Context, key string, srcs []string, contentType string) (Info, error) {
+func (m *Minio) Compose(ctx context.Context, key string, srcs []string, contentType string) (_ Info, err error) {
+	ctx, span := m.span(ctx, "s3 compose", key)
+	defer func() { endSpan(span, err) }()
 	opts := make([]minio.CopySrcOptions, len(srcs))
 	for i, s := range srcs {
 		opts[i] = minio.CopySrcOptions{Bucket: m.bucket, Object: s}

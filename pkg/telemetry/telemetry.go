@@ -25,6 +25,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -128,4 +129,22 @@ func ContextWithTraceParent(ctx context.Context, traceparent, tracestate string)
 		c["tracestate"] = tracestate
 	}
 	return propagation.TraceContext{}.Extract(ctx, c)
+}
+
+// Main runs a service's run func between Setup and the flush of its spans (within 5 s, a
+// collector that went away cannot hold the exit longer), for the command's main: tracing is
+// process-wide, set from the process environment, so it is set up there rather than in run,
+// which tests call. A failed flush is logged, not returned: the service's own outcome is.
+func Main(ctx context.Context, service string, log *slog.Logger, run func() error) error {
+	shutdown, err := Setup(ctx, service, log)
+	if err != nil {
+		return err
+	}
+	err = run()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if serr := shutdown(sctx); serr != nil {
+		log.Warn("flushing traces at exit", "err", serr)
+	}
+	return err
 }

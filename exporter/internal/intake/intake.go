@@ -14,9 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // Claimer is the claiming side of the job store.
@@ -42,14 +46,27 @@ type Intake struct {
 	jobCtx context.Context
 	// claimRange, when set, claims a range of a split job for a free slot (WithRanges).
 	claimRange func(ctx context.Context) (func(context.Context), bool)
+	// traceOf, when the claimer has it, reads the trace context a job was requested under.
+	traceOf func(ctx context.Context, jobID string) (traceparent, tracestate string, err error)
+}
+
+// TraceContexter is a Claimer that also knows the trace context each job was requested under
+// (*jobstore.Store): a job claimed from the table, without its ExportRequested, then
+// continues the trace of its request.
+type TraceContexter interface {
+	TraceContext(ctx context.Context, jobID string) (traceparent, tracestate string, err error)
 }
 
 // New builds an intake with concurrency slots; poll is the poller's interval.
 func New(jobCtx context.Context, c Claimer, run RunFunc, opts jobstore.ClaimOptions, concurrency int, poll time.Duration, log *slog.Logger) *Intake {
-	return &Intake{
+	in := &Intake{
 		claims: c, run: run, opts: opts, interval: poll, log: log,
 		slots: make(chan struct{}, concurrency), freed: make(chan struct{}, 1), jobCtx: jobCtx,
 	}
+	if tc, ok := c.(TraceContexter); ok {
+		in.traceOf = tc.TraceContext
+	}
+	return in
 }
 
 // Handle is the eventbus handler of exports.requested. It never waits for a slot.
@@ -75,18 +92,46 @@ func (in *Intake) Handle(ctx context.Context, env events.Envelope) error {
 		in.log.Warn("claiming a requested job failed; it waits in the queue", "job_id", req.JobID, "err", err)
 		return nil
 	}
-	in.start(job, lease)
+	in.start(ctx, job, lease)
 	return nil
 }
 
-func (in *Intake) start(job jobstore.Job, lease jobstore.Lease) {
+// start runs a claimed job; from is the context it was claimed in (the ExportRequested's
+// processing, or the poller's).
+func (in *Intake) start(from context.Context, job jobstore.Job, lease jobstore.Lease) {
 	in.log.Info("job claimed", "job_id", job.ID, "attempt", lease.Attempt)
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
 		defer in.free()
-		in.run(in.jobCtx, job, lease)
+		ctx, span := in.jobSpan(from, job, lease)
+		defer span.End()
+		in.run(ctx, job, lease)
 	}()
+}
+
+// jobSpan starts the "export job" span of one attempt, a child of the ExportRequested's
+// processing when the record brought the claim, else of the request's stored trace context;
+// the job's events (ExportStarted, ExportProgress, ExportCompleted) are written under it and
+// carry its trace. A no-op span with tracing off.
+func (in *Intake) jobSpan(from context.Context, job jobstore.Job, lease jobstore.Lease) (context.Context, trace.Span) {
+	if !telemetry.Enabled() {
+		return in.jobCtx, trace.SpanFromContext(context.Background())
+	}
+	ctx := in.jobCtx
+	if sc := trace.SpanContextFromContext(from); sc.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, sc)
+	} else if in.traceOf != nil {
+		tp, ts, err := in.traceOf(from, job.ID)
+		if err != nil {
+			in.log.Debug("reading the job's trace context", "job_id", job.ID, "err", err)
+		}
+		ctx = telemetry.ContextWithTraceParent(ctx, tp, ts)
+	}
+	return telemetry.Tracer("exporter").Start(ctx, "export job", trace.WithAttributes(
+		attribute.String("job_id", job.ID), attribute.String("export.entity", job.Entity),
+		attribute.String("export.format", job.Format), attribute.Int("job.attempt", lease.Attempt),
+		attribute.String("job.lease_owner", lease.Owner)))
 }
 
 // free gives a slot back and wakes the poller.
@@ -145,7 +190,7 @@ func (in *Intake) claimNext(ctx context.Context) bool {
 		in.log.Warn("claimed a job again (handed back, failed attempt, or a worker that stopped renewing its lease)",
 			"job_id", job.ID, "attempt", lease.Attempt)
 	}
-	in.start(job, lease)
+	in.start(ctx, job, lease)
 	return true
 }
 

@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/job"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // client is one connection as the hub sees it. Its outbox is filled by the hub goroutine only
@@ -125,7 +128,7 @@ type Hub struct {
 	unsubscribe chan unsubscribeReq
 	reply       chan replyReq
 	evict       chan evictReq
-	updates     chan job.Progress
+	updates     chan queuedUpdate
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{}
@@ -151,7 +154,7 @@ func NewHub(log *slog.Logger, m *Metrics) *Hub {
 		unsubscribe: make(chan unsubscribeReq),
 		reply:       make(chan replyReq),
 		evict:       make(chan evictReq),
-		updates:     make(chan job.Progress, 64),
+		updates:     make(chan queuedUpdate, 64),
 		shutdown:    make(chan struct{}),
 		done:        make(chan struct{}),
 		clients:     map[*client]struct{}{},
@@ -206,17 +209,42 @@ func (h *Hub) Shutdown() {
 	h.shutdownOnce.Do(func() { close(h.shutdown) })
 }
 
+// queuedUpdate is a job's progress on its way to the clients, with its push span (nil:
+// untraced).
+type queuedUpdate struct {
+	u    job.Progress
+	span trace.Span
+}
+
 // Push hands an update to the hub. It returns nil once the hub has it, or when the hub has
-// stopped (nobody is connected any more), and ctx's error if ctx ends first.
+// stopped (nobody is connected any more), and ctx's error if ctx ends first. With tracing on,
+// the push is a "websocket push" span in the trace of ctx (the event's): from here until the
+// update is queued to every client that sees it.
 func (h *Hub) Push(ctx context.Context, u job.Progress) error {
+	up := queuedUpdate{u: u}
+	if telemetry.Enabled() {
+		_, up.span = telemetry.Tracer("progress-hub").Start(ctx, "websocket push", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("job_id", u.JobID), attribute.String("job.status", string(u.Status)),
+				attribute.Int64("job.version", u.Version)))
+	}
 	select {
-	case h.updates <- u:
+	case h.updates <- up:
 		return nil
 	case <-h.done:
+		up.end(0, 0)
 		return nil
 	case <-ctx.Done():
+		up.end(0, 0)
 		return ctx.Err()
 	}
+}
+
+func (up queuedUpdate) end(delivered, held int) {
+	if up.span == nil {
+		return
+	}
+	up.span.SetAttributes(attribute.Int("websocket.clients_sent", delivered), attribute.Int("websocket.clients_held", held))
+	up.span.End()
 }
 
 // beginSubscription asks the hub to hold updates for ids (or all) and waits until it does;
@@ -397,8 +425,11 @@ func (h *Hub) unsubscribeClient(r unsubscribeReq) {
 	h.deliver(c, encode(unsubscribedMessage{Type: typeUnsubscribed, TaskIDs: r.ids, All: r.all}))
 }
 
-func (h *Hub) broadcast(u job.Progress) {
+func (h *Hub) broadcast(up queuedUpdate) {
+	u := up.u
 	msg := encode(u)
+	var sent, held int
+	defer func() { up.end(sent, held) }()
 	for c := range h.pendings {
 		if !c.pending.covers(c, u) {
 			continue
@@ -408,6 +439,7 @@ func (h *Hub) broadcast(u job.Progress) {
 			continue
 		}
 		c.pending.buf = append(c.pending.buf, heldUpdate{u: u, msg: msg})
+		held++
 	}
 	for c := range h.all {
 		if !c.sees(u) || c.pending.covers(c, u) {
@@ -415,6 +447,7 @@ func (h *Hub) broadcast(u job.Progress) {
 		}
 		if h.deliver(c, msg) {
 			h.m.pushed.Inc()
+			sent++
 		}
 	}
 	for c := range h.byJob[u.JobID] {
@@ -423,6 +456,7 @@ func (h *Hub) broadcast(u job.Progress) {
 		}
 		if h.deliver(c, msg) {
 			h.m.pushed.Inc()
+			sent++
 		}
 	}
 }
