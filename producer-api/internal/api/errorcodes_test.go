@@ -3,7 +3,7 @@ package api_test
 import (
 	"go/ast"
 	"go/parser"
-	"go/token"
+	gotoken "go/token"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,7 +48,7 @@ var statusNames = map[string]int{
 // has a row, with each HTTP status it is sent with; every row is a code the sources still send.
 func TestREADMEListsEveryErrorCode(t *testing.T) {
 	t.Parallel()
-	fset := token.NewFileSet()
+	fset := gotoken.NewFileSet()
 	var files []*ast.File
 	for _, dir := range errorSources {
 		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
@@ -196,7 +196,7 @@ func readmeErrorCodes(t *testing.T) map[string]string {
 }
 
 func stringLit(e ast.Expr) (string, bool) {
-	if bl, ok := e.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+	if bl, ok := e.(*ast.BasicLit); ok && bl.Kind == gotoken.STRING {
 		s, err := strconv.Unquote(bl.Value)
 		return s, err == nil
 	}
@@ -230,7 +230,7 @@ func passThrough(e ast.Expr) bool {
 }
 
 // statusOf is the status of http.StatusXxx, or 0 when it is a variable.
-func statusOf(t *testing.T, fset *token.FileSet, e ast.Expr) int {
+func statusOf(t *testing.T, fset *gotoken.FileSet, e ast.Expr) int {
 	sel, ok := e.(*ast.SelectorExpr)
 	if !ok {
 		return 0
