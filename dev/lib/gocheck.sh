@@ -122,6 +122,74 @@ govulncheck_all() {
   return "$rc"
 }
 
+# The dashboards and alerts (deployments/observability) are checked with promtool: the rules
+# (check rules), their unit tests (test rules: each alert fires past its bound, silent below),
+# and every query of the Grafana dashboard as PromQL (as recording rules, $__rate_interval read
+# as 5m), after jq has checked the dashboard's shape. promtool is Debian's (the prometheus
+# package, pinned): apt-get download, and only promtool unpacked into .stack/bin, so nothing
+# is started and no root is needed (installing the package would start a Prometheus server).
+# When the mirror no longer carries that revision, promtool is built from the pinned Prometheus
+# module instead (the Go module proxy serves it; about 6 minutes). Both pass the rules' tests.
+PROMTOOL_DEB=2.42.0+ds-5+deb12u1
+PROMTOOL_MODULE=v0.316.0
+OBSERVABILITY=deployments/observability
+
+# promtool_bin: prints the path of the pinned promtool, fetching it the first time.
+promtool_bin() {
+  local deb="$STACK_DIR/bin/promtool-deb-$PROMTOOL_DEB" mod="$STACK_DIR/bin/promtool-go-$PROMTOOL_MODULE" tmp
+  for tmp in "$deb" "$mod"; do
+    if [[ -x $tmp ]]; then
+      echo "$tmp"
+      return
+    fi
+  done
+  mkdir -p "$STACK_DIR/bin" "$STACK_DIR/logs"
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && { apt-get download "prometheus=$PROMTOOL_DEB" ||
+    { [[ $(id -u) == 0 ]] && apt-get update -qq && apt-get download "prometheus=$PROMTOOL_DEB"; }; }) >>"$(log_file apt)" 2>&1 &&
+    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool; then
+    mv "$tmp/usr/bin/promtool" "$deb"
+    rm -rf "$tmp"
+    echo "$deb"
+    return
+  fi
+  log "promtool: Debian's prometheus $PROMTOOL_DEB is not available here; building promtool $PROMTOOL_MODULE"
+  GOBIN="$tmp" GOWORK=off go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_MODULE" >&2 || {
+    rm -rf "$tmp"
+    return 1
+  }
+  mv "$tmp/promtool" "$mod"
+  rm -rf "$tmp"
+  echo "$mod"
+}
+
+# check_observability: the rules, their tests and the dashboard (see above).
+check_observability() {
+  local promtool tmp rc=0
+  promtool=$(promtool_bin) || return 1
+  need_cmd jq jq
+  "$promtool" check rules "$OBSERVABILITY/rules.yml" || rc=1
+  (cd "$OBSERVABILITY" && "$promtool" test rules rules_test.yml) || rc=1
+  # The dashboard: JSON with unique panel ids, a data source variable that every panel and
+  # query uses, and at least one query per panel.
+  # shellcheck disable=SC2016 # ${DS_PROMETHEUS} is Grafana's, not the shell's
+  jq -e '(.templating.list | any(.name == "DS_PROMETHEUS" and .type == "datasource"))
+    and ([.panels[] | select(.type != "row")] | length > 0)
+    and all(.panels[] | select(.type != "row"); .datasource.uid == "${DS_PROMETHEUS}" and (.targets | length > 0)
+      and all(.targets[]; (.expr | length > 0) and .datasource.uid == "${DS_PROMETHEUS}"))
+    and ([.panels[].id] | length == (unique | length))' "$OBSERVABILITY/export-platform.json" >/dev/null || {
+    log "observability: export-platform.json is not a dashboard whose every panel queries \${DS_PROMETHEUS}"
+    rc=1
+  }
+  tmp=$(mktemp -d)
+  jq '{groups: [{name: "dashboard", rules: [.panels[] | select(.type != "row") | .id as $id | .targets[] |
+    {record: "dashboard:panel_\($id)_\(.refId)", expr: (.expr | gsub("\\$__rate_interval"; "5m"))}]}]}' \
+    "$OBSERVABILITY/export-platform.json" >"$tmp/dashboard-queries.json" &&
+    "$promtool" check rules "$tmp/dashboard-queries.json" || rc=1
+  rm -rf "$tmp"
+  return "$rc"
+}
+
 cmd_vuln() {
   local dirs
   mapfile -t dirs < <(module_dirs)
@@ -143,6 +211,7 @@ cmd_lint() {
   mapfile -t pkgs < <(packages "${dirs[@]}")
   if ((${#pkgs[@]})); then stage vet go vet "${pkgs[@]}"; fi
   stage govulncheck govulncheck_all "${dirs[@]}"
+  stage "rules and dashboard" check_observability
   finish
 }
 
