@@ -85,6 +85,14 @@ func New(cfg Config, jobs Jobs, platforms Platforms, objects objectstore.Store, 
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "exporter_delivery_seconds",
 			Help: "Duration of successful deliveries.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
 	}
+	// Every destination type and outcome at 0 from the start: rules and dashboards
+	// (deployments/observability) see the series before the first delivery, and an increase
+	// from 0 counts it.
+	for _, kind := range []platform.DestinationType{platform.S3, platform.SFTP, platform.HTTP} {
+		for _, outcome := range []string{"delivered", "retry", "failed"} {
+			m.attempts.WithLabelValues(string(kind), outcome)
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.bytes, m.seconds)
 	}

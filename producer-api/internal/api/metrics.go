@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/productsmanager/exportplatform/pkg/server"
+	"github.com/productsmanager/exportplatform/producer-api/internal/ratelimit"
 )
 
 type metrics struct {
@@ -60,6 +61,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "export_stream_first_byte_seconds", Help: "Time from an export stream's start to its first byte.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
+	}
+	// Every class at 0 from the start: rules and dashboards (deployments/observability) see the
+	// series before the first refusal, and an increase from 0 counts it.
+	for _, class := range []string{ratelimit.Exports, ratelimit.Streams, ratelimit.Downloads, ratelimit.Schedules, ratelimit.Reads} {
+		m.rateLimited.WithLabelValues(class)
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.jobsRequested, m.jobsCancelled, m.rateLimited,
