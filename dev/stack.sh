@@ -16,6 +16,11 @@
 #
 # Every command is idempotent: what already runs and answers is left alone. Processes run
 # detached (own session), log to .stack/logs/NAME.log and have .stack/pids/NAME.pid.
+#
+# A service starts with the settings of dev/env.sh over the caller's environment, so a setting
+# env.sh does not fix reaches it from the command line, e.g. tracing (off unless an OTLP
+# endpoint is set; e2e/tracing_test.go does this and restarts without it afterwards):
+#   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 dev/stack.sh restart exporter
 set -euo pipefail
 set +m # no job control: background jobs stay in our process group (see spawn)
 
