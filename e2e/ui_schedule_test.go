@@ -102,7 +102,11 @@ func TestUISchedules(t *testing.T) {
 
 	// The run log names the fire time and its job.
 	pg.do(chromedp.Click(chromedp.CSS(`tr[data-schedule-id="` + id + `"] [data-action=runs]`)))
-	pg.waitJS(`!document.getElementById("run-log").hidden && document.getElementById("run-rows").textContent.includes("`+job[:8]+`")`,
+	// Its job shows by the random tail of its id (a UUIDv7 starts with the time: alike for
+	// every job of the hour), the full id in the title.
+	tail := strings.ReplaceAll(job, "-", "")[24:]
+	pg.waitJS(`!document.getElementById("run-log").hidden && [...document.querySelectorAll("#run-rows button.id")].some(b =>
+		b.dataset.id === "`+job+`" && b.title === "`+job+`" && b.textContent === "`+tail+`")`,
 		10*time.Second, "the run log")
 
 	// Run now, outside the timetable: another job, shown in the table.

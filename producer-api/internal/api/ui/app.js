@@ -22,10 +22,49 @@
 
   // ---------- messages ----------
   let noticeTimer = 0;
-  function notice(text) {
+  // notice shows a message: text, and elements such as an id's copy button (idChip).
+  function notice(...parts) {
     clearTimeout(noticeTimer);
-    $("notice").textContent = text;
-    if (text) noticeTimer = setTimeout(() => { $("notice").textContent = ""; }, 8000);
+    $("notice").replaceChildren(...parts.filter((x) => x !== ""));
+    if (parts.some((x) => x !== "")) noticeTimer = setTimeout(() => { $("notice").textContent = ""; }, 8000);
+  }
+
+  // ---------- ids ----------
+  // Jobs, schedules and platforms have UUIDv7 ids: the leading hex digits are a timestamp, the
+  // same for everything made within a minute, the trailing ones random. The page shows the
+  // last 8 hex digits (what tells two ids apart), the full id on hover, and copies it on click.
+  function shortId(id) {
+    const hex = String(id || "").replace(/-/g, "");
+    return hex.slice(-8);
+  }
+  function idChip(id, what) {
+    const b = el("button", { type: "button", class: "id", title: id, "data-id": id,
+      "aria-label": "Copy the id of " + (what || "this item") + ": " + id, text: shortId(id) });
+    b.addEventListener("click", () => copyId(b));
+    return b;
+  }
+  // copyText puts text on the clipboard; false when the browser refuses.
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (_) { /* no Clipboard API here (not a secure context) or refused: select and copy */ }
+    const ta = el("textarea", { readonly: true, "aria-hidden": "true", class: "clip", tabindex: "-1" });
+    ta.value = text;
+    document.body.append(ta);
+    ta.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (_) { ok = false; }
+    ta.remove();
+    return ok;
+  }
+  async function copyId(b) {
+    const id = b.dataset.id;
+    const ok = await copyText(id);
+    b.dataset.copied = ok ? "true" : "false";
+    notice(ok ? "Copied the id " + id + "." : "Could not copy the id: select it here: " + id);
+    clearTimeout(b.copiedTimer);
+    b.copiedTimer = setTimeout(() => { delete b.dataset.copied; }, 3000);
   }
   function alertMsg(text) {
     const a = $("alert");
@@ -393,7 +432,12 @@
     return p;
   }
   function jobLabel(j) {
-    return (j.entity || "export") + " " + (j.format || "") + " of " + fmtTime(j.created_at);
+    return (j.entity || "export") + " " + (j.format || "") + " " + shortId(j.id) + " of " + fmtTime(j.created_at);
+  }
+  // fileLabel is the file name the user chose, when it is not the default (entity.ext).
+  function fileLabel(j) {
+    const n = j.file_name || (j.file && j.file.file_name) || "";
+    return n && j.entity && !n.startsWith(j.entity + ".") ? n : "";
   }
 
   function makeRow(id) {
@@ -419,8 +463,9 @@
     r.pct = el("span", { class: "pct" });
     r.progressCell.append(el("div", { class: "bar" }, r.bar, r.pct));
     r.createdText = el("span");
-    r.idText = el("span", { class: "id", text: id.slice(0, 8) });
-    r.created.append(el("div", {}, r.createdText, r.idText));
+    r.idText = idChip(id, "the job");
+    r.fileName = el("span", { class: "fname" });
+    r.created.append(el("div", {}, r.createdText, r.idText, r.fileName));
     r.download = el("button", { type: "button", class: "small", "data-action": "download", onclick: () => download(id, r.download) }, "Download");
     r.cancel = el("button", { type: "button", class: "small secondary", "data-action": "cancel", onclick: () => cancelJob(id, r.cancel) }, "Cancel");
     r.del = el("button", { type: "button", class: "small danger", "data-action": "delete", onclick: () => deleteJob(id, r.del) }, "Delete");
@@ -435,6 +480,8 @@
     const label = jobLabel(j);
     r.tr.dataset.status = j.status || "";
     r.createdText.textContent = fmtTime(j.created_at);
+    r.fileName.textContent = fileLabel(j);
+    r.idText.setAttribute("aria-label", "Copy the id of " + label + ": " + j.id);
     r.entity.textContent = j.entity || "";
     r.format.textContent = j.format || "";
     r.badge.textContent = j.status || "";
@@ -511,7 +558,7 @@
     try {
       const j = await (await api("POST", API + "/" + encodeURIComponent(id) + "/deliver")).json();
       put(id, j, false);
-      notice("The delivery of job " + id.slice(0, 8) + " starts again.");
+      notice("The delivery of job ", idChip(id, "the job"), " starts again.");
     } catch (e) {
       if (e.status !== 401 && e.status !== 403) alertMsg("Could not retry the delivery: " + e.message);
     } finally {
@@ -758,7 +805,7 @@
       const id = a.job_id || a.task_id;
       $("export-form").dataset.lastJobId = id;
       started.add(id);
-      $("form-status").textContent = "Export queued (job " + id.slice(0, 8) + ").";
+      $("form-status").replaceChildren("Export queued (job ", idChip(id, "the job"), ").");
       if (!jobs.has(id)) {
         put(id, { id, task_id: id, entity, format, status: a.status || "queued", progress: 0, rows_done: 0,
           rows_total: null, created_at: new Date().toISOString(), requested_by: claims && claims.sub }, false);
@@ -847,7 +894,7 @@
       const del = el("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": "Delete " + sc.name,
         onclick: () => deleteSchedule(sc.id, del) }, "Delete");
       const tr = el("tr", { "data-schedule-id": sc.id, class: sc.enabled ? "" : "sched-off" },
-        cell("Name", el("div", {}, el("span", { text: sc.name }), el("span", { class: "id", text: sc.id.slice(0, 8) }),
+        cell("Name", el("div", {}, el("span", { text: sc.name }), idChip(sc.id, "the schedule " + sc.name),
           sc.last_error ? el("span", { class: "joberr", text: sc.last_error }) : "")),
         cell("Timetable", el("code", { text: timetable(sc) })),
         cell("Next run", next), cell("Last run", last), cell("Runs", counts), cell("Enabled", toggle),
@@ -881,7 +928,7 @@
       const jid = a.job_id;
       started.add(jid);
       if (a.job) put(jid, a.job, false);
-      notice("Schedule " + sc.name + " started job " + jid.slice(0, 8) + ".");
+      notice("Schedule " + sc.name + " started job ", idChip(jid, "the job"), ".");
       loadSchedules();
     } catch (e) {
       if (e.status !== 401 && e.status !== 403) alertMsg("Could not run the schedule: " + e.message);
@@ -924,7 +971,8 @@
       for (const r of body.items || []) {
         const attempts = el("div", {});
         for (const a of r.attempts || []) {
-          attempts.append(el("span", { class: "id", text: "#" + a.attempt + " " + a.job_id.slice(0, 8) + " " + (a.job_status || "deleted") }));
+          attempts.append(el("span", { class: "attempt", "data-job-id": a.job_id }, "#" + a.attempt + " ", idChip(a.job_id, "attempt " + a.attempt + "'s job"),
+            " " + (a.job_status || "deleted")));
         }
         rowsEl.append(el("tr", { "data-status": r.status },
           el("td", { "data-label": "Fire time" }, el("div", {}, el("span", { text: fmtZoned(r.scheduled_for, sc.timezone) }),
@@ -1130,7 +1178,7 @@
         onclick: () => deletePlatform(p.id, del) }, "Delete");
       const current = editingPlatform && editingPlatform.id === p.id;
       body.append(el("tr", { "data-platform-id": p.id, "aria-current": current ? "true" : false, class: current ? "editing" : "" },
-        cell("Name", el("div", {}, el("span", { text: p.name }), el("span", { class: "id", text: p.id.slice(0, 8) }))),
+        cell("Name", el("div", {}, el("span", { text: p.name }), idChip(p.id, "the platform " + p.name))),
         cell("Type", el("span", { text: p.type })), cell("Export", el("span", { text: exp })),
         cell("Destination", el("span", { text: destText(p.destination || {}) })), cell("Webhook", hook),
         cell("Schedules", el("span", { text: nf.format((p.schedule_ids || []).length) })),
@@ -1170,7 +1218,7 @@
       const jid = a.job_id || a.task_id;
       started.add(jid);
       if (a.job) put(jid, a.job, false);
-      notice("Export " + jid.slice(0, 8) + " started with " + p.name + ".");
+      notice("Export ", idChip(jid, "the job"), " started with " + p.name + ".");
     } catch (e) {
       if (e.status !== 401 && e.status !== 403) alertMsg("Could not start the export: " + e.message);
     } finally {
