@@ -14,13 +14,13 @@ import (
 	"time"
 )
 
-// The web UI (CONTRACT §2: at `/`) is three embedded files, ui/index.html, ui/app.css and
-// ui/app.js, kept apart for editing and served as ONE document: the stylesheet and the script
-// are inlined at start-up and the Content-Security-Policy allows exactly those two by their
+// The web UI (CONTRACT §2: at `/`) is four embedded files, ui/index.html, ui/app.css,
+// ui/app.js and ui/apidoc.js (the API reference page, #api), kept apart for editing and served
+// as ONE document: the stylesheet and the two scripts, as one script, are inlined at start-up and the Content-Security-Policy allows exactly those two by their
 // SHA-256 hashes. So the page needs no route besides `/`, loads nothing from anywhere (it works
 // offline, no CDN), and no other script or style (an injected one included) can run.
 //
-//go:embed ui/index.html ui/app.css ui/app.js
+//go:embed ui/index.html ui/app.css ui/app.js ui/apidoc.js
 var uiFiles embed.FS
 
 // Markers in ui/index.html replaced by the inlined stylesheet and script.
@@ -60,9 +60,14 @@ func buildUI(fsys embed.FS) (uiPage, error) {
 	if err != nil {
 		return uiPage{}, err
 	}
+	apidoc, err := read("ui/apidoc.js")
+	if err != nil {
+		return uiPage{}, err
+	}
+	js += "\n" + apidoc // each file is its own strict-mode IIFE
 	// Text that would end (or confuse the parsing of) its element early.
 	if strings.Contains(strings.ToLower(js), "</script") || strings.Contains(js, "<!--") {
-		return uiPage{}, errors.New("ui/app.js must not contain </script or <!--")
+		return uiPage{}, errors.New("ui/app.js and ui/apidoc.js must not contain </script or <!--")
 	}
 	if strings.Contains(strings.ToLower(css), "</style") {
 		return uiPage{}, errors.New("ui/app.css must not contain </style")
