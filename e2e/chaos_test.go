@@ -43,7 +43,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
-	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
 )
 
@@ -72,8 +71,14 @@ var verdicts struct {
 }
 
 func TestMain(m *testing.M) {
+	installContract() // every API request and answer checked against the OpenAPI document
 	code := m.Run()
 	printVerdicts(os.Stdout)
+	// Every record the stack wrote while the suite ran, against the AsyncAPI document.
+	checkTopics()
+	if !reportContract(os.Stdout) && code == 0 {
+		code = 1
+	}
 	os.Exit(code)
 }
 
@@ -428,7 +433,7 @@ func readJobEvents(t *testing.T, c *chaosRun, ids []string, wait time.Duration) 
 			if !want[string(r.Key)] {
 				return
 			}
-			env, err := eventbus.Envelope(r)
+			env, err := parseRecord(r)
 			if err != nil {
 				return
 			}

@@ -1,6 +1,276 @@
 package e2e
 
+// The API and event documents cannot drift from what the stack does: every request the suite
+// sends to the API and every answer it gets go through contractTransport, which validates them
+// against the OpenAPI document the API serves (kin-openapi's openapi3filter); every record the
+// suite reads from Kafka, and every record the stack produced while the suite ran, is validated
+// against the AsyncAPI document's schemas (pkg/eventschema). A violation fails the run
+// (TestMain), listed with the request or record that showed it.
+
 import (
-	_ "github.com/getkin/kin-openapi/openapi3filter"
-	_ "github.com/santhosh-tekuri/jsonschema/v6"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/productsmanager/exportplatform/pkg/eventbus"
+	"github.com/productsmanager/exportplatform/pkg/events"
+	"github.com/productsmanager/exportplatform/pkg/eventschema"
 )
+
+// contract collects what the documents say against what the stack did.
+var contract = struct {
+	sync.Mutex
+	started    time.Time
+	violations map[string]int // what broke the contract → how many times
+	requests   int
+	ops        map[string]bool // operations exercised
+	allOps     []string
+	records    int
+}{started: time.Now(), violations: map[string]int{}, ops: map[string]bool{}}
+
+func violation(format string, args ...any) {
+	contract.Lock()
+	defer contract.Unlock()
+	contract.violations[fmt.Sprintf(format, args...)]++
+}
+
+// contractTransport validates the API's traffic against its OpenAPI document.
+type contractTransport struct {
+	base   http.RoundTripper
+	api    *url.URL
+	once   sync.Once
+	router routers.Router
+}
+
+func installContract() {
+	api, _ := url.Parse("http://" + env("API_ADDR", "127.0.0.1:8080"))
+	http.DefaultClient.Transport = &contractTransport{base: http.DefaultTransport, api: api}
+}
+
+// load reads the document the API serves and checks it is valid OpenAPI 3.1.
+func (c *contractTransport) load() {
+	resp, err := c.base.RoundTrip(mustRequest(http.MethodGet, c.api.String()+"/api/v1/openapi.json"))
+	if err != nil {
+		violation("GET /api/v1/openapi.json: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(raw)
+	if err != nil {
+		violation("the OpenAPI document does not load: %v", err)
+		return
+	}
+	if !doc.IsOpenAPI31OrLater() {
+		violation("the OpenAPI document is %s, not 3.1", doc.OpenAPI)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		violation("the OpenAPI document is invalid: %v", err)
+		return
+	}
+	doc.Servers = openapi3.Servers{{URL: c.api.String()}}
+	if c.router, err = gorillamux.NewRouter(doc); err != nil {
+		violation("no router from the OpenAPI document: %v", err)
+		return
+	}
+	var all []string
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			all = append(all, method+" "+path+" ("+op.OperationID+")")
+		}
+	}
+	sort.Strings(all)
+	contract.Lock()
+	contract.allOps = all
+	contract.Unlock()
+}
+
+func mustRequest(method, u string) *http.Request {
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		panic(err)
+	}
+	return req
+}
+
+func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != c.api.Host || !strings.HasPrefix(req.URL.Path, "/api/") || req.Header.Get("Upgrade") != "" {
+		return c.base.RoundTrip(req)
+	}
+	c.once.Do(c.load)
+	if c.router == nil {
+		return c.base.RoundTrip(req)
+	}
+	var reqBody []byte
+	if req.Body != nil {
+		var err error
+		if reqBody, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+		req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	what := req.Method + " " + req.URL.Path
+	route, params, findErr := c.router.FindRoute(req)
+	resp, err := c.base.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	if findErr != nil {
+		// A path or method the document does not know must not be served.
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+			violation("%s answered %d but has no operation in the OpenAPI document (%v)", what, resp.StatusCode, findErr)
+		}
+		return resp, nil
+	}
+	op := route.Operation.OperationID
+	contract.Lock()
+	contract.requests++
+	contract.ops[route.Method+" "+route.Path+" ("+op+")"] = true
+	contract.Unlock()
+
+	check := req.Clone(req.Context())
+	check.Body = io.NopCloser(bytes.NewReader(reqBody))
+	in := &openapi3filter.RequestValidationInput{Request: check, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}}
+	// What the API accepted, the document must accept too (what it refused may be anything).
+	if resp.StatusCode < 300 {
+		if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
+			violation("%s (%s) was accepted (%d) but the document refuses the request: %s", what, op, resp.StatusCode, oneLine(err))
+		}
+	}
+	// The answer must be a documented status with a documented body. A file (stream, download)
+	// is checked for its status and media type only: it is not read here, so that the tests
+	// that time or cut a transfer see it as it comes.
+	file := (op == "stream" || op == "download") && resp.StatusCode == http.StatusOK
+	var body []byte
+	if !file && resp.Body != nil {
+		if body, err = io.ReadAll(resp.Body); err != nil {
+			return nil, fmt.Errorf("%s: reading the answer: %w", what, err)
+		}
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body:    io.NopCloser(bytes.NewReader(body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, ExcludeResponseBody: file}}
+	if file {
+		if route.Operation.Responses.Status(200).Value.Content.Get(resp.Header.Get("Content-Type")) == nil {
+			violation("%s (%s) answered a file of undocumented type %q", what, op, resp.Header.Get("Content-Type"))
+		}
+	} else if err := openapi3filter.ValidateResponse(req.Context(), out); err != nil {
+		violation("%s (%s) answered %d outside the document: %s; body %.300s", what, op, resp.StatusCode, oneLine(err), body)
+	}
+	return resp, nil
+}
+
+func oneLine(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 600 {
+		s = s[:600] + "…"
+	}
+	return s
+}
+
+// eventValidator validates records against the AsyncAPI document's schemas.
+var eventValidator = sync.OnceValues(eventschema.New)
+
+// checkRecord validates one Kafka record (headers and data) against the AsyncAPI document.
+func checkRecord(r *kgo.Record) {
+	v, err := eventValidator()
+	if err != nil {
+		violation("the AsyncAPI document's schemas do not compile: %v", err)
+		return
+	}
+	h := make(map[string]string, len(r.Headers))
+	for _, hd := range r.Headers {
+		h[hd.Key] = string(hd.Value)
+	}
+	contract.Lock()
+	contract.records++
+	contract.Unlock()
+	if err := v.Record(h, r.Value); err != nil {
+		violation("%s record %s[%d]@%d (key %s): %s", r.Topic, r.Topic, r.Partition, r.Offset, r.Key, oneLine(err))
+	}
+}
+
+// parseRecord reads a record of exports.events as its CloudEvents envelope, after validating it
+// against the AsyncAPI document.
+func parseRecord(r *kgo.Record) (events.Envelope, error) {
+	checkRecord(r)
+	return eventbus.Envelope(r)
+}
+
+// checkTopics validates every record the stack wrote to exports.requested and exports.events
+// since the suite started, read until the topics go quiet.
+func checkTopics() {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(env("KAFKA_BROKERS", "127.0.0.1:9092"), ",")...),
+		kgo.ConsumeTopics(events.TopicRequested, events.TopicEvents),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(contract.started.Add(-time.Second).UnixMilli())),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		violation("reading the topics: %v", err)
+		return
+	}
+	defer cl.Close()
+	total := 0
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		got := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			checkRecord(r)
+		})
+		if total += got; got == 0 {
+			break
+		}
+	}
+	fmt.Printf("contract: %d records of %s and %s written during the run validated against the AsyncAPI document\n",
+		total, events.TopicRequested, events.TopicEvents)
+}
+
+// reportContract prints what was validated and every violation; false when there was one.
+func reportContract(w io.Writer) bool {
+	contract.Lock()
+	defer contract.Unlock()
+	var never []string
+	for _, op := range contract.allOps {
+		if !contract.ops[op] {
+			never = append(never, op)
+		}
+	}
+	fmt.Fprintf(w, "contract: %d API requests validated over %d of %d documented operations; %d Kafka records validated\n",
+		contract.requests, len(contract.ops), len(contract.allOps), contract.records)
+	if len(never) > 0 && len(contract.ops) > 0 {
+		fmt.Fprintf(w, "contract: operations this run never exercised: %s\n", strings.Join(never, "; "))
+	}
+	if len(contract.violations) == 0 {
+		return true
+	}
+	keys := make([]string, 0, len(contract.violations))
+	for k := range contract.violations {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(w, "\nCONTRACT VIOLATIONS (%d): the stack left its OpenAPI/AsyncAPI documents\n", len(keys))
+	for _, k := range keys {
+		fmt.Fprintf(w, "  (x%d) %s\n", contract.violations[k], k)
+	}
+	return false
+}

@@ -161,15 +161,6 @@ func (s stack) eventsFromStart(t *testing.T) *kgo.Client {
 	return cl
 }
 
-// parseRecord reads a record of exports.events as its CloudEvents envelope.
-func parseRecord(r *kgo.Record) (events.Envelope, error) {
-	hs := make([]events.Header, len(r.Headers))
-	for i, h := range r.Headers {
-		hs[i] = events.Header{Key: h.Key, Value: h.Value}
-	}
-	return events.Parse(r.Key, hs, r.Value)
-}
-
 // findEvent reads exports.events from the start until it finds an event of type typ for job.
 func (s stack) findEvent(t *testing.T, job string, typ events.Type, timeout time.Duration) events.Envelope {
 	t.Helper()

@@ -121,6 +121,13 @@ type api struct {
 // NewServer returns the whole HTTP surface: the REST API, the WebSocket proxy and the ops
 // endpoints.
 func NewServer(d Deps) http.Handler {
+	a, r := newRouter(d)
+	return a.instrument(r)
+}
+
+// newRouter is the API and its routes table (every route has its operation in openapi.yaml:
+// TestEveryRouteDocumented walks this table).
+func newRouter(d Deps) (*api, *mux.Router) {
 	if d.Notify == nil {
 		d.Notify = func() {}
 	}
@@ -162,6 +169,9 @@ func NewServer(d Deps) http.Handler {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		server.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint", "")
 	})
+	// The API's and the events' descriptions are public: no token, no rate class.
+	r.Handle("/api/v1/openapi.json", a.document("OpenAPI", OpenAPI)).Methods(http.MethodGet)
+	r.Handle("/api/v1/asyncapi.json", a.document("AsyncAPI", asyncAPI)).Methods(http.MethodGet)
 	v1 := r.PathPrefix("/api/v1/exports").Subrouter()
 	// Fixed paths first: mux takes the first route that matches, and the patterns at the end
 	// would match some of these too.
@@ -215,7 +225,7 @@ func NewServer(d Deps) http.Handler {
 	r.Handle("/metrics", ops)
 	r.Handle("/", http.HandlerFunc(index)).Methods(http.MethodGet, http.MethodHead)
 
-	return a.instrument(r)
+	return a, r
 }
 
 // allowedMethods are the methods that have a route for req's path.

@@ -1,3 +1,0 @@
-package events
-
-import _ "github.com/santhosh-tekuri/jsonschema/v6"
