@@ -1,23 +1,20 @@
 package apidoc
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 )
 
 func TestJSON(t *testing.T) {
-	out, err := JSON([]byte("a: &x\n  b: [1, two]\nc: *x\n'200': {d: null}\n"))
+	out, err := JSON([]byte("z: &x\n  b: [1, two, true, null, 2.5]\nc: *x\n'200': {d: null}\nm:\n  <<: *x\n  e: 3\n  b: over\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatal(err)
-	}
-	want := `{"200":{"d":null},"a":{"b":[1,"two"]},"c":{"b":[1,"two"]}}`
+	// Keys in the written order, the alias resolved, the quoted key kept, the merge expanded
+	// and overridden in place.
+	want := `{"z":{"b":[1,"two",true,null,2.5]},"c":{"b":[1,"two",true,null,2.5]},"200":{"d":null},"m":{"b":"over","e":3}}`
 	if string(out) != want {
-		t.Fatalf("JSON = %s, want %s (the alias resolved, the quoted key kept)", out, want)
+		t.Fatalf("JSON =\n %s\nwant\n %s", out, want)
 	}
 }
 
