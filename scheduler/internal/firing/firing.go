@@ -236,6 +236,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "scheduler_decision_errors_total",
 			Help: "Decisions that failed (database errors); retried at the next decision."}),
 	}
+	// Every trigger and retry result at 0 from the start: rules and dashboards
+	// (deployments/observability) see the series before the first fire.
+	for _, t := range []schedule.Trigger{schedule.TriggerTimetable, schedule.TriggerCatchUp} {
+		m.fires.WithLabelValues(string(t))
+	}
+	for _, r := range []string{"started", "dropped"} {
+		m.retries.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.fires, m.misfires, m.skips, m.retries, m.delay, m.disabled, m.dropped, m.errors)
 	}
