@@ -49,7 +49,7 @@ token: ## print a signed token: make token SUB=alice PERMS=READ_EXPORTS,WRITE_EX
 	@$(STACK) tools >&2
 	@$(ENV) && "$$STACK_DIR/bin/token" -sub '$(SUB)' -perms '$(PERMS)'
 
-test: ## every test: starts the stack, go vet, go test -race per module, the fuzz targets (FUZZTIME each), govulncheck, then e2e
+test: ## every test: starts the stack, go vet, go test -race per module, the fuzz targets (FUZZTIME each), govulncheck, promtool over the alert rules and dashboard, then e2e
 	@dev/lib/gocheck.sh test
 
 chaos: ## faults on the real stack (kill -9, Kafka/PostgreSQL/S3 down, stalls, hub kill); prints a table

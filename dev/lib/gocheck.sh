@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Go checks over every module of go.work, for the Makefile:
 #
-#   dev/lib/gocheck.sh test   the stack up, go vet, go test -race (all modules but e2e),
-#                             then the end-to-end tests (e2e) one package at a time
-#   dev/lib/gocheck.sh lint   gofmt -l (must print nothing), go vet and govulncheck
+#   dev/lib/gocheck.sh test   the stack up, go vet, go test -race (all modules but e2e), the
+#                             alert rules' and dashboard's checks, then the end-to-end tests
+#   dev/lib/gocheck.sh lint   gofmt -l (must print nothing), go vet, govulncheck, and promtool
+#                             over the alert rules (with their tests) and the dashboard
 #   dev/lib/gocheck.sh vuln   govulncheck alone (make test runs it too)
 #   dev/lib/gocheck.sh chaos  the stack up, then the fault scenarios at full size (make chaos)
 #
@@ -263,6 +264,8 @@ cmd_test() {
     stage "fuzz ${target%% *}" go test -run '^$' -fuzz "^${target%% *}\$" -fuzztime "${FUZZTIME:-10s}" "${target#* }"
   done
   stage govulncheck govulncheck_all "${dirs[@]}"
+  # The alert rules with their unit tests and the dashboard's queries (make lint runs it too).
+  stage "rules and dashboard" check_observability
   if ((${#e2e[@]})); then
     stage e2e go test -count=1 -p 1 -timeout 40m -v ./e2e/...
   else
