@@ -47,6 +47,8 @@ type platformBody struct {
 	CreatedAt     json.RawMessage `json:"created_at"`
 	UpdatedAt     json.RawMessage `json:"updated_at"`
 	Version       json.RawMessage `json:"version"`
+	// WebhookStatus is the GET's view of the webhook endpoint: ignored, like the keys above.
+	WebhookStatus json.RawMessage `json:"webhook_status"`
 }
 
 // decodePart decodes one object of the body on its own, so that an unknown key is named with
