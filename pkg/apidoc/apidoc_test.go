@@ -6,6 +6,7 @@ import (
 )
 
 func TestJSON(t *testing.T) {
+	t.Parallel()
 	out, err := JSON([]byte("z: &x\n  b: [1, two, true, null, 2.5]\nc: *x\n'200': {d: null}\nm:\n  <<: *x\n  e: 3\n  b: over\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -19,6 +20,7 @@ func TestJSON(t *testing.T) {
 }
 
 func TestJSONRefusesNonStringKeys(t *testing.T) {
+	t.Parallel()
 	_, err := JSON([]byte("responses:\n  200: {description: ok}\n"))
 	if err == nil || !strings.Contains(err.Error(), "/responses") {
 		t.Fatalf("err = %v, want a refusal naming /responses", err)
@@ -26,6 +28,7 @@ func TestJSONRefusesNonStringKeys(t *testing.T) {
 }
 
 func TestJSONRefusesBadYAML(t *testing.T) {
+	t.Parallel()
 	if _, err := JSON([]byte("a: [1\n")); err == nil {
 		t.Fatal("a truncated document was accepted")
 	}

@@ -1,17 +1,12 @@
 package events
 
-import (
-	_ "embed"
+import _ "embed"
 
-	"github.com/productsmanager/exportplatform/pkg/apidoc"
-)
-
-// asyncAPIYAML describes the topics and every event type's data (a JSON Schema 2020-12 each,
-// under components.schemas, named by x-ce-type); pkg/eventschema validates against it.
+// AsyncAPIYAML is the AsyncAPI 3.0 document of exports.requested and exports.events: the topics,
+// the CloudEvents headers and every event type's data (a JSON Schema 2020-12 each, under
+// components.schemas, named by x-ce-type). The producer-api serves it as JSON at
+// GET /api/v1/asyncapi.json (pkg/apidoc converts it); pkg/eventschema validates events against
+// it. Kept as text here so that this package stays standard library only.
 //
 //go:embed asyncapi.yaml
-var asyncAPIYAML []byte
-
-// AsyncAPI is the AsyncAPI 3.0 document of exports.requested and exports.events, JSON (served at
-// GET /api/v1/asyncapi.json).
-func AsyncAPI() ([]byte, error) { return apidoc.JSON(asyncAPIYAML) }
+var AsyncAPIYAML []byte

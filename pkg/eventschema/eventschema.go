@@ -12,11 +12,15 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/productsmanager/exportplatform/pkg/apidoc"
 	"github.com/productsmanager/exportplatform/pkg/events"
 )
 
 // base is where the document is registered with the schema compiler (never fetched).
 const base = "urn:productsmanager:export-platform:asyncapi.json"
+
+// Document is the AsyncAPI document as JSON, as the producer-api serves it.
+func Document() ([]byte, error) { return apidoc.JSON(events.AsyncAPIYAML) }
 
 // Validator validates events' data and headers.
 type Validator struct {
@@ -27,7 +31,7 @@ type Validator struct {
 // New compiles the document's schemas. Every event type that has an x-ce-type schema gets a
 // validator; Types lists them.
 func New() (*Validator, error) {
-	raw, err := events.AsyncAPI()
+	raw, err := Document()
 	if err != nil {
 		return nil, fmt.Errorf("asyncapi document: %w", err)
 	}

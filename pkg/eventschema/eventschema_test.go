@@ -23,6 +23,7 @@ func validator(t *testing.T) *Validator {
 // TestEveryTypeHasASchema: each ce_type the platform emits has its schema, and the document
 // names no type the code does not know.
 func TestEveryTypeHasASchema(t *testing.T) {
+	t.Parallel()
 	v := validator(t)
 	want := []events.Type{events.TypeRequested, events.TypeStarted, events.TypeProgress, events.TypeCompleted,
 		events.TypeFailed, events.TypeCancelled, events.TypeAccessed, events.TypeDelivered, events.TypeDeliveryFailed}
@@ -44,6 +45,7 @@ func TestEveryTypeHasASchema(t *testing.T) {
 // TestGoldenFiles: every golden file of pkg/events (the wire shape of each event, kept by
 // pkg/events' tests) is valid against its schema, headers included.
 func TestGoldenFiles(t *testing.T) {
+	t.Parallel()
 	v := validator(t)
 	files, err := filepath.Glob("../events/testdata/*.golden.json")
 	if err != nil || len(files) == 0 {
@@ -74,6 +76,7 @@ func TestGoldenFiles(t *testing.T) {
 // TestEventsAsEncoded: a value of each event type, as the code encodes it, is valid — with its
 // optional parts set and unset.
 func TestEventsAsEncoded(t *testing.T) {
+	t.Parallel()
 	v := validator(t)
 	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	id := "01a241b2-db9d-7720-aabc-679f8dbb6fcc"
@@ -119,6 +122,7 @@ func TestEventsAsEncoded(t *testing.T) {
 
 // TestRefusesWhatLeavesTheSchema: the validator is not a rubber stamp.
 func TestRefusesWhatLeavesTheSchema(t *testing.T) {
+	t.Parallel()
 	v := validator(t)
 	for name, c := range map[string]struct {
 		ty   events.Type

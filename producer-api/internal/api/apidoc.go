@@ -34,5 +34,5 @@ func (a *api) document(name string, build func() ([]byte, error)) http.HandlerFu
 	}
 }
 
-// asyncAPI is the event document (pkg/events owns it).
-var asyncAPI = events.AsyncAPI
+// asyncAPI is the event document as served, JSON (pkg/events owns it).
+func asyncAPI() ([]byte, error) { return apidoc.JSON(events.AsyncAPIYAML) }

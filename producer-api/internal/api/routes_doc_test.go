@@ -90,6 +90,7 @@ func routes(t *testing.T) map[string]bool {
 // TestEveryRouteDocumented: a route without its operation in openapi.yaml fails, and so does an
 // operation no route serves.
 func TestEveryRouteDocumented(t *testing.T) {
+	t.Parallel()
 	ops, rs := operations(t), routes(t)
 	if len(rs) < 30 {
 		t.Fatalf("only %d routes walked: the walk is broken", len(rs))
@@ -117,6 +118,7 @@ func TestEveryRouteDocumented(t *testing.T) {
 
 // TestDocumentsServed: both documents are served as JSON without a token.
 func TestDocumentsServed(t *testing.T) {
+	t.Parallel()
 	v, err := auth.NewHS256Verifier([]byte("routes-doc-test-secret-0123456789"))
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +170,7 @@ func bareVars(tpl string) string {
 }
 
 func TestBareVars(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"/a/{id:[0-9a-f]{8}-[0-9a-f]{4}}/cancel": "/a/{id}/cancel",
 		"/{format:csv|excel|json}/{entity}":      "/{format}/{entity}",
