@@ -117,7 +117,7 @@ func (a *app) jobsList(ctx context.Context, name string, args []string) error {
 		if items == nil {
 			items = []json.RawMessage{}
 		}
-		b, err := json.Marshal(map[string]any{"items": items, "next_cursor": nil})
+		b, err := json.Marshal(map[string]any{"items": items, "next_cursor": ""}) // every page read: none next, as the API says it
 		if err != nil {
 			return err
 		}

@@ -3,9 +3,8 @@
 // grouped by tag (method, path, summary, parameters, request body, responses, security), then
 // every schema of components.schemas with its properties, types, required keys, enums and
 // examples. A $ref to a schema is a link to it. No text of the document becomes markup.
-"use strict";
-
 (() => {
+  "use strict";
   const OPENAPI = "/api/v1/openapi.json";
   const ASYNCAPI = "/api/v1/asyncapi.json";
   const METHODS = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
