@@ -197,14 +197,54 @@ func TestSinkHandle(t *testing.T) {
 	want := `
 # HELP audit_events_total Events seen by the audit sink, by ce_type and outcome (recorded, duplicate, ignored, malformed).
 # TYPE audit_events_total counter
+audit_events_total{ce_type="com.productsmanager.export.cancelled.v1",outcome="duplicate"} 0
+audit_events_total{ce_type="com.productsmanager.export.cancelled.v1",outcome="ignored"} 0
+audit_events_total{ce_type="com.productsmanager.export.cancelled.v1",outcome="malformed"} 0
+audit_events_total{ce_type="com.productsmanager.export.cancelled.v1",outcome="recorded"} 0
+audit_events_total{ce_type="com.productsmanager.export.completed.v1",outcome="duplicate"} 0
+audit_events_total{ce_type="com.productsmanager.export.completed.v1",outcome="ignored"} 0
+audit_events_total{ce_type="com.productsmanager.export.completed.v1",outcome="malformed"} 0
 audit_events_total{ce_type="com.productsmanager.export.completed.v1",outcome="recorded"} 1
+audit_events_total{ce_type="com.productsmanager.export.failed.v1",outcome="duplicate"} 0
+audit_events_total{ce_type="com.productsmanager.export.failed.v1",outcome="ignored"} 0
 audit_events_total{ce_type="com.productsmanager.export.failed.v1",outcome="malformed"} 1
+audit_events_total{ce_type="com.productsmanager.export.failed.v1",outcome="recorded"} 0
 audit_events_total{ce_type="com.productsmanager.export.progress.v1",outcome="ignored"} 1
 audit_events_total{ce_type="com.productsmanager.export.requested.v1",outcome="duplicate"} 1
 audit_events_total{ce_type="com.productsmanager.export.requested.v1",outcome="recorded"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "audit_events_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestMetricsStartAtZero: before any event, each job end (completed, failed, cancelled) is at
+// 0 for every outcome: ExportFailureRateHigh's increase() then counts the first failure after
+// a restart, which a series born at 1 would hide.
+func TestMetricsStartAtZero(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	audit.NewMetrics(reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["ce_type"]+" "+labels["outcome"]] = m.GetCounter().GetValue()
+		}
+	}
+	for _, typ := range []events.Type{events.TypeCompleted, events.TypeFailed, events.TypeCancelled} {
+		for _, outcome := range []string{"recorded", "duplicate", "ignored", "malformed"} {
+			if v, ok := got[string(typ)+" "+outcome]; !ok || v != 0 {
+				t.Errorf("audit_events_total{ce_type=%q,outcome=%q} = %v (present: %v), want 0", typ, outcome, v, ok)
+			}
+		}
 	}
 }
 

@@ -24,6 +24,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "audit_events_total",
 		Help: "Events seen by the audit sink, by ce_type and outcome (recorded, duplicate, ignored, malformed).",
 	}, []string{"ce_type", "outcome"})}
+	// A job's end starts at 0 for every outcome, so that increase() over ExportFailureRateHigh's
+	// window counts the first failure after a restart (a series born at 1 has no earlier
+	// sample to increase from).
+	for _, t := range []events.Type{events.TypeCompleted, events.TypeFailed, events.TypeCancelled} {
+		for _, o := range []string{outcomeRecorded, outcomeDuplicate, outcomeIgnored, outcomeMalformed} {
+			m.events.WithLabelValues(string(t), o)
+		}
+	}
 	reg.MustRegister(m.events)
 	return m
 }
