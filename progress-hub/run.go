@@ -180,6 +180,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("token verifier: %w", err)
 	}
 	metrics := ws.NewMetrics(reg)
+	metrics.SetMaxClients(cfg.MaxConns) // the limit the alerts compare the clients with
 	hub := ws.NewHub(log.With("component", "hub"), metrics)
 	refused := refusals.New(store, log.With("component", "refusals"), refusals.Options{Limit: cfg.RefusalAudits, Window: cfg.RefusalWindow})
 	wsSrv, err := ws.NewServer(hub, store, verifier, log.With("component", "ws"), metrics,

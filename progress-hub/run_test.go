@@ -128,7 +128,7 @@ func TestRun(t *testing.T) {
 	const secret = "run-test-secret-of-at-least-32-bytes"
 	env := envMap(map[string]string{
 		"HUB_ADDR": addr, "EXPORTS_DATABASE_URL": dbURL, "KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","),
-		"JWT_SECRET": secret, "LOG_LEVEL": "info",
+		"JWT_SECRET": secret, "LOG_LEVEL": "info", "HUB_MAX_CONNECTIONS": "50",
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
@@ -195,8 +195,9 @@ func TestRun(t *testing.T) {
 		}
 	}
 	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "progress_hub_ws_clients 1") ||
-		!strings.Contains(body, `progress_hub_events_total{outcome="pushed",type="com.productsmanager.export.completed.v1"} 1`) {
-		t.Errorf("metrics lack the hub's figures")
+		!strings.Contains(body, `progress_hub_events_total{outcome="pushed",type="com.productsmanager.export.completed.v1"} 1`) ||
+		!strings.Contains(body, "progress_hub_ws_max_clients 50\n") {
+		t.Errorf("metrics lack the hub's figures (clients, pushed events, the HUB_MAX_CONNECTIONS limit)")
 	}
 
 	// SIGTERM: the hub closes the WebSocket with "going away", and run returns nil.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/events"
@@ -115,6 +116,10 @@ func TestConnectionCaps(t *testing.T) {
 		}
 		return code == http.StatusSwitchingProtocols
 	})
+	if got := testutil.ToFloat64(e.m.rejected.WithLabelValues("too_many_connections")); got < 1 {
+		t.Errorf("refused as too many connections: %v, want at least 1", got)
+	}
+	rejectedFromStart(t, e.m)
 }
 
 // auditQueue keeps the audit events a refusal gate queues.

@@ -233,6 +233,7 @@ func TestHandshakeRefusals(t *testing.T) {
 			}
 		})
 	}
+	rejectedFromStart(t, e.m)
 }
 
 func foreignToken(t *testing.T) string {
