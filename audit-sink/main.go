@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/productsmanager/exportplatform/pkg/logging"
-	"github.com/productsmanager/exportplatform/pkg/telemetry"
+	"github.com/productsmanager/exportplatform/pkg/telemetry/otlpsetup"
 )
 
 func main() {
@@ -21,7 +21,7 @@ func main() {
 	// Tracing (OTEL_*, off without an endpoint) is the process's: set up around run, and its
 	// spans flushed once run has shut everything down.
 	log := logging.New(os.Stdout, os.Getenv("LOG_LEVEL"), "audit-sink")
-	if err := telemetry.Main(ctx, "audit-sink", log, func() error { return run(ctx, os.Getenv, os.Stdout) }); err != nil {
+	if err := otlpsetup.Main(ctx, "audit-sink", log, func() error { return run(ctx, os.Getenv, os.Stdout) }); err != nil {
 		fmt.Fprintln(os.Stderr, "audit-sink:", err)
 		os.Exit(1)
 	}

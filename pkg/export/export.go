@@ -18,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/productsmanager/exportplatform/pkg/catalog"
@@ -483,16 +482,13 @@ type Result struct {
 // the finished file, with a "catalog query <entity>" child per table read: from sending the
 // query to its last row.
 func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress Progress) (res Result, err error) {
-	if telemetry.Enabled() {
-		var span trace.Span
-		ctx, span = telemetry.Tracer("export").Start(ctx, "export write "+s.Format, trace.WithAttributes(
-			attribute.String("export.entity", s.Entity), attribute.String("export.format", s.Format),
-			attribute.String("export.compression", string(s.Compression))))
-		defer func() {
-			span.SetAttributes(attribute.Int64("export.rows", res.Rows))
-			endSpan(span, err)
-		}()
-	}
+	ctx, span := telemetry.Start(ctx, "export", "export write "+s.Format, trace.WithAttributes(
+		attribute.String("export.entity", s.Entity), attribute.String("export.format", s.Format),
+		attribute.String("export.compression", string(s.Compression))))
+	defer func() {
+		span.SetAttributes(attribute.Int64("export.rows", res.Rows))
+		telemetry.End(span, err)
+	}()
 	// A compressed file: the format writes into the compressor, which writes into w.
 	dst := w
 	var compressor io.WriteCloser
@@ -580,7 +576,7 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 			return nil
 		}, p, every)
 		qspan.SetAttributes(attribute.Int64("db.response.returned_rows", n))
-		endSpan(qspan, err)
+		telemetry.End(qspan, err)
 		if err != nil {
 			return res, err
 		}
@@ -606,20 +602,9 @@ func Run(ctx context.Context, db catalog.Querier, s *Spec, w io.Writer, progress
 
 // startQuery starts the span of one table's catalog query (a no-op span with tracing off).
 func startQuery(ctx context.Context, q *catalog.Query) (context.Context, trace.Span) {
-	if !telemetry.Enabled() {
-		return ctx, trace.SpanFromContext(context.Background())
-	}
-	return telemetry.Tracer("export").Start(ctx, "catalog query "+q.Entity.Name, trace.WithSpanKind(trace.SpanKindClient),
+	return telemetry.Start(ctx, "export", "catalog query "+q.Entity.Name, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("db.system", "postgresql"), attribute.String("db.collection.name", q.Entity.Name),
 			attribute.Int("export.relations", len(q.Relations))))
-}
-
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 }
 
 // Splittable reports whether the spec's file is the concatenation of its key ranges' outputs

@@ -11,7 +11,6 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/productsmanager/exportplatform/pkg/telemetry"
@@ -68,7 +67,7 @@ func NewMinio(cfg MinioConfig) (*Minio, error) {
 // byte asked of r to the completed upload.
 func (m *Minio) Put(ctx context.Context, key string, r io.Reader, contentType string) (_ Info, err error) {
 	ctx, span := m.span(ctx, "s3 upload", key)
-	defer func() { endSpan(span, err) }()
+	defer func() { telemetry.End(span, err) }()
 	ui, err := m.cl.PutObject(ctx, m.bucket, key, r, -1, minio.PutObjectOptions{
 		ContentType:    contentType,
 		PartSize:       m.partSize,
@@ -86,22 +85,11 @@ func (m *Minio) Put(ctx context.Context, key string, r io.Reader, contentType st
 	return Info{Key: key, Size: ui.Size, ContentType: contentType, LastModified: ui.LastModified}, nil
 }
 
-// span starts a client span of an S3 call on key, when tracing is on.
+// span starts a client span of an S3 call on key (a no-op span with tracing off).
 func (m *Minio) span(ctx context.Context, name, key string) (context.Context, trace.Span) {
-	if !telemetry.Enabled() {
-		return ctx, trace.SpanFromContext(context.Background()) // a no-op span
-	}
-	return telemetry.Tracer("objectstore").Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+	return telemetry.Start(ctx, "objectstore", name, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("rpc.system", "aws-api"), attribute.String("rpc.service", "S3"),
 			attribute.String("aws.s3.bucket", m.bucket), attribute.String("aws.s3.key", key)))
-}
-
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 }
 
 // Get opens key.
@@ -206,7 +194,7 @@ func mapErr(err error) error {
 // Compose joins srcs into key server-side (multipart upload of part copies).
 func (m *Minio) Compose(ctx context.Context, key string, srcs []string, contentType string) (_ Info, err error) {
 	ctx, span := m.span(ctx, "s3 compose", key)
-	defer func() { endSpan(span, err) }()
+	defer func() { telemetry.End(span, err) }()
 	opts := make([]minio.CopySrcOptions, len(srcs))
 	for i, s := range srcs {
 		opts[i] = minio.CopySrcOptions{Bucket: m.bucket, Object: s}

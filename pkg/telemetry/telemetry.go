@@ -1,39 +1,25 @@
-// Package telemetry sets up OpenTelemetry tracing for a service, from the standard OTEL_*
-// environment variables, and carries a trace context where the platform stores or sends it:
-// as a W3C traceparent/tracestate pair (the outbox row, the job row, the CloudEvents
-// traceparent extension).
+// Package telemetry is what instrumented code needs of OpenTelemetry tracing, and no more: the
+// platform's tracers, spans that cost nothing while tracing is off, and the trace context
+// where the platform stores or sends it: a W3C traceparent/tracestate pair (the outbox row,
+// the job row, the CloudEvents traceparent extension).
 //
-// Tracing is off unless an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): the global tracer provider stays OpenTelemetry's no-op,
-// Enabled reports false, and the instrumented code skips its work (no kotel hooks, no spans,
-// no header to extract), so a service without a collector pays nothing. OTEL_SDK_DISABLED=true
-// or OTEL_TRACES_EXPORTER=none turn it off even with an endpoint.
-//
-// When on, spans go to the endpoint over OTLP/HTTP (protobuf) through a batch processor; the
-// exporter and the SDK read the rest of their settings from the environment themselves
-// (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, OTEL_TRACES_SAMPLER and _ARG,
-// OTEL_BSP_*), OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the resource (the service's
-// own name by default), and the propagator is W3C Trace Context with Baggage. The shutdown
-// Setup returns flushes what is buffered: services call it last, after their own shutdown.
+// It imports only the OpenTelemetry API (go.opentelemetry.io/otel, otel/trace,
+// otel/propagation), so the storage and messaging packages that use it do not link the SDK,
+// the OTLP exporter or protobuf. The mains set tracing up with pkg/telemetry/otlpsetup, which
+// calls Install; until then (and without an OTLP endpoint) the global tracer provider stays
+// OpenTelemetry's no-op, Enabled reports false, and instrumented code skips its work (no
+// kotel hooks, no spans, no header to extract).
 package telemetry
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"os"
-	"strings"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // ScopeName prefixes the instrumentation scope of the platform's own spans.
@@ -41,9 +27,23 @@ const ScopeName = "github.com/productsmanager/exportplatform"
 
 var enabled atomic.Bool
 
-// Enabled reports whether Setup installed a tracer provider that exports spans. Code on a hot
-// path checks it before doing tracing work of its own.
+// Enabled reports whether a tracer provider that records spans is installed (Install). Code
+// on a hot path checks it before doing tracing work of its own.
 func Enabled() bool { return enabled.Load() }
+
+// Install makes tp the global tracer provider, W3C Trace Context with Baggage the global
+// propagator, and turns Enabled on; the returned func turns it off and puts back the no-op
+// provider. pkg/telemetry/otlpsetup calls it with the exporting provider; tests with a
+// recording one (telemetrytest), never in parallel with other tests: it is process-wide.
+func Install(tp trace.TracerProvider) (uninstall func()) {
+	otel.SetTracerProvider(tp)
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	enabled.Store(true)
+	return func() {
+		enabled.Store(false)
+		otel.SetTracerProvider(noop.NewTracerProvider())
+	}
+}
 
 // Tracer is the platform's tracer for a component (pkg/relay, exporter/runner, ...): the
 // global provider's, so a no-op one while tracing is off.
@@ -51,58 +51,22 @@ func Tracer(component string) trace.Tracer {
 	return otel.Tracer(ScopeName + "/" + component)
 }
 
-// On reports whether the environment asks for traces to be exported (see the package comment).
-func On(getenv func(string) string) bool {
-	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
-		return false
+// Start starts the span name of component's tracer, a child of ctx's span, when tracing is
+// on; with it off it returns ctx itself and a no-op span, so callers end it unconditionally.
+func Start(ctx context.Context, component, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !Enabled() {
+		return ctx, trace.SpanFromContext(context.Background())
 	}
-	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")), "none") {
-		return false
-	}
-	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	return Tracer(component).Start(ctx, name, opts...)
 }
 
-// Setup installs the global tracer provider and propagator of service when the process
-// environment asks for traces (On), and returns the function that flushes and stops it; with
-// tracing off it installs nothing and the shutdown does nothing. log receives the exporter's
-// errors (a collector that went away), which never stop the service.
-func Setup(ctx context.Context, service string, log *slog.Logger) (shutdown func(context.Context) error, err error) {
-	noop := func(context.Context) error { return nil }
-	if !On(os.Getenv) {
-		return noop, nil
-	}
-	// The exporter reads its endpoint, headers, timeout and compression from OTEL_* itself.
-	exp, err := otlptracehttp.New(ctx)
+// End ends span, marking it failed with err when err is not nil.
+func End(span trace.Span, err error) {
 	if err != nil {
-		return noop, fmt.Errorf("tracing: creating the OTLP exporter: %w", err)
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
 	}
-	// Later options win: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the default.
-	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", service)),
-		resource.WithTelemetrySDK(),
-		resource.WithHost(),
-		resource.WithFromEnv(),
-	)
-	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
-		return noop, fmt.Errorf("tracing: resource: %w", err)
-	}
-	// The sampler (OTEL_TRACES_SAMPLER, default parent-based always-on) and the batch
-	// processor's settings (OTEL_BSP_*) come from the environment.
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	if log != nil {
-		log = log.With("component", "telemetry")
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
-	}
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	enabled.Store(true)
-	return func(ctx context.Context) error {
-		enabled.Store(false)
-		if err := tp.Shutdown(ctx); err != nil {
-			return fmt.Errorf("tracing: flushing spans: %w", err)
-		}
-		return nil
-	}, nil
+	span.End()
 }
 
 // TraceParent returns the W3C traceparent and tracestate of ctx's span, or "" when ctx has no
@@ -129,22 +93,4 @@ func ContextWithTraceParent(ctx context.Context, traceparent, tracestate string)
 		c["tracestate"] = tracestate
 	}
 	return propagation.TraceContext{}.Extract(ctx, c)
-}
-
-// Main runs a service's run func between Setup and the flush of its spans (within 5 s, a
-// collector that went away cannot hold the exit longer), for the command's main: tracing is
-// process-wide, set from the process environment, so it is set up there rather than in run,
-// which tests call. A failed flush is logged, not returned: the service's own outcome is.
-func Main(ctx context.Context, service string, log *slog.Logger, run func() error) error {
-	shutdown, err := Setup(ctx, service, log)
-	if err != nil {
-		return err
-	}
-	err = run()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if serr := shutdown(sctx); serr != nil {
-		log.Warn("flushing traces at exit", "err", serr)
-	}
-	return err
 }
