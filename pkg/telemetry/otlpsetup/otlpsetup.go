@@ -8,11 +8,13 @@
 // false, so a service without a collector pays nothing. OTEL_SDK_DISABLED=true or
 // OTEL_TRACES_EXPORTER=none turn it off even with an endpoint.
 //
-// When on, spans go to the endpoint over OTLP/HTTP (protobuf) through a batch processor; the
-// exporter and the SDK read the rest of their settings from the environment themselves
-// (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, OTEL_TRACES_SAMPLER and _ARG,
-// OTEL_BSP_*), OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the resource (the service's
-// own name by default), and the propagator is W3C Trace Context with Baggage. The shutdown Setup returns flushes what is
+// When on, spans go to the endpoint over OTLP/HTTP with protobuf payloads through a batch
+// processor; any other OTEL_EXPORTER_OTLP_TRACES_PROTOCOL (or OTEL_EXPORTER_OTLP_PROTOCOL)
+// than http/protobuf is refused rather than ignored. The exporter and the SDK read the rest of
+// their settings from the environment themselves (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
+// _COMPRESSION, OTEL_TRACES_SAMPLER and _ARG, OTEL_BSP_*), OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES name the resource (the service's own name by default), and the
+// propagator is W3C Trace Context with Baggage. The shutdown Setup returns flushes what is
 // buffered: services call it last, after their own shutdown.
 package otlpsetup
 
@@ -45,14 +47,39 @@ func On(getenv func(string) string) bool {
 	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
+// protocol is the one OTLP transport the services export with.
+const protocol = "http/protobuf"
+
+// checkProtocol refuses an OTLP protocol other than OTLP/HTTP with protobuf: the exporter is
+// OTLP/HTTP only, and a collector listening for gRPC (or expecting JSON) would never see a
+// span while the service believed it traced. The traces variable wins over the general one,
+// as the OpenTelemetry specification says.
+func checkProtocol(getenv func(string) string) error {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		v := strings.TrimSpace(getenv(k))
+		if v == "" {
+			continue
+		}
+		if v != protocol {
+			return fmt.Errorf("tracing: %s=%q is not supported: the services export over OTLP/HTTP with protobuf only (%s, or leave it unset)", k, v, protocol)
+		}
+		return nil
+	}
+	return nil
+}
+
 // Setup installs the global tracer provider and propagator of service when the process
 // environment asks for traces (On), and returns the function that flushes and stops it; with
 // tracing off it installs nothing and the shutdown does nothing. log receives the exporter's
-// errors (a collector that went away), which never stop the service.
+// errors (a collector that went away), which never stop the service. An unsupported OTLP
+// protocol is an error: the service should not start believing it traces.
 func Setup(ctx context.Context, service string, log *slog.Logger) (shutdown func(context.Context) error, err error) {
 	noop := func(context.Context) error { return nil }
 	if !On(os.Getenv) {
 		return noop, nil
+	}
+	if err := checkProtocol(os.Getenv); err != nil {
+		return noop, err
 	}
 	// The exporter reads its endpoint, headers, timeout and compression from OTEL_* itself.
 	exp, err := otlptracehttp.New(ctx)

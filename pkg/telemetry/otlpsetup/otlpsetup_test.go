@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -22,7 +23,8 @@ import (
 func clearEnv(t *testing.T) {
 	t.Helper()
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-		"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"} {
+		"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+		"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
 		t.Setenv(k, "")
 	}
 	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
@@ -146,5 +148,47 @@ func TestSetupExports(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("span not exported; the endpoint got %d request(s)", len(got))
+	}
+}
+
+// TestSetupRefusesOtherProtocols: the services export over OTLP/HTTP with protobuf only, so
+// Setup refuses gRPC or JSON rather than sending protobuf to a collector that expects them;
+// the traces variable wins over the general one.
+func TestSetupRefusesOtherProtocols(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{name: "unset", env: nil},
+		{name: "http/protobuf", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}},
+		{name: "traces http/protobuf", env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}},
+		{name: "grpc", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, wantErr: `OTEL_EXPORTER_OTLP_PROTOCOL="grpc" is not supported`},
+		{name: "http/json", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, wantErr: `OTEL_EXPORTER_OTLP_PROTOCOL="http/json" is not supported`},
+		{name: "traces grpc", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"},
+			wantErr: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc" is not supported`},
+		{name: "traces variable wins", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			// Nothing listens there: spans would only be lost, and none is made.
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			shutdown, err := otlpsetup.Setup(context.Background(), "svc", nil)
+			if err == nil {
+				defer shutdown(context.Background())
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Setup: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Setup error %v, want one saying %s", err, tt.wantErr)
+			case tt.wantErr != "" && telemetry.Enabled():
+				t.Error("tracing enabled although Setup failed")
+			}
+		})
 	}
 }
