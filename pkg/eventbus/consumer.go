@@ -181,19 +181,28 @@ func (c *Consumer) deadLetter(ctx context.Context, r *kgo.Record, why string, lo
 }
 
 // startProcess starts the span under which a record is handled: a consumer span continuing
-// the record's trace. Its parent is kotel's receive span when the client has the hooks, else
-// the producer's traceparent header, else the event's own ce_traceparent (a record relayed by
-// a process without tracing still names the trace of the change that made it).
+// the record's trace. A record with the producer's traceparent header continues the hop:
+// its parent is kotel's receive span (the header's child) when the client has the hooks, else
+// the header. A record without the header was relayed by a process with tracing off (the
+// scheduler's relay, a mixed rollout): kotel's receive span is then the root of a trace of its
+// own, so the event's ce_traceparent (the change that made it) is the parent and the receive
+// span only a link; with neither, the receive span (if any) is the parent.
 func startProcess(ctx context.Context, r *kgo.Record, env events.Envelope, group string) (context.Context, trace.Span) {
-	parent := trace.SpanContext{}
+	var received trace.SpanContext
 	if r.Context != nil {
-		parent = trace.SpanContextFromContext(r.Context)
+		received = trace.SpanContextFromContext(r.Context)
 	}
-	if !parent.IsValid() {
-		parent = trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, kotel.NewRecordCarrier(r)))
-	}
-	if !parent.IsValid() {
-		parent = trace.SpanContextFromContext(telemetry.ContextWithTraceParent(ctx, env.TraceParent, env.TraceState))
+	var opts []trace.SpanStartOption
+	parent := received
+	if header := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, kotel.NewRecordCarrier(r))); header.IsValid() {
+		if !parent.IsValid() {
+			parent = header
+		}
+	} else if event := trace.SpanContextFromContext(telemetry.ContextWithTraceParent(ctx, env.TraceParent, env.TraceState)); event.IsValid() {
+		parent = event
+		if received.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: received}))
+		}
 	}
 	if parent.IsValid() {
 		ctx = trace.ContextWithSpanContext(ctx, parent)
@@ -212,8 +221,8 @@ func startProcess(ctx context.Context, r *kgo.Record, env events.Envelope, group
 	if group != "" {
 		attrs = append(attrs, attribute.String("messaging.consumer.group.name", group))
 	}
-	return telemetry.Tracer("eventbus").Start(ctx, r.Topic+" process",
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	opts = append(opts, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	return telemetry.Tracer("eventbus").Start(ctx, r.Topic+" process", opts...)
 }
 
 // safeHandle turns a handler panic into a retryable error, so one bad event cannot kill the

@@ -9,8 +9,9 @@
 // Tracing (when pkg/telemetry enabled it): clients carry franz-go's kotel hooks, so a produced
 // record has a "publish" span and the W3C traceparent header, and a consumed one a "receive"
 // span; the consumer runs each handler under a "process" span continuing the record's trace
-// (from kotel, else the traceparent header, else the event's ce_traceparent), so work a handler
-// starts belongs to the trace of the request that caused the event.
+// (the traceparent header, through kotel's receive span, its child; else the event's
+// ce_traceparent, the receive span then linked), so work a handler starts belongs to the trace
+// of the request that caused the event.
 package eventbus
 
 import (
