@@ -10,6 +10,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/job"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // Memory is the in-memory twin of Store: the same commands, decided by the same job.Apply, with
@@ -18,6 +19,7 @@ import (
 type Memory struct {
 	mu     sync.Mutex
 	jobs   map[string]Job
+	traces map[string][2]string // job id → the traceparent and tracestate it was requested under
 	outbox []OutboxMessage
 	now    func() time.Time
 	// Before, when set, is called before each command is decided; an error it returns is what
@@ -27,30 +29,34 @@ type Memory struct {
 
 // NewMemory is an empty in-memory job store.
 func NewMemory() *Memory {
-	return &Memory{jobs: map[string]Job{}, now: func() time.Time { return time.Now().UTC() }}
+	return &Memory{jobs: map[string]Job{}, traces: map[string][2]string{}, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Create stores a queued job and its ExportRequested.
-func (m *Memory) Create(_ context.Context, req events.ExportRequested) (Job, error) {
+func (m *Memory) Create(ctx context.Context, req events.ExportRequested) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.create(req)
+	return m.create(ctx, req)
 }
 
-func (m *Memory) create(req events.ExportRequested) (Job, error) {
+func (m *Memory) create(ctx context.Context, req events.ExportRequested) (Job, error) {
 	if _, ok := m.jobs[req.JobID]; ok || !ValidID(req.JobID) {
 		return Job{}, errors.New("inserting job " + req.JobID + ": invalid or duplicate id")
 	}
 	j, evs := job.New(req)
-	if err := m.append(evs); err != nil {
+	if err := m.append(ctx, evs); err != nil {
 		return Job{}, err
 	}
 	m.jobs[j.ID] = j
+	// The job keeps the trace context it was requested under, as Store's row does.
+	if tp, ts := telemetry.TraceParent(ctx); tp != "" {
+		m.traces[j.ID] = [2]string{tp, ts}
+	}
 	return m.view(j), nil
 }
 
 // CreateWithin is Create bounded by the requester's active jobs, as Store.CreateWithin.
-func (m *Memory) CreateWithin(_ context.Context, req events.ExportRequested, maxActive int) (Job, error) {
+func (m *Memory) CreateWithin(ctx context.Context, req events.ExportRequested, maxActive int) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if maxActive > 0 {
@@ -64,7 +70,7 @@ func (m *Memory) CreateWithin(_ context.Context, req events.ExportRequested, max
 			return Job{}, fmt.Errorf("%w: %d queued or running, at most %d", ErrTooManyActive, active, maxActive)
 		}
 	}
-	return m.create(req)
+	return m.create(ctx, req)
 }
 
 // Get returns a job that has not been deleted.
@@ -88,13 +94,13 @@ func (m *Memory) GetAny(_ context.Context, id string) (Job, error) {
 }
 
 // Do decides c with job.Apply and stores the result and its events.
-func (m *Memory) Do(_ context.Context, id string, c job.Command) (Job, error) {
+func (m *Memory) Do(ctx context.Context, id string, c job.Command) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.do(id, c)
+	return m.do(ctx, id, c)
 }
 
-func (m *Memory) do(id string, c job.Command) (Job, error) {
+func (m *Memory) do(ctx context.Context, id string, c job.Command) (Job, error) {
 	cur, ok := m.jobs[id]
 	if !ok {
 		return Job{}, ErrNotFound
@@ -108,7 +114,7 @@ func (m *Memory) do(id string, c job.Command) (Job, error) {
 	if err != nil {
 		return m.view(cur), err
 	}
-	if err := m.append(evs); err != nil {
+	if err := m.append(ctx, evs); err != nil {
 		return Job{}, err
 	}
 	m.jobs[id] = next
@@ -116,11 +122,11 @@ func (m *Memory) do(id string, c job.Command) (Job, error) {
 }
 
 // Claim takes the lease of one job, like Store.Claim.
-func (m *Memory) Claim(_ context.Context, id string, o ClaimOptions) (Job, Lease, error) {
+func (m *Memory) Claim(ctx context.Context, id string, o ClaimOptions) (Job, Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	before := m.jobs[id]
-	j, err := m.do(id, o.command(m.now()))
+	j, err := m.do(ctx, id, o.command(m.now()))
 	if errors.Is(err, job.ErrNotClaimable) || errors.Is(err, ErrNotFound) {
 		return Job{}, Lease{}, ErrNotClaimed
 	}
@@ -134,7 +140,7 @@ func (m *Memory) Claim(_ context.Context, id string, o ClaimOptions) (Job, Lease
 }
 
 // ClaimNext claims the oldest job waiting for a worker, like Store.ClaimNext.
-func (m *Memory) ClaimNext(_ context.Context, o ClaimOptions) (Job, Lease, error) {
+func (m *Memory) ClaimNext(ctx context.Context, o ClaimOptions) (Job, Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -151,7 +157,7 @@ func (m *Memory) ClaimNext(_ context.Context, o ClaimOptions) (Job, Lease, error
 		return compareStrings(a.ID, b.ID)
 	})
 	for _, w := range waiting {
-		j, err := m.do(w.ID, o.command(now))
+		j, err := m.do(ctx, w.ID, o.command(now))
 		if err != nil {
 			return Job{}, Lease{}, err
 		}
@@ -163,7 +169,7 @@ func (m *Memory) ClaimNext(_ context.Context, o ClaimOptions) (Job, Lease, error
 }
 
 // ClaimDelivery is Store.ClaimDelivery.
-func (m *Memory) ClaimDelivery(_ context.Context, owner string, ttl time.Duration) (Job, error) {
+func (m *Memory) ClaimDelivery(ctx context.Context, owner string, ttl time.Duration) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -182,7 +188,7 @@ func (m *Memory) ClaimDelivery(_ context.Context, owner string, ttl time.Duratio
 	if len(due) == 0 {
 		return Job{}, ErrNotClaimed
 	}
-	return m.do(due[0].ID, job.ClaimDelivery{Owner: owner, TTL: ttl, At: now})
+	return m.do(ctx, due[0].ID, job.ClaimDelivery{Owner: owner, TTL: ttl, At: now})
 }
 
 // List is Store.List: jobs not deleted, newest first, filtered, paged by a (created_at, id)
@@ -290,7 +296,9 @@ func (m *Memory) SetClock(now func() time.Time) {
 	m.now = now
 }
 
-func (m *Memory) append(evs []events.Event) error {
+// append queues evs with the trace context of ctx, as Store's outbox rows keep it.
+func (m *Memory) append(ctx context.Context, evs []events.Event) error {
+	traceparent, tracestate := telemetry.TraceParent(ctx)
 	for _, ev := range evs {
 		env, err := events.Wrap(ev)
 		if err != nil {
@@ -299,6 +307,7 @@ func (m *Memory) append(evs []events.Event) error {
 		if len(env.Data) > MaxEventBytes {
 			return ErrEventTooLarge
 		}
+		env.TraceParent, env.TraceState = traceparent, tracestate
 		m.outbox = append(m.outbox, OutboxMessage{Topic: TopicOf(ev), Envelope: env})
 	}
 	return nil
@@ -330,8 +339,8 @@ func compareStrings(a, b string) int {
 }
 
 // Audit queues audit events, as Store.Audit.
-func (m *Memory) Audit(_ context.Context, evs ...events.Event) error {
+func (m *Memory) Audit(ctx context.Context, evs ...events.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.append(evs)
+	return m.append(ctx, evs)
 }

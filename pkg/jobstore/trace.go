@@ -26,9 +26,15 @@ func (s *Store) TraceContext(ctx context.Context, id string) (traceparent, trace
 	return traceparent, tracestate, nil
 }
 
-// TraceContext of the twin is always empty: it keeps no trace context.
-func (m *Memory) TraceContext(context.Context, string) (traceparent, tracestate string, err error) {
-	return "", "", nil
+// TraceContext is Store.TraceContext: the trace context the job was requested under.
+func (m *Memory) TraceContext(_ context.Context, id string) (traceparent, tracestate string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.jobs[id]; !ok {
+		return "", "", ErrNotFound
+	}
+	tc := m.traces[id]
+	return tc[0], tc[1], nil
 }
 
 // nullable stores "" as NULL.

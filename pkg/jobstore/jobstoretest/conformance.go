@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/job"
@@ -35,6 +36,7 @@ type Repository interface {
 	Cancelled(ctx context.Context, id string) (bool, error)
 	List(ctx context.Context, f jobstore.ListFilter) ([]jobstore.Job, string, error)
 	Pending(ctx context.Context, key string) ([]jobstore.OutboxMessage, error)
+	TraceContext(ctx context.Context, id string) (traceparent, tracestate string, err error)
 	SetClock(now func() time.Time)
 }
 
@@ -517,6 +519,58 @@ func Run(t *testing.T, fresh func(t *testing.T) Repository) {
 		}
 		if _, err := r.Cancel(ctx, "5f1c2b9e-0000-4000-8000-000000000000", "bob"); !errors.Is(err, jobstore.ErrNotFound) {
 			t.Errorf("cancelling an unknown job: %v", err)
+		}
+	})
+
+	t.Run("a job keeps the trace context it was requested under, its events the change's", func(t *testing.T) {
+		r := fresh(t)
+		state, err := trace.ParseTraceState("vendor=x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID:    trace.TraceID{0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd, 0x84, 0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c},
+			SpanID:     trace.SpanID{0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31},
+			TraceFlags: trace.FlagsSampled,
+			TraceState: state,
+		})
+		const want = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+		traced := trace.ContextWithSpanContext(ctx, sc)
+		req := Request(t, time.Now())
+		if _, err := r.Create(traced, req); err != nil {
+			t.Fatal(err)
+		}
+		if tp, ts, err := r.TraceContext(ctx, req.JobID); err != nil || tp != want || ts != "vendor=x" {
+			t.Errorf("TraceContext = %q, %q, %v; want %q, vendor=x", tp, ts, err, want)
+		}
+		// Cancelled outside any trace: the job keeps its request's, the ExportCancelled has none.
+		if _, err := r.Cancel(ctx, req.JobID, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if tp, _, err := r.TraceContext(ctx, req.JobID); err != nil || tp != want {
+			t.Errorf("TraceContext after an untraced change = %q, %v; want %q", tp, err, want)
+		}
+		msgs, err := r.Pending(ctx, req.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byType := map[events.Type]string{}
+		for _, m := range msgs {
+			byType[m.Envelope.Type] = m.Envelope.TraceParent + " " + m.Envelope.TraceState
+		}
+		if len(byType) != 2 || byType[events.TypeRequested] != want+" vendor=x" || byType[events.TypeCancelled] != " " {
+			t.Errorf("events' trace contexts %q; want the request's on ExportRequested only", byType)
+		}
+
+		untraced := Request(t, time.Now())
+		if _, err := r.Create(ctx, untraced); err != nil {
+			t.Fatal(err)
+		}
+		if tp, ts, err := r.TraceContext(ctx, untraced.JobID); err != nil || tp != "" || ts != "" {
+			t.Errorf("TraceContext of a job requested outside a trace = %q, %q, %v", tp, ts, err)
+		}
+		if _, _, err := r.TraceContext(ctx, Request(t, time.Now()).JobID); !errors.Is(err, jobstore.ErrNotFound) {
+			t.Errorf("TraceContext of an unknown job: %v, want ErrNotFound", err)
 		}
 	})
 }
