@@ -237,15 +237,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		WithRanges(store, catalogPool, cfg.RangeRows, cfg.MaxAttempts)
 	in := intake.New(jobCtx, store, rn.Run, jobstore.ClaimOptions{Owner: cfg.WorkerID, TTL: cfg.LeaseTTL, MaxAttempts: cfg.MaxAttempts},
 		cfg.Concurrency, cfg.RescueInterval, log.With("component", "intake")).
-		WithRanges(func(ctx context.Context) (func(context.Context), bool) {
+		WithRanges(func(ctx context.Context) (string, func(context.Context), bool) {
 			rg, err := store.ClaimRange(ctx, "", cfg.WorkerID, cfg.LeaseTTL, cfg.MaxAttempts)
 			if err != nil {
 				if !errors.Is(err, jobstore.ErrNotClaimed) && ctx.Err() == nil {
 					log.Warn("claiming a range failed", "err", err)
 				}
-				return nil, false
+				return "", nil, false
 			}
-			return func(ctx context.Context) { rn.WriteRange(ctx, rg) }, true
+			return rg.JobID, func(ctx context.Context) { rn.WriteRange(ctx, rg) }, true
 		})
 	// The jobs' events leave through the outbox; this relay (one of the platform's, one at a
 	// time) outlives the jobs, so their last events are relayed before the exporter exits.

@@ -45,14 +45,14 @@ type Intake struct {
 	// jobCtx is the parent of running jobs: cancelled only at shutdown, after intake stopped.
 	jobCtx context.Context
 	// claimRange, when set, claims a range of a split job for a free slot (WithRanges).
-	claimRange func(ctx context.Context) (func(context.Context), bool)
+	claimRange func(ctx context.Context) (jobID string, work func(context.Context), ok bool)
 	// traceOf, when the claimer has it, reads the trace context a job was requested under.
 	traceOf func(ctx context.Context, jobID string) (traceparent, tracestate string, err error)
 }
 
 // TraceContexter is a Claimer that also knows the trace context each job was requested under
-// (*jobstore.Store): a job claimed from the table, without its ExportRequested, then
-// continues the trace of its request.
+// (*jobstore.Store): a job claimed from the table, without its ExportRequested, and the ranges
+// of a split job then continue the trace of its request.
 type TraceContexter interface {
 	TraceContext(ctx context.Context, jobID string) (traceparent, tracestate string, err error)
 }
@@ -121,17 +121,27 @@ func (in *Intake) jobSpan(from context.Context, job jobstore.Job, lease jobstore
 	ctx := in.jobCtx
 	if sc := trace.SpanContextFromContext(from); sc.IsValid() {
 		ctx = trace.ContextWithSpanContext(ctx, sc)
-	} else if in.traceOf != nil {
-		tp, ts, err := in.traceOf(from, job.ID)
-		if err != nil {
-			in.log.Debug("reading the job's trace context", "job_id", job.ID, "err", err)
-		}
-		ctx = telemetry.ContextWithTraceParent(ctx, tp, ts)
+	} else {
+		ctx = in.requestTrace(from, job.ID)
 	}
 	return telemetry.Tracer("exporter").Start(ctx, "export job", trace.WithAttributes(
 		attribute.String("job_id", job.ID), attribute.String("export.entity", job.Entity),
 		attribute.String("export.format", job.Format), attribute.Int("job.attempt", lease.Attempt),
 		attribute.String("job.lease_owner", lease.Owner)))
+}
+
+// requestTrace is the jobs' context carrying the trace context jobID was requested under, when
+// tracing is on and the claimer keeps it: work claimed from the table, with no record to
+// continue, belongs to its job's trace.
+func (in *Intake) requestTrace(ctx context.Context, jobID string) context.Context {
+	if !telemetry.Enabled() || in.traceOf == nil {
+		return in.jobCtx
+	}
+	tp, ts, err := in.traceOf(ctx, jobID)
+	if err != nil {
+		in.log.Debug("reading the job's trace context", "job_id", jobID, "err", err)
+	}
+	return telemetry.ContextWithTraceParent(in.jobCtx, tp, ts)
 }
 
 // free gives a slot back and wakes the poller.
@@ -168,12 +178,14 @@ func (in *Intake) claimNext(ctx context.Context) bool {
 		return false // every slot busy
 	}
 	if in.claimRange != nil {
-		if work, ok := in.claimRange(ctx); ok {
+		if jobID, work, ok := in.claimRange(ctx); ok {
 			in.wg.Add(1)
 			go func() {
 				defer in.wg.Done()
 				defer in.free()
-				work(in.jobCtx)
+				// A range outlives the poll that claimed it, like a job, and is part of its
+				// job's trace: its catalog query, writer and upload are not traces of their own.
+				work(in.requestTrace(in.jobCtx, jobID))
 			}()
 			return true
 		}
@@ -195,8 +207,9 @@ func (in *Intake) claimNext(ctx context.Context) bool {
 }
 
 // WithRanges has free slots also write ranges of jobs split across the exporter group, before
-// waiting jobs: claim returns the work of one claimed range, or false when there is none.
-func (in *Intake) WithRanges(claim func(ctx context.Context) (func(context.Context), bool)) *Intake {
+// waiting jobs: claim returns the job id and the work of one claimed range, or false when there
+// is none. The work runs in the trace its job was requested under.
+func (in *Intake) WithRanges(claim func(ctx context.Context) (jobID string, work func(context.Context), ok bool)) *Intake {
 	in.claimRange = claim
 	return in
 }

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/productsmanager/exportplatform/exporter/internal/intake"
 	"github.com/productsmanager/exportplatform/pkg/eventbus"
 	"github.com/productsmanager/exportplatform/pkg/events"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
+	"github.com/productsmanager/exportplatform/pkg/telemetry/telemetrytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -369,5 +371,44 @@ func TestPollOnlyWithAFreeSlot(t *testing.T) {
 	f.jobs.release(t, waiting2)
 	if _, started, maxRunning := f.jobs.snapshot(); len(started) != 3 || maxRunning != 1 {
 		t.Errorf("started %v (max %d at once), want busy + 2 waiting, one at a time", started, maxRunning)
+	}
+}
+
+// TestRangeWorkContinuesItsJobsTrace: a range claimed by a free slot runs in the trace its
+// job was requested under (the job row keeps it), so its catalog query, writer and upload are
+// not root traces. Not parallel: it records spans.
+func TestRangeWorkContinuesItsJobsTrace(t *testing.T) {
+	telemetrytest.Record(t)
+	f := newFixture(t, 1, 2*time.Millisecond)
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x0a, 0xf7}, SpanID: trace.SpanID{0xb7, 0xad}, TraceFlags: trace.FlagsSampled,
+	})
+	id := uuid.Must(uuid.NewV7()).String()
+	req := events.ExportRequested{JobID: id, Entity: "products", Format: "csv", RequestedBy: "alice", RequestedAt: time.Now().UTC()}
+	if _, err := f.claims.Create(trace.ContextWithSpanContext(context.Background(), sc), req); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	worked := make(chan context.Context, 1)
+	f.in.WithRanges(func(context.Context) (string, func(context.Context), bool) {
+		claimed := false
+		once.Do(func() { claimed = true })
+		if !claimed {
+			return "", nil, false
+		}
+		return id, func(ctx context.Context) { worked <- ctx }, true
+	})
+	f.poll(t)
+	var ctx context.Context
+	select {
+	case ctx = <-worked:
+	case <-time.After(waitFor):
+		t.Fatal("the range was not worked")
+	}
+	if got := trace.SpanContextFromContext(ctx); got.TraceID() != sc.TraceID() || got.SpanID() != sc.SpanID() {
+		t.Errorf("range worked in span context %v, want the job's request %v", got, sc)
+	}
+	if ctx.Done() != f.jobCtx.Done() {
+		t.Error("range work does not run under the jobs' context")
 	}
 }

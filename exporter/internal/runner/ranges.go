@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/productsmanager/exportplatform/pkg/catalog"
 	"github.com/productsmanager/exportplatform/pkg/events"
@@ -22,6 +24,7 @@ import (
 	"github.com/productsmanager/exportplatform/pkg/job"
 	"github.com/productsmanager/exportplatform/pkg/jobstore"
 	"github.com/productsmanager/exportplatform/pkg/objectstore"
+	"github.com/productsmanager/exportplatform/pkg/telemetry"
 )
 
 // One export across the exporter group. An attempt of a CSV or JSON Lines job over
@@ -301,8 +304,16 @@ func (h *rangeHasher) finish(ctx context.Context, list []jobstore.Range) error {
 // WriteRange writes one claimed range: reads it through its attempt's snapshot, stores it as
 // an object of its own, and records it written; on failure it gives the range back with the
 // cause (a try is counted at each claim). Its lease is renewed meanwhile, with its rows so
-// far; a lost lease or a cancelled job stops it.
+// far; a lost lease or a cancelled job stops it. Traced as "export range", in ctx's trace (the
+// coordinator's export job, or the job's request for a range claimed by a free slot).
 func (r *Runner) WriteRange(ctx context.Context, rg jobstore.Range) {
+	ctx, span := telemetry.Start(ctx, "exporter", "export range", trace.WithAttributes(
+		attribute.String("job_id", rg.JobID), attribute.Int("job.attempt", rg.Attempt), attribute.Int("export.range", rg.Seq)))
+	telemetry.End(span, r.writeRangeLeased(ctx, rg))
+}
+
+// writeRangeLeased is WriteRange; it returns why the range was not written (nil: written).
+func (r *Runner) writeRangeLeased(ctx context.Context, rg jobstore.Range) error {
 	log := r.log.With("job_id", rg.JobID, "attempt", rg.Attempt, "range", rg.Seq)
 	defer r.working()()
 	rctx, cancel := context.WithCancelCause(ctx)
@@ -324,7 +335,7 @@ func (r *Runner) WriteRange(ctx context.Context, rg jobstore.Range) {
 	if err == nil {
 		if err = r.ranges.RangeWritten(bg, rg, rows, size, key); err == nil {
 			log.Info("range written", "rows", rows, "size_bytes", size, "ms", time.Since(started).Milliseconds())
-			return
+			return nil
 		}
 		_ = r.objects.Delete(bg, key)
 	}
@@ -333,12 +344,13 @@ func (r *Runner) WriteRange(ctx context.Context, rg jobstore.Range) {
 	}
 	if errors.Is(err, job.ErrLeaseLost) || errors.Is(err, ErrLeaseLost) {
 		log.Warn("range lease lost; another exporter writes it now", "err", err)
-		return
+		return err
 	}
 	log.Warn("writing a range failed; giving it back", "err", err)
 	if rerr := r.ranges.ReleaseRange(bg, rg, err.Error(), r.rangeTries); rerr != nil && !errors.Is(rerr, job.ErrLeaseLost) {
 		log.Error("giving a range back failed; its lease will lapse", "err", rerr)
 	}
+	return err
 }
 
 func (r *Runner) writeRange(ctx context.Context, rg jobstore.Range, rowsDone *atomic.Int64) (int64, int64, string, error) {
