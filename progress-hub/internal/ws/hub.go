@@ -164,8 +164,10 @@ func NewHub(log *slog.Logger, m *Metrics) *Hub {
 	}
 }
 
-// Run serves the hub until ctx is cancelled, then closes every client.
+// Run serves the hub until ctx is cancelled, then closes every client and discards the updates
+// still queued (nobody is left to receive them), ending their spans.
 func (h *Hub) Run(ctx context.Context) error {
+	defer h.discardUpdates() // last: a Push that queues after this sees done closed
 	defer close(h.done)
 	defer h.closeAll(websocket.CloseGoingAway, "server shutting down")
 	shutdown := h.shutdown
@@ -229,6 +231,13 @@ func (h *Hub) Push(ctx context.Context, u job.Progress) error {
 	}
 	select {
 	case h.updates <- up:
+		// Queued as the hub stopped (select picks at random among ready cases): its last
+		// drain may be over already, so this one discards it.
+		select {
+		case <-h.done:
+			h.discardUpdates()
+		default:
+		}
 		return nil
 	case <-h.done:
 		up.end(0, 0)
@@ -245,6 +254,19 @@ func (up queuedUpdate) end(delivered, held int) {
 	}
 	up.span.SetAttributes(attribute.Int("websocket.clients_sent", delivered), attribute.Int("websocket.clients_held", held))
 	up.span.End()
+}
+
+// discardUpdates ends the spans of the updates queued for a hub that stopped. It runs after
+// done is closed, in Run and in any Push that queued meanwhile; each update is taken once.
+func (h *Hub) discardUpdates() {
+	for {
+		select {
+		case up := <-h.updates:
+			up.end(0, 0)
+		default:
+			return
+		}
+	}
 }
 
 // beginSubscription asks the hub to hold updates for ids (or all) and waits until it does;

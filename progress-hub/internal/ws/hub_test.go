@@ -12,6 +12,7 @@ import (
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
 	"github.com/productsmanager/exportplatform/pkg/job"
+	"github.com/productsmanager/exportplatform/pkg/telemetry/telemetrytest"
 )
 
 // runHub starts a hub with no network in front of it.
@@ -184,4 +185,34 @@ func TestSnapshotsOfABigSubscriptionDoNotDropTheClient(t *testing.T) {
 		defer c.out.mu.Unlock()
 		return len(c.out.queue) == 300+buffer && !c.out.closed
 	})
+}
+
+// TestHubEndsEveryPushSpan: a "websocket push" span ends whether its update was handed to
+// clients, still queued when the hub stopped, or pushed after (Push may queue into the buffer
+// of a stopped hub). Not parallel: it records spans.
+func TestHubEndsEveryPushSpan(t *testing.T) {
+	rec := telemetrytest.Record(t)
+	h := NewHub(testLogger(t), NewMetrics(nil))
+	for i := range int64(20) {
+		if err := h.Push(t.Context(), update("job-a", i)); err != nil { // queued: Run not started
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range int64(40) {
+		if err := h.Push(t.Context(), update("job-a", 100+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started, ended := len(rec.Started()), len(rec.Ended())
+	if started != 60 || ended != started {
+		t.Errorf("%d push spans started, %d ended; want 60 and every one", started, ended)
+	}
+	if n := len(h.updates); n != 0 {
+		t.Errorf("%d updates left queued in a stopped hub", n)
+	}
 }
