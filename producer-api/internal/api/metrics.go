@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -96,6 +97,35 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush and Hijack (the WebSocket proxy needs it).
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// spanRoute is a mux path template without its variables' patterns, as a span names its route:
+// "/api/v1/exports/{id:[0-9a-f]{8}-…}" → "/api/v1/exports/{id}".
+func spanRoute(tmpl string) string {
+	var b strings.Builder
+	depth := 0
+	skip := false
+	for _, c := range tmpl {
+		switch {
+		case c == '{':
+			depth++
+			if depth > 1 {
+				continue
+			}
+		case c == '}':
+			depth--
+			if depth > 0 {
+				continue
+			}
+			skip = false
+		case c == ':' && depth == 1:
+			skip = true
+		}
+		if !skip {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
 // instrument records metrics and turns a panic into a JSON 500, or, once the response has
 // begun, into an aborted connection.
 func (a *api) instrument(next *mux.Router) http.Handler {
@@ -106,6 +136,8 @@ func (a *api) instrument(next *mux.Router) http.Handler {
 		if next.Match(r, &match) && match.Route != nil {
 			if t, err := match.Route.GetPathTemplate(); err == nil {
 				route = t
+				// mux sets no r.Pattern: the server span (server.Traced) is named here.
+				server.Route(r, spanRoute(t))
 			}
 		}
 		// Every answer is served with the type it declares: a browser never guesses an export
