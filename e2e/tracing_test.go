@@ -222,7 +222,8 @@ func TestTracingAcrossServices(t *testing.T) {
 	named := func(name string) func(otlpSpan) bool { return func(sp otlpSpan) bool { return sp.name == name } }
 	wants := []want{
 		{"the POST's server span", "producer-api", func(sp otlpSpan) bool {
-			return sp.kind == tracepb.Span_SPAN_KIND_SERVER && sp.attrs["http.request.method"] == http.MethodPost
+			return sp.kind == tracepb.Span_SPAN_KIND_SERVER && sp.attrs["http.request.method"] == http.MethodPost &&
+				sp.name == "POST /api/v1/exports/{format}/{entity}" // by route, never by path
 		}},
 		{"the relay's publish of ExportRequested", "", named("outbox relay " + string(events.TypeRequested))},
 		{"kotel's produce to exports.requested", "", named(events.TopicRequested + " publish")},
