@@ -504,6 +504,7 @@ func (f *fleet) client(ctx context.Context, i int) {
 			if err != nil {
 				break
 			}
+			checkPush(data)
 			var m struct {
 				Type   string `json:"type"`
 				TaskID string `json:"task_id"`

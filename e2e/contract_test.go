@@ -10,6 +10,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -42,6 +44,7 @@ var contract = struct {
 	ops        map[string]bool // operations exercised
 	allOps     []string
 	records    int
+	pushes     int // WebSocket messages validated
 }{started: time.Now(), violations: map[string]int{}, ops: map[string]bool{}}
 
 func violation(format string, args ...any) {
@@ -63,30 +66,41 @@ func installContract() {
 	http.DefaultClient.Transport = &contractTransport{base: http.DefaultTransport, api: api}
 }
 
-// load reads the document the API serves and checks it is valid OpenAPI 3.1.
-func (c *contractTransport) load() {
-	resp, err := c.base.RoundTrip(mustRequest(http.MethodGet, c.api.String()+"/api/v1/openapi.json"))
+// apiDocument is the OpenAPI document the API serves, loaded and validated once.
+var apiDocument = sync.OnceValues(func() (*openapi3.T, error) {
+	api := "http://" + env("API_ADDR", "127.0.0.1:8080")
+	resp, err := http.DefaultTransport.RoundTrip(mustRequest(http.MethodGet, api+"/api/v1/openapi.json"))
 	if err != nil {
-		violation("GET /api/v1/openapi.json: %v", err)
-		return
+		return nil, fmt.Errorf("GET /api/v1/openapi.json: %w", err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(raw)
+	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		violation("the OpenAPI document does not load: %v", err)
-		return
+		return nil, fmt.Errorf("GET /api/v1/openapi.json: %w", err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the OpenAPI document does not load: %w", err)
 	}
 	if !doc.IsOpenAPI31OrLater() {
-		violation("the OpenAPI document is %s, not 3.1", doc.OpenAPI)
+		return nil, fmt.Errorf("the OpenAPI document is %s, not 3.1", doc.OpenAPI)
 	}
 	if err := doc.Validate(context.Background()); err != nil {
-		violation("the OpenAPI document is invalid: %v", err)
+		return nil, fmt.Errorf("the OpenAPI document is invalid: %w", err)
+	}
+	return doc, nil
+})
+
+// load builds the router of the document the API serves.
+func (c *contractTransport) load() {
+	doc, err := apiDocument()
+	if err != nil {
+		violation("%v", err)
 		return
 	}
-	doc.Servers = openapi3.Servers{{URL: c.api.String()}}
-	if c.router, err = gorillamux.NewRouter(doc); err != nil {
+	routed := *doc // the router matches the document's server: this API's address
+	routed.Servers = openapi3.Servers{{URL: c.api.String()}}
+	if c.router, err = gorillamux.NewRouter(&routed); err != nil {
 		violation("no router from the OpenAPI document: %v", err)
 		return
 	}
@@ -100,6 +114,42 @@ func (c *contractTransport) load() {
 	contract.Lock()
 	contract.allOps = all
 	contract.Unlock()
+}
+
+// checkPush validates one message of the progress WebSocket against the document's
+// WsServerMessage schema.
+func checkPush(data []byte) {
+	doc, err := apiDocument()
+	if err != nil {
+		violation("%v", err)
+		return
+	}
+	ref := doc.Components.Schemas["WsServerMessage"]
+	if ref == nil || ref.Value == nil {
+		violation("the OpenAPI document has no WsServerMessage schema")
+		return
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		violation("a WebSocket message is not JSON: %v: %.200s", err, data)
+		return
+	}
+	contract.Lock()
+	contract.pushes++
+	contract.Unlock()
+	if err := ref.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		violation("a WebSocket message leaves WsServerMessage: %s; message %.300s", oneLine(err), data)
+	}
+}
+
+// readPush reads the next WebSocket message into v, after validating it (checkPush).
+func readPush(c *websocket.Conn, v any) error {
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		return err
+	}
+	checkPush(data)
+	return json.Unmarshal(data, v)
 }
 
 func mustRequest(method, u string) *http.Request {
@@ -321,8 +371,8 @@ func reportContract(w io.Writer) bool {
 			never = append(never, op)
 		}
 	}
-	fmt.Fprintf(w, "contract: %d API requests validated over %d of %d documented operations; %d Kafka records validated\n",
-		contract.requests, len(contract.ops), len(contract.allOps), contract.records)
+	fmt.Fprintf(w, "contract: %d API requests validated over %d of %d documented operations; %d WebSocket messages and %d Kafka records validated\n",
+		contract.requests, len(contract.ops), len(contract.allOps), contract.pushes, contract.records)
 	if len(never) > 0 && len(contract.ops) > 0 {
 		fmt.Fprintf(w, "contract: operations this run never exercised: %s\n", strings.Join(never, "; "))
 	}
@@ -356,5 +406,34 @@ func TestDocumentsServed(t *testing.T) {
 	}
 	if code != http.StatusOK || !bytes.Equal(body, want) {
 		t.Fatalf("GET /api/v1/asyncapi.json = %d, %d bytes, not the %d of pkg/events' document: %.200s", code, len(body), len(want), body)
+	}
+}
+
+// TestPushSchemaNotARubberStamp: the WebSocket message schema that checkPush applies refuses
+// messages that leave it.
+func TestPushSchemaNotARubberStamp(t *testing.T) {
+	getStack(t)
+	doc, err := apiDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := doc.Components.Schemas["WsServerMessage"].Value
+	for msg, ok := range map[string]bool{
+		`{"type":"pong"}`:                    true,
+		`{"type":"unsubscribed","all":true}`: true,
+		`{"type":"error","error":{"code":"not_found","message":"no job"}}`: true,
+		`{"type":"pong","extra":1}`:                                        false,
+		`{"type":"progress","task_id":"x"}`:                                false,
+		`{"type":"snapshot","job":{}}`:                                     false,
+		`{"type":"error","error":{"code":"teapot","message":"?"}}`:         false,
+		`{"type":"hello"}`:                                                 false,
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(msg), &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.VisitJSON(v, openapi3.EnableJSONSchema2020()); (err == nil) != ok {
+			t.Errorf("%s: valid = %v, want %v (%v)", msg, err == nil, ok, err)
+		}
 	}
 }

@@ -116,7 +116,7 @@ func TestCSVExportEndToEnd(t *testing.T) {
 	for !completed {
 		ws.SetReadDeadline(deadline)
 		var m msg
-		if err := ws.ReadJSON(&m); err != nil {
+		if err := readPush(ws, &m); err != nil {
 			t.Fatalf("reading WebSocket (saw progress before: %v): %v", sawBefore, err)
 		}
 		switch {

@@ -69,6 +69,7 @@ func nextMsg(t *testing.T, c *websocket.Conn, timeout time.Duration) (hubMsg, er
 	if err != nil {
 		return m, err
 	}
+	checkPush(data)
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatalf("message is not JSON: %v: %s", err, data)
 	}

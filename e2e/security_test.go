@@ -350,9 +350,11 @@ func TestWebSocketClosedAtTokenExpiry(t *testing.T) {
 	_ = c.WriteJSON(map[string]any{"type": "subscribe", "all": true})
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	for {
-		if _, _, err = c.ReadMessage(); err != nil {
+		var data []byte
+		if _, data, err = c.ReadMessage(); err != nil {
 			break
 		}
+		checkPush(data)
 	}
 	closed := time.Now()
 	var ce *websocket.CloseError
@@ -447,7 +449,7 @@ func TestAuthMatrix(t *testing.T) {
 						Code string `json:"code"`
 					} `json:"error"`
 				}
-				if err := conn.ReadJSON(&m); err != nil {
+				if err := readPush(conn, &m); err != nil {
 					t.Errorf("WebSocket %s as %s: %v", base, c.name, err)
 				} else if want := map[string]string{"READ": "snapshot", "another user": "error"}[c.name]; m.Type != want ||
 					(want == "error" && (m.Error == nil || m.Error.Code != "not_found")) {
@@ -596,7 +598,7 @@ func TestRefusalsAuditedBounded(t *testing.T) {
 		Type string `json:"type"`
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := conn.ReadJSON(&m); err != nil || m.Type != "error" {
+	if err := readPush(conn, &m); err != nil || m.Type != "error" {
 		t.Fatalf("another user's job subscribed: %+v %v", m, err)
 	}
 

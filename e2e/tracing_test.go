@@ -195,7 +195,7 @@ func TestTracingAcrossServices(t *testing.T) {
 			Type   string `json:"type"`
 			TaskID string `json:"task_id"`
 		}
-		if err := ws.ReadJSON(&msg); err != nil {
+		if err := readPush(ws, &msg); err != nil {
 			t.Fatalf("waiting for job %s to complete on the WebSocket: %v", job.JobID, err)
 		}
 		switch {
