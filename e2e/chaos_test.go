@@ -39,7 +39,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/productsmanager/exportplatform/pkg/auth"
@@ -374,71 +373,21 @@ func readJobEvents(t *testing.T, c *chaosRun, ids []string, wait time.Duration) 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	admin, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.s.brokers, ",")...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	adm := kadm.NewClient(admin)
-	ends, err := adm.ListEndOffsets(ctx, events.TopicEvents)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		t.Fatalf("listing the end offsets of %s: %v", events.TopicEvents, err)
-	}
-	starts, err := adm.ListOffsetsAfterMilli(ctx, c.since.UnixMilli(), events.TopicEvents)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		t.Fatalf("listing the offsets of %s after %s: %v", events.TopicEvents, c.since, err)
-	}
-	from := map[int32]kgo.Offset{}
-	left := map[int32]int64{} // partition → its end offset, while records before it are unread
-	ends.Each(func(e kadm.ListedOffset) {
-		st, _ := starts.Lookup(e.Topic, e.Partition)
-		if st.Offset < e.Offset {
-			from[e.Partition] = kgo.NewOffset().At(st.Offset)
-			left[e.Partition] = e.Offset
-		}
-	})
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
 	out := map[string][]events.Envelope{}
-	if len(left) == 0 {
-		return out
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.s.brokers, ",")...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{events.TopicEvents: from}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for len(left) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: partitions not read to their end after %s: %v", events.TopicEvents, wait, left)
+	err = readSince(ctx, c.s.brokers, c.since, func(r *kgo.Record) {
+		if !want[string(r.Key)] {
+			return
 		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			t.Logf("fetching %s[%d]: %v", topic, p, err)
-		})
-		fetches.EachRecord(func(r *kgo.Record) {
-			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
-				delete(left, r.Partition)
-			}
-			if !want[string(r.Key)] {
-				return
-			}
-			env, err := parseRecord(r)
-			if err != nil {
-				return
-			}
+		if env, err := parseRecord(r); err == nil {
 			out[env.Key] = append(out[env.Key], env)
-		})
+		}
+	}, events.TopicEvents)
+	if err != nil {
+		t.Fatalf("reading %s after %s: %v", events.TopicEvents, wait, err)
 	}
 	return out
 }

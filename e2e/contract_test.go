@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -179,10 +178,12 @@ func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		req.Body = io.NopCloser(bytes.NewReader(reqBody))
 	}
 	what := req.Method + " " + req.URL.Path
-	// The router knows the document's server only: route a copy addressed to it.
-	probe := req.Clone(req.Context())
-	probe.URL.Scheme, probe.URL.Host, probe.Host = c.api.Scheme, c.api.Host, c.api.Host
-	route, params, findErr := c.router.FindRoute(probe)
+	// The router knows the document's server only: route (and validate) a copy addressed to it,
+	// with its own reader of the body.
+	check := req.Clone(req.Context())
+	check.URL.Scheme, check.URL.Host, check.Host = c.api.Scheme, c.api.Host, c.api.Host
+	check.Body = io.NopCloser(bytes.NewReader(reqBody))
+	route, params, findErr := c.router.FindRoute(check)
 	resp, err := c.base.RoundTrip(req)
 	if err != nil {
 		return resp, err
@@ -200,8 +201,6 @@ func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	contract.ops[route.Method+" "+route.Path+" ("+op+")"] = true
 	contract.Unlock()
 
-	check := req.Clone(req.Context())
-	check.Body = io.NopCloser(bytes.NewReader(reqBody))
 	in := &openapi3filter.RequestValidationInput{Request: check, PathParams: params, Route: route,
 		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}}
 	// What the API accepted, the document must accept too (what it refused may be anything).
@@ -273,36 +272,48 @@ func parseRecord(r *kgo.Record) (events.Envelope, error) {
 }
 
 // checkTopics validates every record the stack wrote to exports.requested and exports.events
-// since the suite started: each partition is read from the first offset after the start to the
-// end offset listed once the suite ended. A partition that cannot be listed or read to its end
-// is a violation, not a silent pass.
+// since the suite started (readSince: each partition up to the end offset listed once the suite
+// ended). A partition that cannot be listed or read to its end is a violation, not a silent pass.
 func checkTopics() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	brokers := strings.Split(env("KAFKA_BROKERS", "127.0.0.1:9092"), ",")
-	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	total := 0
+	err := readSince(ctx, env("KAFKA_BROKERS", "127.0.0.1:9092"), contract.started.Add(-time.Second), func(r *kgo.Record) {
+		total++
+		checkRecord(r)
+	}, events.TopicRequested, events.TopicEvents)
 	if err != nil {
-		violation("reading the topics: %v", err)
-		return
+		violation("%v", err)
+	}
+	fmt.Printf("contract: %d records of %s and %s written during the run validated against the AsyncAPI document\n",
+		total, events.TopicRequested, events.TopicEvents)
+}
+
+// readSince calls fn for every record (read_committed) of topics from the first offset at or
+// after since up to each partition's end offset at the time of the call: a deterministic read,
+// not a quiet period. It fails when the offsets cannot be listed or a partition is not read to
+// its end before ctx ends (naming the last fetch error, if any).
+func readSince(ctx context.Context, brokers string, since time.Time, fn func(*kgo.Record), topics ...string) error {
+	seeds := kgo.SeedBrokers(strings.Split(brokers, ",")...)
+	admin, err := kgo.NewClient(seeds)
+	if err != nil {
+		return err
 	}
 	defer admin.Close()
 	adm := kadm.NewClient(admin)
-	topics := []string{events.TopicRequested, events.TopicEvents}
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		violation("listing the end offsets of %v: %v", topics, err)
-		return
+		return fmt.Errorf("listing the end offsets of %v: %w", topics, err)
 	}
-	starts, err := adm.ListOffsetsAfterMilli(ctx, contract.started.Add(-time.Second).UnixMilli(), topics...)
+	starts, err := adm.ListOffsetsAfterMilli(ctx, since.UnixMilli(), topics...)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		violation("listing the offsets of %v after the start: %v", topics, err)
-		return
+		return fmt.Errorf("listing the offsets of %v after %s: %w", topics, since, err)
 	}
 	from := map[string]map[int32]kgo.Offset{}
 	left := map[string]map[int32]int64{} // topic → partition → end offset, while unread
@@ -316,49 +327,34 @@ func checkTopics() {
 			left[e.Topic][e.Partition] = e.Offset
 		}
 	})
-	total := 0
-	if len(from) > 0 {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(from),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-		if err != nil {
-			violation("reading the topics: %v", err)
-			return
-		}
-		defer cl.Close()
-		for len(left) > 0 && ctx.Err() == nil {
-			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-			fs := cl.PollFetches(pctx)
-			pcancel()
-			fs.EachError(func(topic string, p int32, err error) {
-				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-					violation("fetching %s[%d]: %v", topic, p, err)
-				}
-			})
-			got := 0
-			fs.EachRecord(func(r *kgo.Record) {
-				got++
-				checkRecord(r)
-				if end, ok := left[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
-					delete(left[r.Topic], r.Partition)
-					if len(left[r.Topic]) == 0 {
-						delete(left, r.Topic)
-					}
-				}
-			})
-			total += got
-			if got == 0 {
-				// Quiet: nothing written (the platform produces no transactions, hence no markers) is left.
-				for topic, ps := range left {
-					for p, end := range ps {
-						violation("%s[%d] was not read to its end offset %d within the check", topic, p, end)
-					}
-				}
-				break
-			}
-		}
+	if len(from) == 0 {
+		return nil
 	}
-	fmt.Printf("contract: %d records of %s and %s written during the run validated against the AsyncAPI document\n",
-		total, events.TopicRequested, events.TopicEvents)
+	cl, err := kgo.NewClient(seeds, kgo.ConsumePartitions(from), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var lastErr error
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return fmt.Errorf("partitions not read to their end offsets %v in time (last fetch error: %v)", left, lastErr)
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			lastErr = fmt.Errorf("fetching %s[%d]: %w", topic, p, err)
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := left[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
+				delete(left[r.Topic], r.Partition)
+				if len(left[r.Topic]) == 0 {
+					delete(left, r.Topic)
+				}
+			}
+			fn(r)
+		})
+	}
+	return nil
 }
 
 // reportContract prints what was validated and every violation; false when there was one.

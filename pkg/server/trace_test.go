@@ -50,16 +50,11 @@ func TestTracedSpans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(rec.Ended())
 			req := httptest.NewRequest(tt.method, tt.target, nil)
 			for k, v := range tt.header {
 				req.Header[k] = v
 			}
-			h.ServeHTTP(httptest.NewRecorder(), req)
-			var names []string
-			for _, s := range rec.Ended()[before:] {
-				names = append(names, s.Name())
-			}
+			names := telemetrytest.ServedSpans(rec, h, req)
 			want := []string{}
 			if tt.want != "" {
 				want = []string{tt.want}

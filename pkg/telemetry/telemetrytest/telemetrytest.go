@@ -7,6 +7,8 @@
 package telemetrytest
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -27,4 +29,15 @@ func Record(t testing.TB) *tracetest.SpanRecorder {
 		_ = tp.Shutdown(t.Context())
 	})
 	return rec
+}
+
+// ServedSpans serves req with h and returns the names of the spans that ended meanwhile.
+func ServedSpans(rec *tracetest.SpanRecorder, h http.Handler, req *http.Request) []string {
+	before := len(rec.Ended())
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	var names []string
+	for _, s := range rec.Ended()[before:] {
+		names = append(names, s.Name())
+	}
+	return names
 }

@@ -51,18 +51,23 @@ func operations(t *testing.T) map[string]bool {
 	return ops
 }
 
-// routes are the router's "METHOD /path" with each {name:pattern} written {name}.
-func routes(t *testing.T) map[string]bool {
+// bareDeps are the least a server needs to build its routes (no repository behind them).
+func bareDeps(t *testing.T) Deps {
 	t.Helper()
 	v, err := auth.NewHS256Verifier([]byte("routes-doc-test-secret-0123456789"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	hub, _ := url.Parse("http://127.0.0.1:1")
-	_, r := newRouter(Deps{Verifier: v, Registry: prometheus.NewRegistry(), HubURL: hub,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return Deps{Verifier: v, Registry: prometheus.NewRegistry(), HubURL: hub, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// routes are the router's "METHOD /path" with each {name:pattern} written {name}.
+func routes(t *testing.T) map[string]bool {
+	t.Helper()
+	_, r := newRouter(bareDeps(t))
 	out := map[string]bool{}
-	err = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+	err := r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err := route.GetPathTemplate()
 		if err != nil || route.GetHandler() == nil {
 			return nil // a subrouter's prefix: its routes are walked on their own
@@ -119,13 +124,7 @@ func TestEveryRouteDocumented(t *testing.T) {
 // TestDocumentsServed: both documents are served as JSON without a token.
 func TestDocumentsServed(t *testing.T) {
 	t.Parallel()
-	v, err := auth.NewHS256Verifier([]byte("routes-doc-test-secret-0123456789"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, _ := url.Parse("http://127.0.0.1:1")
-	h := NewServer(Deps{Verifier: v, Registry: prometheus.NewRegistry(), HubURL: hub,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := NewServer(bareDeps(t))
 	for path, key := range map[string]string{"/api/v1/openapi.json": "openapi", "/api/v1/asyncapi.json": "asyncapi"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))

@@ -34,16 +34,11 @@ func TestServerSpansNamedByRoute(t *testing.T) {
 		{method: http.MethodGet, target: "/api/v1/exports/ws", header: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}},
 	}
 	for _, tt := range tests {
-		before := len(rec.Ended())
 		req := httptest.NewRequest(tt.method, tt.target, nil)
 		for k, v := range tt.header {
 			req.Header[k] = v
 		}
-		h.ServeHTTP(httptest.NewRecorder(), req)
-		var names []string
-		for _, s := range rec.Ended()[before:] {
-			names = append(names, s.Name())
-		}
+		names := telemetrytest.ServedSpans(rec, h, req)
 		switch {
 		case tt.want == "" && len(names) != 0:
 			t.Errorf("%s %s: spans %q, want none", tt.method, tt.target, names)
