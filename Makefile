@@ -58,7 +58,7 @@ chaos: ## faults on the real stack (kill -9, Kafka/PostgreSQL/S3 down, stalls, h
 bench: ## the benchmarks, one line per figure: name value unit (BENCH_FLAGS=-only=csv,copy)
 	@$(STACK) tools >&2 && $(ENV) && "$$STACK_DIR/bin/bench" $(BENCH_FLAGS)
 
-lint: ## gofmt -l must be empty, go vet, and govulncheck (code calling a known vulnerability fails)
+lint: ## gofmt -l must be empty, go vet, govulncheck (code calling a known vulnerability fails), promtool over the alert rules (with their tests) and the dashboard
 	@dev/lib/gocheck.sh lint
 
 tools: ## build dev/cmd/* and exportctl into .stack/bin
