@@ -88,7 +88,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
-	locker, err := lock.NewPostgresSessionLocker()
+	// Services starting together wait on this lock while one migrates. goose's default asks
+	// again every 5 s, longer than a fresh database's migrations take: a service whose start
+	// allows 10 s (the scheduler) could time out behind two such waits. Asking every second
+	// (goose's minimum), for up to 5 minutes as before, hands the lock on within a second.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return fmt.Errorf("migration lock: %w", err)
 	}
