@@ -59,6 +59,7 @@ Export Platform is running (state in $STACK_DIR).
                 (open this link to be signed in as Demo User for 24 h; the page drops the
                 token from the address bar. Or open http://$API_ADDR/ and paste a token.)
   REST API      http://$API_ADDR/api/v1/exports
+  API docs      http://$API_ADDR/#api (OpenAPI: /api/v1/openapi.json; events, AsyncAPI: /api/v1/asyncapi.json)
   WebSocket     ws://$API_ADDR/api/v1/exports/ws
   Schedules     http://$API_ADDR/api/v1/exports/schedules (also in the web UI; exportctl schedules list)
   progress-hub  $HUB_URL
